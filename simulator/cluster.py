@@ -1,0 +1,199 @@
+"""A whole simulated Codis cluster: fake Redis nodes, a dashboard, fault methods and truth helpers."""
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterator, Optional
+
+from .dashboard2 import Codis2Dashboard
+from .model import Clock, Node, World
+from .redis_server import NodeServerHost
+
+
+class Cluster:
+    """Use `with Cluster.start(groups=3, slaves=2) as c:`; everything binds to 127.0.0.1."""
+
+    def __init__(self, groups: int = 3, slaves: int = 2, password: Optional[str] = None,
+                 seed: int = 0, users: Optional[dict[str, str]] = None, dashboard_port: int = 0,
+                 product_name: str = "codis-demo", redis_timeout: float = 5.0,
+                 sort_servers: bool = True) -> None:
+        self.world = World(seed=seed, clock=Clock())
+        self.host = NodeServerHost(self.world)
+        self.dashboard = Codis2Dashboard(self.world, port=dashboard_port, product_name=product_name,
+                                         redis_timeout=redis_timeout)
+        self.dashboard.state.sort_servers = sort_servers
+        self.password = password
+        self.users = dict(users or {})
+        self.acknowledged: dict[int, list[int]] = {}
+        self._closed = False
+        try:
+            for gid in range(1, groups + 1):
+                self.add_group(gid, slaves)
+        except BaseException:
+            self.close()
+            raise
+
+    @classmethod
+    @contextlib.contextmanager
+    def start(cls, **kwargs: Any) -> Iterator["Cluster"]:
+        cluster = cls(**kwargs)
+        try:
+            yield cluster
+        finally:
+            cluster.close()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.dashboard.stop()
+        self.host.close()
+
+    # ------------------------------------------------------------------ building
+    def add_nodes(self, count: int) -> list[Node]:
+        return self.host.add_nodes(count, password=self.password, users=self.users)
+
+    def add_group(self, gid: int, slaves: int) -> list[str]:
+        nodes = self.add_nodes(1 + slaves)
+        master = nodes[0]
+        for replica in nodes[1:]:
+            self.world.slaveof(replica.addr, master.addr)
+        self.dashboard.seed_group(gid, [(master.addr, "master")] + [(n.addr, "slave") for n in nodes[1:]])
+        self.acknowledged.setdefault(gid, [])
+        return [n.addr for n in nodes]
+
+    # ------------------------------------------------------------------ reading
+    @property
+    def dashboard_url(self) -> str:
+        return self.dashboard.url
+
+    @property
+    def clock(self) -> Clock:
+        return self.world.clock
+
+    @property
+    def nodes(self) -> dict[str, Node]:
+        return self.world.nodes
+
+    @property
+    def audit(self) -> list[dict[str, Any]]:
+        return [e.as_dict() for e in self.dashboard.audit]
+
+    def group_ids(self) -> list[int]:
+        return sorted(self.dashboard.state.groups)
+
+    def servers(self, gid: int) -> dict[str, str]:
+        """addr -> type, as the dashboard stores it."""
+        return self.dashboard.servers(gid)
+
+    def masters(self) -> dict[int, list[str]]:
+        """Group id -> the addresses the dashboard calls master (more than one is a bug)."""
+        return self.dashboard.masters()
+
+    def master_of(self, gid: int) -> Optional[str]:
+        masters = self.masters().get(gid, [])
+        return masters[0] if len(masters) == 1 else None
+
+    def slaves_of(self, gid: int) -> list[str]:
+        return sorted(a for a, t in self.servers(gid).items() if t == "slave")
+
+    def role(self, addr: str) -> dict[str, Any]:
+        """The node's true replication state, read from the model (not over TCP)."""
+        with self.world.lock:
+            node = self.world.node(addr)
+            self.world.refresh(node)
+            return {"role": node.role, "master": node.master, "link_up": node.link_up,
+                    "offset": node.offset, "alive": not node.killed, "hung": node.hung,
+                    "keys": len(node.keys), "replid": node.replid}
+
+    def lost_writes(self, gid: int) -> list[int]:
+        """Writes acknowledged to the group's clients that its current master does not hold."""
+        master = self.master_of(gid)
+        acked = self.acknowledged.get(gid, [])
+        if master is None:
+            return list(acked)
+        with self.world.lock:
+            held = {w.write_id for w in self.world.node(master).log}
+        return [w for w in acked if w not in held]
+
+    # ------------------------------------------------------------------ writing
+    def write(self, gid: int, count: int = 1) -> list[int]:
+        """Write through the group's dashboard master, as a proxy would; returns acknowledged ids."""
+        master = self.master_of(gid)
+        if master is None:
+            raise ValueError("group %d has no single master in the dashboard" % gid)
+        ids = self.world.write(master, count)
+        self.acknowledged.setdefault(gid, []).extend(ids)
+        return ids
+
+    # ------------------------------------------------------------------ node faults
+    def kill(self, addr: str) -> None:
+        self.world.kill(addr)
+
+    def hang(self, addr: str) -> None:
+        self.world.hang(addr)
+
+    def revive(self, addr: str) -> None:
+        self.world.revive(addr)
+
+    def partition(self, addr: str, mode: Optional[str] = "hang") -> None:
+        """Cut the observer (every TCP client) off from the node; replication links stay up."""
+        self.world.set_partition(addr, mode)
+
+    def heal(self, addr: str) -> None:
+        self.world.set_partition(addr, None)
+
+    def slow(self, addr: str, ms: int) -> None:
+        self.world.set_slow(addr, ms)
+
+    def flaky(self, addr: str, every: int) -> None:
+        self.world.set_flaky(addr, every)
+
+    def cut_link(self, addr: str, cut: bool = True) -> None:
+        self.world.cut_link(addr, cut)
+
+    def set_lag(self, addr: str, writes: int) -> None:
+        self.world.set_lag(addr, writes)
+
+    def set_priority(self, addr: str, priority: int) -> None:
+        self.world.set_priority(addr, priority)
+
+    def set_loading(self, addr: str, loading: bool = True) -> None:
+        self.world.set_loading(addr, loading)
+
+    def set_syncing(self, addr: str, syncing: bool = True) -> None:
+        self.world.set_syncing(addr, syncing)
+
+    def slaveof(self, addr: str, master: Optional[str]) -> None:
+        self.world.slaveof(addr, master)
+
+    # ------------------------------------------------------------------ dashboard faults
+    def dashboard_fault(self, name: str, value: Any = True) -> None:
+        """down, garbage, truncated, slow_ms, promote_500_after_commit, lock_conflict."""
+        name = name.replace("-", "_")
+        if name == "down":
+            self.dashboard.set_down(bool(value))
+            return
+        if name == "slow":
+            name = "slow_ms"
+        if not hasattr(self.dashboard.faults, name):
+            raise ValueError("unknown dashboard fault %r" % name)
+        current = getattr(self.dashboard.faults, name)
+        setattr(self.dashboard.faults, name, type(current)(value))
+
+    def clear_dashboard_faults(self) -> None:
+        self.dashboard.set_down(False)
+        for name in ("garbage", "truncated"):
+            setattr(self.dashboard.faults, name, False)
+        for name in ("slow_ms", "promote_500_after_commit", "lock_conflict"):
+            setattr(self.dashboard.faults, name, 0)
+
+    def inject_server_type(self, gid: int, addr: str, server_type: str) -> None:
+        self.dashboard.inject_server(gid, addr, server_type)
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "dashboard": self.dashboard_url,
+            "groups": {str(gid): {addr: {"type": t, **self.role(addr)} if addr in self.nodes else
+                                  {"type": t} for addr, t in self.servers(gid).items()}
+                       for gid in self.group_ids()},
+        }
