@@ -1,0 +1,173 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) codis.ha contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Carry a plan out through the dashboard and prove each step by re-reading the dashboard and Redis.
+
+The dashboard can lie in both directions: a 500 after a promotion it applied (a proxy did not
+acknowledge), and an addServer that answers 500 but stored the server. So the outcome of every call is
+decided by re-reading, never by the HTTP status alone. One group's failure never stops the others.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from ansible_collections.codis.ha.plugins.module_utils._dashboard import Codis2Client, DashboardError
+from ansible_collections.codis.ha.plugins.module_utils._planner import (
+    PROMOTE,
+    Action,
+    GroupDecision,
+    Plan,
+)
+from ansible_collections.codis.ha.plugins.module_utils._probe import Prober
+from ansible_collections.codis.ha.plugins.module_utils._topology import ProbeResult, Server, Topology
+
+PLANNED = "planned"
+DONE = "done"
+FAILED = "failed"
+
+
+@dataclass
+class ActionResult:
+    action: Action
+    status: str
+    detail: str = ""
+
+    def as_dict(self) -> dict[str, object]:
+        out = self.action.as_dict()
+        out.update(status=self.status, detail=self.detail)
+        return out
+
+
+@dataclass
+class Outcome:
+    results: list[ActionResult]
+    skipped: list[tuple[int, str]]
+
+    @property
+    def changed(self) -> bool:
+        return any(r.status in (DONE, PLANNED) for r in self.results)
+
+    @property
+    def failed(self) -> list[ActionResult]:
+        return [r for r in self.results if r.status == FAILED]
+
+
+class Executor:
+    def __init__(self, dashboard: Codis2Client, prober: Prober, verify_timeout: float = 10.0,
+                 verify_interval: float = 0.1, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.dashboard = dashboard
+        self.prober = prober
+        self.verify_timeout = verify_timeout
+        self.verify_interval = verify_interval
+        self._clock = clock
+        self._sleep = sleep
+
+    def run(self, plan: Plan, topology: Topology, check_mode: bool) -> Outcome:
+        outcome = Outcome([], [])
+        for decision in plan.decisions:
+            if not decision.actions:
+                continue
+            if check_mode:
+                outcome.results.extend(ActionResult(a, PLANNED) for a in decision.actions)
+                continue
+            self._run_group(decision, topology, outcome)
+        return outcome
+
+    def _run_group(self, decision: GroupDecision, topology: Topology, outcome: Outcome) -> None:
+        planned = topology.group(decision.group)
+        try:
+            current = self.dashboard.group(decision.group)
+        except DashboardError as exc:
+            outcome.results.extend(ActionResult(a, FAILED, "not attempted: could not re-read the group "
+                                                "before acting: %s" % exc) for a in decision.actions)
+            return
+        if planned is None or current.snapshot() != planned.snapshot():
+            # Another runner (or an operator) changed the group since it was read: its plan is stale.
+            outcome.skipped.append((decision.group, "the group changed in the dashboard between reading "
+                                    "and acting (%s -> %s); left for the next pass"
+                                    % (planned.snapshot() if planned else {}, current.snapshot())))
+            return
+        for index, action in enumerate(decision.actions):
+            result = self._promote(action) if action.action == PROMOTE else self._add_slave(action)
+            outcome.results.append(result)
+            if result.status == FAILED and action.action == PROMOTE:
+                outcome.results.extend(ActionResult(a, FAILED, "not attempted: the promotion failed")
+                                       for a in decision.actions[index + 1:])
+                return
+
+    # ------------------------------------------------------------------ promote
+    def _promote(self, action: Action) -> ActionResult:
+        answer = ""
+        try:
+            self.dashboard.promote(action.group, Server(action.server, "slave"))
+        except DashboardError as exc:
+            answer = str(exc)
+        try:
+            group = self.dashboard.group(action.group)
+        except DashboardError as exc:
+            return ActionResult(action, FAILED, "%s; and the group could not be re-read to learn the "
+                                "outcome: %s" % (answer or "promote answered OK", exc))
+        masters = [s.addr for s in group.of_type("master")]
+        if masters != [action.server]:
+            return ActionResult(action, FAILED, "%sthe dashboard now lists master(s) %s" % (
+                answer + "; " if answer else "promote answered OK but ", masters or "none"))
+        seen = self._wait_for(action.server, lambda p: p.alive and p.role == "master")
+        if not (seen.alive and seen.role == "master"):
+            return ActionResult(action, FAILED, "the dashboard names %s master but it reports %s" % (
+                action.server, _describe(seen)))
+        detail = "dashboard lists %s as master and it answers role master at offset %s" % (
+            action.server, seen.offset)
+        if answer:
+            detail = "the dashboard answered an error (%s) but had applied the promotion; %s" % (answer, detail)
+        return ActionResult(action, DONE, detail)
+
+    # ------------------------------------------------------------------ repoint / readd
+    def _add_slave(self, action: Action) -> ActionResult:
+        if action.server == action.master:
+            return ActionResult(action, FAILED, "refused: would demote the group's own master")
+        answer = ""
+        try:
+            self.dashboard.add_server(action.group, action.server, "slave")
+        except DashboardError as exc:
+            answer = str(exc)
+        try:
+            group = self.dashboard.group(action.group)
+        except DashboardError as exc:
+            return ActionResult(action, FAILED, "%s; and the group could not be re-read: %s" % (
+                answer or "addServer answered OK", exc))
+        stored = group.snapshot().get(action.server)
+        if stored != "slave":
+            return ActionResult(action, FAILED, "%sthe dashboard stores %s as %s" % (
+                answer + "; " if answer else "", action.server, stored))
+        seen = self._wait_for(action.server, lambda p: p.replicates_from(action.master) and bool(p.link_up))
+        if not seen.replicates_from(action.master):
+            return ActionResult(action, FAILED, "%s%s reports %s, not a slave of %s" % (
+                answer + "; " if answer else "", action.server, _describe(seen), action.master))
+        link = "link up" if seen.link_up else "link still down (sync in progress)"
+        detail = "%s replicates from %s, %s" % (action.server, action.master, link)
+        if answer:
+            detail = "the dashboard answered an error (%s) but stored the slave; %s" % (answer, detail)
+        return ActionResult(action, DONE, detail)
+
+    def _wait_for(self, addr: str, condition: Callable[[ProbeResult], bool]) -> ProbeResult:
+        deadline = self._clock() + self.verify_timeout
+        while True:
+            seen = self.prober.probe(addr)
+            if condition(seen) or self._clock() >= deadline:
+                return seen
+            self._sleep(self.verify_interval)
+
+
+def _describe(seen: Optional[ProbeResult]) -> str:
+    if seen is None:
+        return "nothing"
+    if not seen.alive:
+        return "%s (%s)" % (seen.status, seen.error)
+    if seen.role == "slave":
+        return "role slave of %s (link %s)" % (seen.master_addr, "up" if seen.link_up else "down")
+    return "role %s" % seen.role

@@ -1,0 +1,167 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) codis.ha contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""One check-and-promote pass: read, probe, plan, act, verify, report.
+
+The module file only validates its arguments and hands them here; the result is a plain dict ready for
+exit_json / fail_json, so the pass can also run from tests and benchmarks without Ansible around it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from ansible_collections.codis.ha.plugins.module_utils._dashboard import Codis2Client, DashboardError
+from ansible_collections.codis.ha.plugins.module_utils._executor import Executor, Outcome
+from ansible_collections.codis.ha.plugins.module_utils._planner import Plan, Policy, plan, predict
+from ansible_collections.codis.ha.plugins.module_utils._probe import ProbeSettings, Prober, redis_argument_spec
+from ansible_collections.codis.ha.plugins.module_utils._topology import ProbeResult, Topology
+
+
+def argument_spec() -> dict[str, Any]:
+    spec = dict(
+        dashboard_url=dict(type="str", required=True),
+        dashboard_timeout=dict(type="float", default=5.0),
+        validate_certs=dict(type="bool", default=True),
+        ca_path=dict(type="path"),
+        repoint_slaves=dict(type="bool", default=True),
+        reuse_offline=dict(type="bool", default=True),
+        groups=dict(type="list", elements="int"),
+        verify_timeout=dict(type="float", default=10.0),
+    )
+    spec.update(redis_argument_spec())
+    return spec
+
+
+def parameter_problems(params: dict[str, Any]) -> list[str]:
+    problems = ProbeSettings.from_params(params).problems()
+    url = params["dashboard_url"]
+    if not url.startswith(("http://", "https://")) or len(url.split("://", 1)[1].strip("/")) == 0:
+        problems.append("dashboard_url must be an http:// or https:// URL, got %r" % url)
+    if params["dashboard_timeout"] <= 0:
+        problems.append("dashboard_timeout must be greater than 0")
+    if params["verify_timeout"] < 0:
+        problems.append("verify_timeout must not be negative")
+    return problems
+
+
+@dataclass
+class PassResult:
+    """What the module returns: `failed_msg` set means fail_json."""
+    result: dict[str, Any] = field(default_factory=dict)
+    failed_msg: Optional[str] = None
+
+
+def run_pass(params: dict[str, Any], check_mode: bool = False, diff: bool = False) -> PassResult:
+    started = time.monotonic()
+    client = Codis2Client(params["dashboard_url"], timeout=params["dashboard_timeout"],
+                          validate_certs=params["validate_certs"], ca_path=params.get("ca_path"))
+    try:
+        return _run(client, params, check_mode, diff, started)
+    finally:
+        client.close()
+
+
+def _run(client: Codis2Client, params: dict[str, Any], check_mode: bool, diff: bool,
+         started: float) -> PassResult:
+    try:
+        topology = client.topology()
+    except DashboardError as exc:
+        return PassResult({"changed": False, "actions": [], "groups": [], "skipped_groups": []},
+                          "cannot read the server groups from the dashboard, nothing was changed: %s" % exc)
+    policy = Policy(repoint_slaves=params["repoint_slaves"], reuse_offline=params["reuse_offline"],
+                    groups=frozenset(params["groups"]) if params.get("groups") is not None else None)
+    settings = ProbeSettings.from_params(params)
+    prober = Prober(settings)
+    selected = [g for g in topology.groups if policy.groups is None or g.id in policy.groups]
+    probes = prober.probe_all([s.addr for g in selected for s in g.servers])
+    the_plan = plan(topology, probes, policy)
+    if the_plan.errors:
+        result = _report(topology, probes, the_plan, Outcome([], []), None, False, started)
+        return PassResult(result, "; ".join(the_plan.errors))
+
+    outcome = Executor(client, prober, verify_timeout=params["verify_timeout"]).run(
+        the_plan, topology, check_mode)
+    after: Optional[Topology] = None
+    if diff:
+        after = predict(topology, the_plan) if check_mode else _reread(client, topology, outcome)
+    result = _report(topology, probes, the_plan, outcome, after, diff, started)
+    if outcome.failed:
+        return PassResult(result, "%d action(s) failed: %s" % (len(outcome.failed), "; ".join(
+            "%s %s in group %d: %s" % (r.action.action, r.action.server, r.action.group, r.detail)
+            for r in outcome.failed)))
+    return PassResult(result)
+
+
+def _reread(client: Codis2Client, before: Topology, outcome: Outcome) -> Topology:
+    if not outcome.results:
+        return before
+    try:
+        return client.topology()
+    except DashboardError:
+        return before
+
+
+def _report(topology: Topology, probes: dict[str, ProbeResult], the_plan: Plan, outcome: Outcome,
+            after: Optional[Topology], diff: bool, started: float) -> dict[str, Any]:
+    decisions = {d.group: d for d in the_plan.decisions}
+    groups = []
+    for group in topology.groups:
+        decision = decisions.get(group.id)
+        if decision is None:
+            continue
+        groups.append({
+            "id": group.id,
+            "master": decision.master,
+            "decision": decision.decision,
+            "reason": decision.reason,
+            "servers": [_server_report(s.addr, s.type, probes.get(s.addr)) for s in group.servers],
+        })
+    skipped = [{"group": d.group, "reason": d.reason} for d in the_plan.skipped]
+    skipped += [{"group": gid, "reason": reason} for gid, reason in outcome.skipped]
+    actions = [r.as_dict() for r in outcome.results]
+    result: dict[str, Any] = {
+        "changed": outcome.changed,
+        "actions": actions,
+        "groups": groups,
+        "skipped_groups": skipped,
+        "msg": _sentence(groups, outcome, skipped),
+        "pass_seconds": round(time.monotonic() - started, 3),
+    }
+    if diff:
+        wanted = {g["id"] for g in groups}
+        before = Topology(tuple(g for g in topology.groups if g.id in wanted))
+        after_t = Topology(tuple(g for g in (after or topology).groups if g.id in wanted))
+        result["diff"] = {"before": before.snapshot(), "after": after_t.snapshot()}
+    return result
+
+
+def _server_report(addr: str, server_type: str, seen: Optional[ProbeResult]) -> dict[str, Any]:
+    out: dict[str, Any] = {"addr": addr, "type": server_type}
+    if seen is None:
+        out.update(alive=None, status="not probed")
+        return out
+    out.update(alive=seen.alive, status=seen.status, role=seen.role, offset=seen.offset,
+               master=seen.master_addr, link_up=seen.link_up, priority=seen.priority, error=seen.error)
+    return out
+
+
+def _sentence(groups: list[dict[str, Any]], outcome: Outcome, skipped: list[dict[str, Any]]) -> str:
+    parts = []
+    by_status: dict[str, int] = {}
+    for r in outcome.results:
+        key = "%s %s" % (r.action.action, r.status)
+        by_status[key] = by_status.get(key, 0) + 1
+    if by_status:
+        parts.append(", ".join("%d %s" % (n, k) for k, n in sorted(by_status.items())))
+    counts: dict[str, int] = {}
+    for g in groups:
+        counts[g["decision"]] = counts.get(g["decision"], 0) + 1
+    parts.append("%d group(s): %s" % (len(groups), ", ".join(
+        "%d %s" % (n, d.replace("_", " ")) for d, n in sorted(counts.items())) or "none"))
+    if skipped:
+        parts.append("%d group(s) skipped" % len(skipped))
+    return "; ".join(parts) + "."

@@ -1,0 +1,252 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) codis.ha contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The failover decision: topology + probe results + policy -> actions, each with its reason.
+
+Pure: no sockets, no HTTP, no clock. Read `plan_group` top to bottom: every branch ends in a decision
+and a sentence that says why. Refusals are decisions too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from ansible_collections.codis.ha.plugins.module_utils._topology import (
+    AUTH_ERROR,
+    ERROR,
+    KNOWN_TYPES,
+    ProbeResult,
+    ServerGroup,
+    Topology,
+)
+
+PROMOTE = "promote"
+REPOINT = "repoint"
+READD = "readd"
+
+HEALTHY = "healthy"
+REPAIR = "repair"
+FAILOVER = "failover"
+NO_CANDIDATE = "no_candidate"
+SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class Policy:
+    repoint_slaves: bool = True
+    reuse_offline: bool = True
+    groups: Optional[frozenset[int]] = None
+
+
+@dataclass(frozen=True)
+class Action:
+    group: int
+    action: str
+    server: str
+    previous_master: Optional[str]
+    master: str  # the master of the group once this action is done
+    reason: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {"group": self.group, "action": self.action, "server": self.server,
+                "previous_master": self.previous_master, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class GroupDecision:
+    group: int
+    decision: str
+    reason: str
+    master: Optional[str] = None
+    actions: tuple[Action, ...] = ()
+
+
+@dataclass(frozen=True)
+class Plan:
+    decisions: tuple[GroupDecision, ...] = ()
+    errors: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def actions(self) -> list[Action]:
+        return [a for d in self.decisions for a in d.actions]
+
+    @property
+    def skipped(self) -> list[GroupDecision]:
+        return [d for d in self.decisions if d.decision == SKIPPED]
+
+
+def plan(topology: Topology, probes: dict[str, ProbeResult], policy: Policy) -> Plan:
+    groups = [g for g in sorted(topology.groups, key=lambda g: g.id)
+              if policy.groups is None or g.id in policy.groups]
+    errors = _auth_errors(groups, probes)
+    if errors:
+        # A wrong password makes every server look dead; acting on that would fail over healthy masters.
+        return Plan(tuple(GroupDecision(g.id, SKIPPED, "not planned: authentication to Redis failed")
+                          for g in groups), tuple(errors))
+    return Plan(tuple(plan_group(g, probes, policy) for g in groups))
+
+
+def plan_group(group: ServerGroup, probes: dict[str, ProbeResult], policy: Policy) -> GroupDecision:
+    problem = group_problem(group, probes)
+    if problem:
+        return GroupDecision(group.id, SKIPPED, problem)
+    master = group.master
+    assert master is not None
+    seen = probes[master.addr]
+
+    if seen.status == ERROR:
+        return GroupDecision(group.id, SKIPPED, "master %s answered an error (%s); not deciding on an "
+                             "answer the tool does not understand" % (master.addr, seen.error), master.addr)
+
+    if seen.alive:
+        if seen.loading:
+            return GroupDecision(group.id, SKIPPED, "master %s is loading its dataset; waiting for it"
+                                 % master.addr, master.addr)
+        if seen.role != "master":
+            return GroupDecision(group.id, SKIPPED, "master %s is alive but reports role %s (of %s); an "
+                                 "operator must decide which server is the master"
+                                 % (master.addr, seen.role, seen.master_addr), master.addr)
+        actions = repair_actions(group, master.addr, probes, policy, exclude=())
+        if not actions:
+            return GroupDecision(group.id, HEALTHY, "master %s is alive and every live slave replicates "
+                                 "from it" % master.addr, master.addr)
+        return GroupDecision(group.id, REPAIR, "master %s is alive; %d server(s) to bring back under it"
+                             % (master.addr, len(actions)), master.addr, tuple(actions))
+
+    down = "master %s is down (%d failed probe(s): %s)" % (master.addr, seen.attempts, seen.error)
+    candidate, exclusions = select_candidate(group, master.addr, probes)
+    if candidate is None:
+        return GroupDecision(group.id, NO_CANDIDATE, "%s and no slave can take over: %s"
+                             % (down, _explain(exclusions) or "the group has no slave"), master.addr)
+    chosen = probes[candidate]
+    why = "%s; %s has the highest replication offset (%d) among eligible slaves" % (
+        down, candidate, chosen.offset or 0)
+    if exclusions:
+        why += "; not eligible: %s" % _explain(exclusions)
+    promote = Action(group.id, PROMOTE, candidate, master.addr, candidate, why)
+    after = group.with_types({master.addr: "offline", candidate: "master"})
+    followers = repair_actions(after, candidate, probes, policy, exclude=(master.addr,))
+    return GroupDecision(group.id, FAILOVER, why, candidate, (promote,) + tuple(followers))
+
+
+def group_problem(group: ServerGroup, probes: dict[str, ProbeResult]) -> Optional[str]:
+    """Why the tool refuses to touch this group at all, or None."""
+    if not group.servers:
+        return "the group has no servers"
+    unknown = [s for s in group.servers if s.type not in KNOWN_TYPES]
+    if unknown:
+        return "server %s has unknown type %r; not acting on a group the tool does not understand" % (
+            unknown[0].addr, unknown[0].type)
+    masters = group.of_type("master")
+    if len(masters) > 1:
+        return "%d servers have type master (%s); an operator must fix the group" % (
+            len(masters), ", ".join(s.addr for s in masters))
+    if not masters:
+        return "no server has type master; an operator must choose one"
+    missing = [s.addr for s in group.servers if s.addr not in probes]
+    if missing:
+        return "no probe result for %s" % ", ".join(missing)
+    return None
+
+
+def select_candidate(group: ServerGroup, old_master: str,
+                     probes: dict[str, ProbeResult]) -> tuple[Optional[str], list[tuple[str, str]]]:
+    """Sentinel-style: filter with a named reason per exclusion, then a total order."""
+    eligible: list[ProbeResult] = []
+    exclusions: list[tuple[str, str]] = []
+    for server in sorted(group.servers, key=lambda s: s.addr):
+        if server.addr == old_master:
+            continue
+        reason = _ineligible(server.type, probes[server.addr], old_master)
+        if reason:
+            exclusions.append((server.addr, reason))
+        else:
+            eligible.append(probes[server.addr])
+    if not eligible:
+        return None, exclusions
+    best = min(eligible, key=lambda p: (-(p.offset or 0), p.priority or 0, p.addr))
+    return best.addr, exclusions
+
+
+def _ineligible(server_type: str, seen: ProbeResult, old_master: str) -> Optional[str]:
+    if server_type != "slave":
+        return "type %s in the dashboard" % server_type
+    if not seen.alive:
+        return "down (%s)" % seen.error
+    if seen.role != "slave":
+        return "reports role %s" % seen.role
+    if not seen.replicates_from(old_master):
+        return "replicates from %s, not from the master" % seen.master_addr
+    if seen.loading:
+        return "loading its dataset"
+    if seen.syncing:
+        return "sync with the master in progress"
+    if seen.priority == 0:
+        return "replica-priority 0"
+    if seen.offset is None:
+        return "no replication offset reported"
+    return None
+
+
+def repair_actions(group: ServerGroup, master: str, probes: dict[str, ProbeResult], policy: Policy,
+                   exclude: tuple[str, ...]) -> list[Action]:
+    """Slaves that do not follow `master` are re-pointed; live `offline` servers are re-added."""
+    actions = []
+    for server in sorted(group.servers, key=lambda s: s.addr):
+        if server.addr == master or server.addr in exclude:
+            continue
+        seen = probes[server.addr]
+        if not seen.alive or seen.loading:
+            continue
+        if server.type == "slave" and policy.repoint_slaves and not seen.replicates_from(master):
+            actions.append(Action(group.id, REPOINT, server.addr, None, master,
+                                  "slave %s %s; re-pointed to master %s%s" % (
+                                      server.addr, _following(seen), master, _divergence(seen))))
+        elif server.type == "offline" and policy.reuse_offline:
+            actions.append(Action(group.id, READD, server.addr, None, master,
+                                  "offline server %s is alive (%s); re-added as a slave of %s%s" % (
+                                      server.addr, _following(seen), master, _divergence(seen))))
+    return actions
+
+
+def _following(seen: ProbeResult) -> str:
+    if seen.role == "slave":
+        return "replicates from %s" % seen.master_addr
+    return "is a %s" % (seen.role or "server of unknown role")
+
+
+def _divergence(seen: ProbeResult) -> str:
+    if seen.role != "master":
+        return ""
+    return "; its own data (offset %s, %s keys) will be replaced by a full sync" % (
+        seen.offset, seen.keys if seen.keys is not None else "unknown")
+
+
+def _explain(exclusions: list[tuple[str, str]]) -> str:
+    return ", ".join("%s %s" % (addr, reason) for addr, reason in exclusions)
+
+
+def _auth_errors(groups: list[ServerGroup], probes: dict[str, ProbeResult]) -> list[str]:
+    addrs = sorted({s.addr for g in groups for s in g.servers})
+    return ["authentication to Redis at %s failed (%s): check redis_password and redis_username; "
+            "a server that refuses our credentials is not down, so nothing was changed"
+            % (a, probes[a].error) for a in addrs if a in probes and probes[a].status == AUTH_ERROR]
+
+
+def predict(topology: Topology, plan_: Plan) -> Topology:
+    """The topology the dashboard should show once the plan is carried out (for check mode's diff)."""
+    groups = []
+    for group in topology.groups:
+        types: dict[str, str] = {}
+        for action in plan_.actions:
+            if action.group != group.id:
+                continue
+            if action.action == PROMOTE:
+                types[action.previous_master or ""] = "offline"
+                types[action.server] = "master"
+            else:
+                types[action.server] = "slave"
+        groups.append(group.with_types(types))
+    return Topology(tuple(groups))

@@ -1,0 +1,226 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) codis.ha contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Ask every Redis server what it is: all in parallel, each with its own deadline.
+
+One hung server costs one probe budget (probe_timeout x probe_attempts plus the intervals), not one per
+server. An authentication failure is reported as such and never retried: a wrong password is not a dead
+master.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+from ansible_collections.codis.ha.plugins.module_utils._topology import (
+    ALIVE,
+    AUTH_ERROR,
+    DOWN,
+    ERROR,
+    ProbeResult,
+)
+
+REDIS_IMPORT_ERROR: Optional[str]
+try:
+    import redis
+    from redis.exceptions import (
+        AuthenticationError,
+        BusyLoadingError,
+        ConnectionError as RedisConnectionError,
+        RedisError,
+        ResponseError,
+        TimeoutError as RedisTimeoutError,
+    )
+except ImportError:
+    HAS_REDIS = False
+    REDIS_IMPORT_ERROR = traceback.format_exc()
+else:
+    HAS_REDIS = True
+    REDIS_IMPORT_ERROR = None
+
+AUTH_MARKERS = ("NOAUTH", "WRONGPASS", "invalid password", "invalid username-password",
+                "without any password configured", "Authentication required",
+                "HELLO must be called with the client already authenticated")
+
+
+def redis_argument_spec() -> dict[str, Any]:
+    """Every option that says how to reach and authenticate to Redis, named and documented once."""
+    return dict(
+        redis_username=dict(type="str"),
+        redis_password=dict(type="str", no_log=True),
+        redis_tls=dict(type="bool", default=False),
+        redis_tls_ca_path=dict(type="path"),
+        redis_tls_cert_path=dict(type="path"),
+        redis_tls_key_path=dict(type="path"),
+        redis_tls_validate_certs=dict(type="bool", default=True),
+        probe_timeout=dict(type="float", default=1.0),
+        probe_attempts=dict(type="int", default=2),
+        probe_interval=dict(type="float", default=0.2),
+        probe_concurrency=dict(type="int", default=256),
+    )
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    username: Optional[str] = None
+    password: Optional[str] = None
+    tls: bool = False
+    tls_ca_path: Optional[str] = None
+    tls_cert_path: Optional[str] = None
+    tls_key_path: Optional[str] = None
+    tls_validate_certs: bool = True
+    timeout: float = 1.0
+    attempts: int = 2
+    interval: float = 0.2
+    concurrency: int = 256
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> "ProbeSettings":
+        return cls(username=params.get("redis_username"), password=params.get("redis_password"),
+                   tls=bool(params.get("redis_tls")), tls_ca_path=params.get("redis_tls_ca_path"),
+                   tls_cert_path=params.get("redis_tls_cert_path"),
+                   tls_key_path=params.get("redis_tls_key_path"),
+                   tls_validate_certs=params.get("redis_tls_validate_certs", True),
+                   timeout=params["probe_timeout"], attempts=params["probe_attempts"],
+                   interval=params["probe_interval"], concurrency=params["probe_concurrency"])
+
+    def problems(self) -> list[str]:
+        out = []
+        if self.timeout <= 0:
+            out.append("probe_timeout must be greater than 0")
+        if self.attempts < 1:
+            out.append("probe_attempts must be at least 1")
+        if self.interval < 0:
+            out.append("probe_interval must not be negative")
+        if self.concurrency < 1:
+            out.append("probe_concurrency must be at least 1")
+        if (self.tls_cert_path is None) != (self.tls_key_path is None):
+            out.append("redis_tls_cert_path and redis_tls_key_path go together")
+        return out
+
+    @property
+    def budget(self) -> float:
+        """The most one server's probe may take."""
+        return self.attempts * self.timeout + (self.attempts - 1) * self.interval
+
+
+def connection_kwargs(settings: ProbeSettings) -> dict[str, Any]:
+    kwargs: dict[str, Any] = dict(
+        username=settings.username, password=settings.password,
+        socket_timeout=settings.timeout, socket_connect_timeout=settings.timeout,
+        # Attempts are counted here, not by redis-py: its default retries with backoff would turn one
+        # dead server into seconds of waiting.
+        retry=None, retry_on_timeout=False,
+        # RESP2 and no CLIENT SETINFO: the Redis builds under Codis 2 predate HELLO.
+        protocol=2, lib_name=None, lib_version=None,
+        decode_responses=True, health_check_interval=0,
+    )
+    if settings.tls:
+        kwargs.update(ssl=True, ssl_ca_certs=settings.tls_ca_path, ssl_certfile=settings.tls_cert_path,
+                      ssl_keyfile=settings.tls_key_path,
+                      ssl_cert_reqs="required" if settings.tls_validate_certs else "none",
+                      ssl_check_hostname=False)
+    return kwargs
+
+
+class Prober:
+    def __init__(self, settings: ProbeSettings, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.settings = settings
+        self._kwargs = connection_kwargs(settings)
+        self._sleep = sleep
+
+    def probe_all(self, addrs: list[str]) -> dict[str, ProbeResult]:
+        addrs = sorted(set(addrs))
+        if not addrs:
+            return {}
+        workers = min(len(addrs), self.settings.concurrency)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="codis-ha-probe") as pool:
+            return dict(zip(addrs, pool.map(self.probe, addrs)))
+
+    def probe(self, addr: str) -> ProbeResult:
+        settings = self.settings
+        deadline = time.monotonic() + settings.budget
+        last = ProbeResult(addr, DOWN, "not probed", 0)
+        for attempt in range(1, settings.attempts + 1):
+            last = self._probe_once(addr, attempt)
+            if last.status != DOWN:
+                return last
+            if attempt < settings.attempts and time.monotonic() + settings.interval < deadline:
+                self._sleep(settings.interval)
+        return last
+
+    def _probe_once(self, addr: str, attempt: int) -> ProbeResult:
+        host, _, port = addr.rpartition(":")
+        client = redis.Redis(host=host.strip("[]"), port=int(port), **self._kwargs)
+        try:
+            pipe = client.pipeline(transaction=False)
+            pipe.info()
+            pipe.execute_command("ROLE")
+            info, role = pipe.execute(raise_on_error=False)
+            for reply in (info, role):
+                if isinstance(reply, Exception) and not isinstance(reply, ResponseError):
+                    raise reply
+            if isinstance(info, BusyLoadingError):
+                return ProbeResult(addr, ALIVE, "loading", attempt, loading=True)
+            if isinstance(info, ResponseError):
+                return _error_result(addr, info, attempt)
+            return parse_info(addr, info, role if isinstance(role, list) else None, attempt)
+        except AuthenticationError as exc:
+            return ProbeResult(addr, AUTH_ERROR, _text(exc), attempt)
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            return ProbeResult(addr, DOWN, _text(exc), attempt)
+        except ResponseError as exc:
+            return _error_result(addr, exc, attempt)
+        except RedisError as exc:
+            return ProbeResult(addr, ERROR, _text(exc), attempt)
+        finally:
+            client.close()
+
+
+def _error_result(addr: str, exc: Exception, attempt: int) -> ProbeResult:
+    text = _text(exc)
+    status = AUTH_ERROR if any(m in text for m in AUTH_MARKERS) else ERROR
+    return ProbeResult(addr, status, text, attempt)
+
+
+def _text(exc: Exception) -> str:
+    return ("%s: %s" % (type(exc).__name__, exc))[:300]
+
+
+def _int(value: Any) -> Optional[int]:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def parse_info(addr: str, info: dict[str, Any], role: Optional[list[Any]], attempt: int) -> ProbeResult:
+    """INFO is the source; ROLE only fills in what an old Redis leaves out of INFO."""
+    kind = info.get("role")
+    if kind is None and role:
+        kind = str(role[0])
+    if kind not in ("master", "slave"):
+        return ProbeResult(addr, ERROR, "unknown role %r in INFO" % (kind,), attempt)
+    keys = sum(_int(v.get("keys")) or 0 for k, v in info.items()
+               if k.startswith("db") and isinstance(v, dict))
+    common = dict(offset=_int(info.get("master_repl_offset")), replid=info.get("master_replid"),
+                  keys=keys, loading=bool(_int(info.get("loading"))))
+    if kind == "master":
+        replicas = tuple("%s:%s" % (v.get("ip"), v.get("port")) for k, v in sorted(info.items())
+                         if k.startswith("slave") and k[5:].isdigit() and isinstance(v, dict))
+        return ProbeResult(addr, ALIVE, "", attempt, role="master", replicas=replicas, **common)
+    common["offset"] = _int(info.get("slave_repl_offset", common["offset"]))
+    link_up = info.get("master_link_status") == "up"
+    priority = _int(info.get("slave_priority", info.get("replica_priority")))
+    return ProbeResult(
+        addr, ALIVE, "", attempt, role="slave",
+        master_addr="%s:%s" % (info.get("master_host"), info.get("master_port")),
+        link_up=link_up, last_io_seconds=_int(info.get("master_last_io_seconds_ago")),
+        link_down_seconds=_int(info.get("master_link_down_since_seconds")),
+        priority=100 if priority is None else priority,
+        syncing=bool(_int(info.get("master_sync_in_progress"))), **common)

@@ -1,0 +1,231 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) codis.ha contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: codis_ha
+short_description: One idempotent check-and-promote pass over the server groups of a Codis cluster
+version_added: "0.1.0"
+description:
+  - Reads the server groups from a Codis 2.x dashboard, probes every Redis server in parallel, and for
+    each group whose master is really down promotes the best live slave through the dashboard.
+  - The best slave is a live slave of the group that replicates from the failed master, is not loading
+    or syncing and has a C(replica-priority) other than 0; the highest replication offset wins, then the
+    lower priority, then the address.
+  - After a promotion the other slaves are re-pointed to the new master through the dashboard, and a
+    server shown C(offline) that is alive again is re-added as a slave (O(reuse_offline)).
+  - Every action is verified by re-reading the dashboard and asking the Redis servers; a dashboard that
+    answers an error after applying a promotion is handled by re-reading.
+  - A server that refuses the credentials is not treated as down; the pass fails and changes nothing.
+author:
+  - codis.ha contributors
+requirements:
+  - redis (Python package, 4.x or newer)
+  - requests (Python package)
+attributes:
+  check_mode:
+    support: full
+    description: Plans the pass and reports the actions it would take, with status C(planned).
+  diff_mode:
+    support: full
+    description: Shows each group's servers and their types before and after.
+options:
+  dashboard_url:
+    description: Base URL of the Codis dashboard, for example C(http://127.0.0.1:18087).
+    type: str
+    required: true
+  dashboard_timeout:
+    description: Seconds to wait for each dashboard answer.
+    type: float
+    default: 5.0
+  validate_certs:
+    description: Validate the dashboard's TLS certificate when O(dashboard_url) is https.
+    type: bool
+    default: true
+  ca_path:
+    description: CA bundle to validate the dashboard's certificate with.
+    type: path
+  redis_username:
+    description: ACL user name for the Redis servers (Redis 6 or newer).
+    type: str
+  redis_password:
+    description: Password for the Redis servers (C(requirepass) or the ACL user's password).
+    type: str
+  redis_tls:
+    description: Connect to the Redis servers with TLS.
+    type: bool
+    default: false
+  redis_tls_ca_path:
+    description: CA certificate to validate the Redis servers with.
+    type: path
+  redis_tls_cert_path:
+    description: Client certificate for Redis TLS; goes with O(redis_tls_key_path).
+    type: path
+  redis_tls_key_path:
+    description: Client key for Redis TLS; goes with O(redis_tls_cert_path).
+    type: path
+  redis_tls_validate_certs:
+    description: Validate the Redis servers' certificates against O(redis_tls_ca_path).
+    type: bool
+    default: true
+  probe_timeout:
+    description: Seconds one probe of one Redis server may take (connect, and then the answer).
+    type: float
+    default: 1.0
+  probe_attempts:
+    description: A server is down only after this many failed probes in a row.
+    type: int
+    default: 2
+  probe_interval:
+    description: Seconds between two probes of the same server.
+    type: float
+    default: 0.2
+  probe_concurrency:
+    description: How many servers are probed at once.
+    type: int
+    default: 256
+  repoint_slaves:
+    description: Re-point slaves that do not replicate from their group's master (after a promotion,
+      or stray ones) by re-adding them as slaves through the dashboard.
+    type: bool
+    default: true
+  reuse_offline:
+    description:
+      - Re-add a server shown C(offline) that is alive again as a slave of the current master.
+      - Its own writes (a returning old master's) are discarded by the full sync; the action's reason
+        reports its offset and key count first.
+    type: bool
+    default: true
+  groups:
+    description: Only look at these group ids. All groups when omitted.
+    type: list
+    elements: int
+  verify_timeout:
+    description: Seconds to wait for a promoted or re-pointed server to show its new role.
+    type: float
+    default: 10.0
+notes:
+  - The pass is idempotent; run it from a timer (see the role C(codis.ha.codis_ha)) or a playbook.
+  - Supports Codis 2.x dashboards (C(codis-config dashboard)).
+"""
+
+EXAMPLES = r"""
+- name: Fail over every Codis group whose master is down
+  codis.ha.codis_ha:
+    dashboard_url: http://127.0.0.1:18087
+    redis_password: "{{ vault_codis_redis_password }}"
+
+- name: Only plan, and show the groups before and after
+  codis.ha.codis_ha:
+    dashboard_url: http://127.0.0.1:18087
+    groups: [1, 2]
+  check_mode: true
+  diff: true
+  register: plan
+
+- name: Show why each group was (or was not) failed over
+  ansible.builtin.debug:
+    msg: "{{ plan.groups | map(attribute='reason') | list }}"
+"""
+
+RETURN = r"""
+actions:
+  description: What the pass did, or would do in check mode, in order.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    group:
+      description: Group id.
+      type: int
+    action:
+      description: C(promote), C(repoint) or C(readd).
+      type: str
+    server:
+      description: The server acted on.
+      type: str
+    previous_master:
+      description: The failed master, for a promotion.
+      type: str
+    reason:
+      description: Why, in one sentence.
+      type: str
+    status:
+      description: C(planned) (check mode), C(done) or C(failed).
+      type: str
+    detail:
+      description: What verification found.
+      type: str
+  sample:
+    - group: 1
+      action: promote
+      server: 127.0.0.1:6381
+      previous_master: 127.0.0.1:6380
+      reason: "master 127.0.0.1:6380 is down (2 failed probe(s)); 127.0.0.1:6381 has the highest offset"
+      status: done
+      detail: dashboard lists 127.0.0.1:6381 as master and it answers role master at offset 4242
+groups:
+  description: One entry per group looked at, with each server's state and the decision taken.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - id: 1
+      master: 127.0.0.1:6381
+      decision: failover
+      reason: master 127.0.0.1:6380 is down
+      servers:
+        - addr: 127.0.0.1:6380
+          type: master
+          alive: false
+          status: down
+skipped_groups:
+  description: Groups the pass refused to touch, each with the reason.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - group: 3
+      reason: 2 servers have type master; an operator must fix the group
+msg:
+  description: One human sentence about the pass.
+  returned: always
+  type: str
+  sample: 1 promote done, 1 repoint done; 2 of 3 group(s) healthy.
+pass_seconds:
+  description: How long the pass took.
+  returned: always
+  type: float
+  sample: 0.042
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.codis.ha.plugins.module_utils._dashboard import HAS_REQUESTS, REQUESTS_IMPORT_ERROR
+from ansible_collections.codis.ha.plugins.module_utils._pass import argument_spec, parameter_problems, run_pass
+from ansible_collections.codis.ha.plugins.module_utils._probe import HAS_REDIS, REDIS_IMPORT_ERROR
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
+                           required_together=[("redis_tls_cert_path", "redis_tls_key_path")])
+    if not HAS_REQUESTS:
+        module.fail_json(msg=missing_required_lib("requests"), exception=REQUESTS_IMPORT_ERROR)
+    if not HAS_REDIS:
+        module.fail_json(msg=missing_required_lib("redis"), exception=REDIS_IMPORT_ERROR)
+    problems = parameter_problems(module.params)
+    if problems:
+        module.fail_json(msg="invalid arguments: " + "; ".join(problems), changed=False)
+    outcome = run_pass(module.params, check_mode=module.check_mode, diff=module._diff)
+    if outcome.failed_msg:
+        module.fail_json(msg=outcome.failed_msg, **{k: v for k, v in outcome.result.items() if k != "msg"})
+    module.exit_json(**outcome.result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,21 @@
+"""Make the repository importable as ansible_collections.codis.ha and share the test helpers."""
+from __future__ import annotations
+
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COLLECTIONS = os.path.join(ROOT, "build", "collections")
+LINK = os.path.join(COLLECTIONS, "ansible_collections", "codis", "ha")
+
+if not os.path.exists(LINK):
+    os.makedirs(os.path.dirname(LINK), exist_ok=True)
+    try:
+        os.symlink(ROOT, LINK)
+    except FileExistsError:
+        pass
+for path in (COLLECTIONS, ROOT):
+    if path not in sys.path:
+        sys.path.insert(0, path)
+
+pytest_plugins = ["tests.helpers"]

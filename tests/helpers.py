@@ -1,0 +1,57 @@
+"""Shared fixtures: a simulated cluster, the module run in-process, and waiting on conditions."""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import time
+from typing import Any, Callable, Iterator
+
+import pytest
+
+from ansible.module_utils.testing import patch_module_args
+
+from simulator import Cluster
+
+
+def run_module(args: dict[str, Any], check: bool = False, diff: bool = False) -> dict[str, Any]:
+    """Run codis_ha's main() as Ansible would (args in, JSON on stdout out) and return the result."""
+    from ansible_collections.codis.ha.plugins.modules import codis_ha
+
+    full = dict(args, _ansible_check_mode=check, _ansible_diff=diff)
+    out = io.StringIO()
+    with patch_module_args(full), contextlib.redirect_stdout(out):
+        try:
+            codis_ha.main()
+        except SystemExit:
+            pass
+    text = out.getvalue()
+    start = text.index("{")
+    return json.loads(text[start:])
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02,
+             what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError("timed out after %.1f s waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+FAST = dict(probe_timeout=0.3, probe_attempts=2, probe_interval=0.05, verify_timeout=3.0,
+            dashboard_timeout=2.0)
+
+
+@pytest.fixture
+def cluster() -> Iterator[Cluster]:
+    with Cluster.start(groups=3, slaves=2, redis_timeout=0.5) as c:
+        yield c
+
+
+@pytest.fixture
+def module_args(cluster: Cluster) -> dict[str, Any]:
+    return dict(FAST, dashboard_url=cluster.dashboard_url)
