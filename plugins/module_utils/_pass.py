@@ -81,7 +81,9 @@ def _run(client: Codis2Client, params: dict[str, Any], check_mode: bool, diff: b
     the_plan = plan(topology, probes, policy)
     if the_plan.errors:
         result = _report(topology, probes, the_plan, Outcome([], []), None, False, started)
-        return PassResult(result, "; ".join(the_plan.errors))
+        more = len(the_plan.errors) - 3
+        return PassResult(result, "; ".join(the_plan.errors[:3]) + (
+            "; and %d more server(s) like this" % more if more > 0 else ""))
 
     outcome = Executor(client, prober, verify_timeout=params["verify_timeout"]).run(
         the_plan, topology, check_mode)

@@ -31,6 +31,7 @@ REPAIR = "repair"
 FAILOVER = "failover"
 NO_CANDIDATE = "no_candidate"
 SKIPPED = "skipped"
+REFUSED = "refused"
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,9 @@ class Policy:
     repoint_slaves: bool = True
     reuse_offline: bool = True
     groups: Optional[frozenset[int]] = None
+    # A slave whose link is up and heard from the master this recently is a witness that the master is
+    # alive; above Redis's 10 s replica ping period so that an idle healthy master still counts.
+    witness_max_io_seconds: int = 15
 
 
 @dataclass(frozen=True)
@@ -74,7 +78,7 @@ class Plan:
 
     @property
     def skipped(self) -> list[GroupDecision]:
-        return [d for d in self.decisions if d.decision == SKIPPED]
+        return [d for d in self.decisions if d.decision in (SKIPPED, REFUSED)]
 
 
 def plan(topology: Topology, probes: dict[str, ProbeResult], policy: Policy) -> Plan:
@@ -116,6 +120,11 @@ def plan_group(group: ServerGroup, probes: dict[str, ProbeResult], policy: Polic
                              % (master.addr, len(actions)), master.addr, tuple(actions))
 
     down = "master %s is down (%d failed probe(s): %s)" % (master.addr, seen.attempts, seen.error)
+    witnesses = master_witnesses(group, master.addr, probes, policy)
+    if witnesses:
+        return GroupDecision(group.id, REFUSED, "master %s is unreachable from here, seen alive by %s; "
+                             "not failing over a master that its slaves still see"
+                             % (master.addr, ", ".join(witnesses)), master.addr)
     candidate, exclusions = select_candidate(group, master.addr, probes)
     if candidate is None:
         return GroupDecision(group.id, NO_CANDIDATE, "%s and no slave can take over: %s"
@@ -149,6 +158,18 @@ def group_problem(group: ServerGroup, probes: dict[str, ProbeResult]) -> Optiona
     if missing:
         return "no probe result for %s" % ", ".join(missing)
     return None
+
+
+def master_witnesses(group: ServerGroup, master: str, probes: dict[str, ProbeResult],
+                     policy: Policy) -> list[str]:
+    """Slaves that still have a live link to the master: the second opinion before a failover."""
+    out = []
+    for server in sorted(group.of_type("slave"), key=lambda s: s.addr):
+        seen = probes[server.addr]
+        if (seen.alive and seen.replicates_from(master) and seen.link_up
+                and seen.last_io_seconds is not None and seen.last_io_seconds <= policy.witness_max_io_seconds):
+            out.append("%s (link up, last I/O %d s ago)" % (server.addr, seen.last_io_seconds))
+    return out
 
 
 def select_candidate(group: ServerGroup, old_master: str,
