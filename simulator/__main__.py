@@ -52,6 +52,16 @@ def _call(control: str, op: str, **kwargs: Any) -> Any:
         return json.load(exc)
 
 
+def _brief(s: dict[str, Any]) -> str:
+    if "alive" not in s:
+        return "(not a simulated node)"
+    if not s["alive"]:
+        return "DEAD"
+    role = "role master" if s["role"] == "master" else "slave of %s (link %s)" % (
+        s["master"], "up" if s["link_up"] else "down")
+    return "%s, offset %d, %d keys%s" % (role, s["offset"], s["keys"], ", HUNG" if s["hung"] else "")
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m simulator", description=__doc__)
     sub = parser.add_subparsers(dest="verb", required=True)
@@ -77,7 +87,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("name")
     p.add_argument("value", nargs="?", default="true")
     sub.add_parser("clear", help="clear every dashboard fault")
-    sub.add_parser("status", help="print the cluster's true state as JSON")
+    p = sub.add_parser("status", help="print the cluster's true state as JSON")
+    p.add_argument("--brief", action="store_true", help="one line per server instead of JSON")
     sub.add_parser("stop", help="stop the running simulator")
     for p in sub.choices.values():
         if p is not up:
@@ -85,7 +96,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.verb == "up":
         return _up(args)
-    kwargs = {k: v for k, v in vars(args).items() if k not in ("verb", "control")}
+    kwargs = {k: v for k, v in vars(args).items() if k not in ("verb", "control", "brief")}
     try:
         answer = _call(args.control, args.verb, **kwargs)
     except (urllib.error.URLError, OSError) as exc:
@@ -95,6 +106,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         print("error: %s" % answer.get("error"), file=sys.stderr)
         return 1
     result = answer.get("result")
+    if getattr(args, "brief", False):
+        for gid, servers in sorted(result["groups"].items(), key=lambda kv: int(kv[0])):
+            for addr, s in servers.items():
+                print("group %s  %-21s %-8s %s" % (gid, addr, s["type"], _brief(s)))
+        return 0
     print(json.dumps(result, indent=2) if isinstance(result, (dict, list)) else "ok")
     return 0
 

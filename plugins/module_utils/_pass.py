@@ -137,8 +137,17 @@ def _report(topology: Topology, probes: dict[str, ProbeResult], the_plan: Plan, 
         wanted = {g["id"] for g in groups}
         before = Topology(tuple(g for g in topology.groups if g.id in wanted))
         after_t = Topology(tuple(g for g in (after or topology).groups if g.id in wanted))
-        result["diff"] = {"before": before.snapshot(), "after": after_t.snapshot()}
+        result["diff"] = {"before": _diff_text(before), "after": _diff_text(after_t)}
     return result
+
+
+def _diff_text(topology: Topology) -> str:
+    """One line per server, so that Ansible's line diff shows exactly which types changed."""
+    lines = []
+    for name, servers in topology.snapshot().items():
+        lines.append("%s:" % name)
+        lines.extend("  %s: %s" % (addr, server_type) for addr, server_type in servers.items())
+    return "\n".join(lines) + "\n"
 
 
 def _server_report(addr: str, server_type: str, seen: Optional[ProbeResult]) -> dict[str, Any]:

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs everything the demo and the tests need on a fresh Debian machine (run as root):
+# Debian's redis-server, redis-sentinel and cron, and a virtualenv in .venv with the Python packages.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+for pkg in redis-server redis-sentinel cron; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+
+# The collection must be importable as ansible_collections.codis.ha.
+mkdir -p build/collections/ansible_collections/codis
+ln -sfn "$PWD" build/collections/ansible_collections/codis/ha
