@@ -248,7 +248,7 @@ class World:
                 raise ConnectionError("%s is not answering" % addr)
             if node.master is not None:
                 raise ValueError("%s is a replica: READONLY" % addr)
-            ids = [self._append(node, key, value) for _ in range(count)]
+            ids = [self._append(node, key, value) for dummy in range(count)]
             self._sync_all()
             return ids
 
@@ -559,7 +559,7 @@ _COMMANDS: dict[str, Callable[[World, Node, Session, list[str]], Any]] = {
     "role": _cmd_role, "info": _cmd_info, "set": _cmd_set, "get": _cmd_get, "dbsize": _cmd_dbsize,
     "command": _cmd_command,
     "auth": lambda w, n, s, a: _auth(n, s, a),
-    "hello": lambda w, n, s, a: _hello(w, n, s, a),
+    "hello": _hello,
 }
 
 DEFAULT_SECTIONS = ("server", "clients", "persistence", "stats", "replication", "keyspace")

@@ -56,7 +56,7 @@ class NodeServerHost:
     async def _add_nodes(self, count: int, password: Optional[str],
                          users: Optional[dict[str, str]]) -> list[Node]:
         nodes = []
-        for _ in range(count):
+        for dummy in range(count):
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((self.host, 0))

@@ -50,7 +50,7 @@ class RequestParser:
             raise ProtocolError("Protocol error: invalid multibulk length") from exc
         pos = end + 2
         args: list[bytes] = []
-        for _ in range(max(count, 0)):
+        for dummy in range(max(count, 0)):
             if pos >= len(buf):
                 return None
             if buf[pos:pos + 1] != b"$":

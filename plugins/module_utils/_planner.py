@@ -97,7 +97,8 @@ def plan_group(group: ServerGroup, probes: dict[str, ProbeResult], policy: Polic
     if problem:
         return GroupDecision(group.id, SKIPPED, problem)
     master = group.master
-    assert master is not None
+    if master is None:  # group_problem() has ruled this out; kept for the type checker
+        return GroupDecision(group.id, SKIPPED, "no single master")
     seen = probes[master.addr]
 
     if seen.status == ERROR:

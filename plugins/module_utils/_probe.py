@@ -155,21 +155,24 @@ class Prober:
         return last
 
     def _probe_once(self, addr: str, attempt: int) -> ProbeResult:
-        host, _, port = addr.rpartition(":")
+        host, port = addr.rsplit(":", 1)
         client = redis.Redis(host=host.strip("[]"), port=int(port), **self._kwargs)
         try:
             pipe = client.pipeline(transaction=False)
             pipe.info()
             pipe.execute_command("ROLE")
             info, role = pipe.execute(raise_on_error=False)
+            # BusyLoadingError is a ConnectionError in redis-py, but a loading server is alive.
+            if isinstance(info, BusyLoadingError):
+                return ProbeResult(addr, ALIVE, "loading", attempt, loading=True)
             for reply in (info, role):
                 if isinstance(reply, Exception) and not isinstance(reply, ResponseError):
                     raise reply
-            if isinstance(info, BusyLoadingError):
-                return ProbeResult(addr, ALIVE, "loading", attempt, loading=True)
             if isinstance(info, ResponseError):
                 return _error_result(addr, info, attempt)
             return parse_info(addr, info, role if isinstance(role, list) else None, attempt)
+        except BusyLoadingError:
+            return ProbeResult(addr, ALIVE, "loading", attempt, loading=True)
         except AuthenticationError as exc:
             return ProbeResult(addr, AUTH_ERROR, _text(exc), attempt)
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:

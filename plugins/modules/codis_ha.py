@@ -23,7 +23,7 @@ description:
     answers an error after applying a promotion is handled by re-reading.
   - A server that refuses the credentials is not treated as down; the pass fails and changes nothing.
 author:
-  - codis.ha contributors
+  - codis.ha contributors (@codis-ha)
 requirements:
   - redis (Python package, 4.x or newer)
   - requests (Python package)

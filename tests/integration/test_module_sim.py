@@ -36,15 +36,15 @@ def test_master_crash_promotes_and_repoints(cluster: Cluster, module_args: dict[
     new = cluster.master_of(1)
     assert new != old and cluster.servers(1)[old] == "offline"
     assert cluster.role(new)["role"] == "master"
-    [other] = [s for s in cluster.slaves_of(1)]
+    [other] = cluster.slaves_of(1)
     assert cluster.role(other)["master"] == new and cluster.role(other)["link_up"]
     assert cluster.lost_writes(1) == []
     assert [(a["action"], a["status"]) for a in result["actions"]] == [("promote", "done"), ("repoint", "done")]
     _one_master_each(cluster)
 
 
-def test_second_pass_after_failover_makes_no_mutating_call(cluster: Cluster,
-                                                            module_args: dict[str, Any]) -> None:
+def test_second_pass_after_failover_makes_no_mutating_call(
+        cluster: Cluster, module_args: dict[str, Any]) -> None:
     cluster.kill(cluster.master_of(2))
     assert run_module(module_args)["changed"] is True
     calls = len(cluster.audit)

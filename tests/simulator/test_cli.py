@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
@@ -12,7 +11,7 @@ from tests.helpers import wait_for
 
 def _cli(control: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "simulator", *args, "--control", control],
-                          cwd=ROOT, capture_output=True, text=True, timeout=30)
+                          cwd=ROOT, capture_output=True, text=True, timeout=30, check=False)
 
 
 def test_cli_up_status_kill_stop(tmp_path) -> None:
@@ -34,7 +33,7 @@ def test_cli_up_status_kill_stop(tmp_path) -> None:
         bad = _cli(urls["control"], "fault", "no_such_fault")
         assert bad.returncode == 1 and "unknown dashboard fault" in bad.stderr
         assert _cli(urls["control"], "stop").returncode == 0
-        out, _ = proc.communicate(timeout=20)
+        out = proc.communicate(timeout=20)[0]
         assert proc.returncode == 0
         assert "dashboard: " + urls["dashboard"] in out and "group 1:" in out and "stopped" in out
     finally:

@@ -205,7 +205,7 @@ def test_lock_conflict_fault_fails_next_mutations(cluster: Cluster) -> None:
     cluster.dashboard_fault("lock_conflict", 2)
     slave = cluster.slaves_of(1)[0]
     body = {"type": "slave", "group_id": 1, "addr": slave}
-    texts = [_put(cluster, "/api/server_group/1/addServer", body).text for _ in range(3)]
+    texts = [_put(cluster, "/api/server_group/1/addServer", body).text for dummy in range(3)]
     assert texts[:2] == ["zkutil: obtaining lock timed out"] * 2 and json.loads(texts[2])["ret"] == 0
 
 
@@ -215,7 +215,7 @@ def test_lock_does_not_wait_for_a_concurrent_mutation() -> None:
         c.hang(hung)
         slow = threading.Thread(target=_promote, args=(c, 1, {"group_id": 1, "addr": hung}))
         slow.start()
-        wait_for(lambda: c.dashboard._coordinator_lock.locked(), what="the promote to hold the lock")
+        wait_for(c.dashboard._coordinator_lock.locked, what="the promote to hold the lock")
         r = _put(c, "/api/server_group/1/addServer", {"type": "slave", "group_id": 1, "addr": c.slaves_of(1)[1]})
         slow.join()
         assert (r.status_code, r.text) == (500, "zkutil: obtaining lock timed out")

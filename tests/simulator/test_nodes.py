@@ -10,7 +10,6 @@ import redis
 
 from simulator import Cluster
 from simulator.model import REPL_TIMEOUT
-from tests.helpers import wait_for
 
 
 def _raw(addr: str, payload: bytes, expect_bytes: int = 1, timeout: float = 2.0) -> bytes:
@@ -253,7 +252,7 @@ def test_flaky_drops_every_kth_connection(cluster: Cluster) -> None:
     slave = cluster.slaves_of(1)[0]
     cluster.flaky(slave, 2)
     outcomes = []
-    for _ in range(4):
+    for dummy in range(4):
         try:
             outcomes.append(bool(_client(slave).ping()))
         except redis.ConnectionError:

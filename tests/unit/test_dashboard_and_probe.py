@@ -1,0 +1,183 @@
+"""The dashboard client and the probe, each alone, against the simulator over real HTTP and RESP."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from ansible_collections.codis.ha.plugins.module_utils._dashboard import (
+    Codis2Client,
+    DashboardBadReply,
+    DashboardRejected,
+    DashboardUnavailable,
+    LockConflict,
+    parse_group,
+)
+from ansible_collections.codis.ha.plugins.module_utils._probe import ProbeSettings, Prober, parse_info
+from ansible_collections.codis.ha.plugins.module_utils._topology import (
+    ALIVE,
+    AUTH_ERROR,
+    DOWN,
+    Server,
+    normalize_addr,
+)
+from simulator import Cluster
+
+
+def client(c: Cluster, **kw) -> Codis2Client:
+    return Codis2Client(c.dashboard_url, timeout=kw.pop("timeout", 2.0), sleep=lambda s: None, **kw)
+
+
+# ------------------------------------------------------------------ dashboard client
+def test_topology_reads_groups_and_types(cluster: Cluster) -> None:
+    topo = client(cluster).topology()
+    assert [g.id for g in topo.groups] == [1, 2, 3]
+    assert topo.group(1).snapshot() == cluster.servers(1)
+
+
+def test_empty_cluster_is_an_empty_topology() -> None:
+    with Cluster.start(groups=0) as c:
+        assert client(c).topology().groups == ()
+
+
+def test_promote_always_sends_the_group_in_the_body(cluster: Cluster) -> None:
+    slave = cluster.slaves_of(2)[0]
+    client(cluster).promote(2, Server(slave, "slave"))
+    assert cluster.master_of(2) == slave
+    assert '"group_id": 2' in cluster.audit[-1]["body"]
+
+
+def test_rejection_carries_the_go_error_text(cluster: Cluster) -> None:
+    with pytest.raises(DashboardRejected) as info:
+        client(cluster).promote(1, Server("127.0.0.1:1", "slave"))
+    assert info.value.text == "no such addr" and "HTTP 500" in str(info.value)
+
+
+def test_lock_conflict_retried_with_backoff_then_given_up(cluster: Cluster) -> None:
+    waits: list[float] = []
+    c = Codis2Client(cluster.dashboard_url, lock_retries=2, lock_backoff=0.1, sleep=waits.append)
+    cluster.dashboard_fault("lock_conflict", 3)
+    with pytest.raises(LockConflict):
+        c.add_server(1, cluster.slaves_of(1)[0], "slave")
+    assert waits == [0.1, 0.2] and len(cluster.audit) == 3
+
+
+def test_other_errors_are_not_retried(cluster: Cluster) -> None:
+    with pytest.raises(DashboardRejected):
+        client(cluster).add_server(1, cluster.slaves_of(2)[0], "master")
+    assert len(cluster.audit) == 1
+
+
+def test_refuses_to_send_an_empty_address(cluster: Cluster) -> None:
+    with pytest.raises(ValueError):
+        client(cluster).add_server(1, "", "slave")
+    assert cluster.audit == []
+
+
+def test_unavailable_garbage_and_timeout(cluster: Cluster) -> None:
+    cluster.dashboard_fault("garbage")
+    with pytest.raises(DashboardBadReply, match="not JSON"):
+        client(cluster).topology()
+    cluster.clear_dashboard_faults()
+    cluster.dashboard_fault("slow", 500)
+    with pytest.raises(DashboardUnavailable, match="no answer within 0.1 s"):
+        client(cluster, timeout=0.1).topology()
+    cluster.clear_dashboard_faults()
+    cluster.dashboard_fault("down")
+    with pytest.raises(DashboardUnavailable):
+        client(cluster).topology()
+
+
+@pytest.mark.parametrize("item,needle", [
+    ("x", "without an integer id"),
+    ({"id": "1"}, "without an integer id"),
+    ({"id": 1, "servers": {}}, "not a list"),
+    ({"id": 1, "servers": [{"addr": "a:1"}]}, "malformed server"),
+    ({"id": 1, "servers": [{"addr": "nohost", "type": "slave"}]}, "not host:port"),
+    ({"id": 1, "servers": [{"addr": "a:1", "type": "slave"}, {"addr": "a:1", "type": "master"}]}, "twice"),
+])
+def test_malformed_groups_are_rejected(item: object, needle: str) -> None:
+    with pytest.raises(DashboardBadReply, match=needle):
+        parse_group(item, "test")
+
+
+def test_unknown_type_is_kept_for_the_planner_to_refuse() -> None:
+    g = parse_group({"id": 1, "servers": [{"addr": "a:1", "type": "weird", "group_id": 1}]}, "test")
+    assert g.servers == (Server("a:1", "weird"),)
+
+
+# ------------------------------------------------------------------ probe
+def settings(**kw) -> ProbeSettings:
+    return ProbeSettings(**{**dict(timeout=0.3, attempts=2, interval=0.05), **kw})
+
+
+def test_probe_reads_master_and_slave(cluster: Cluster) -> None:
+    cluster.write(1, 3)
+    m, s = cluster.master_of(1), cluster.slaves_of(1)[0]
+    result = Prober(settings()).probe_all([m, s])
+    assert result[m].role == "master" and result[m].keys == 3 and len(result[m].replicas) == 2
+    assert result[s].replicates_from(m) and result[s].link_up and result[s].offset == result[m].offset
+    assert result[s].priority == 100
+
+
+def test_dead_server_costs_attempts_not_redis_py_retries(cluster: Cluster) -> None:
+    m = cluster.master_of(1)
+    cluster.kill(m)
+    waits: list[float] = []
+    start = time.monotonic()
+    result = Prober(settings(attempts=3), sleep=waits.append).probe(m)
+    assert result.status == DOWN and result.attempts == 3 and waits == [0.05, 0.05]
+    assert time.monotonic() - start < 1.0
+
+
+def test_flaky_server_recovers_on_second_attempt(cluster: Cluster) -> None:
+    m = cluster.master_of(1)
+    cluster.flaky(m, 1)  # every connection dropped
+    assert Prober(settings()).probe(m).status == DOWN
+    cluster.flaky(m, 2)
+    result = Prober(settings(attempts=2)).probe(m)
+    assert result.status == ALIVE
+
+
+def test_auth_error_is_not_down_and_not_retried() -> None:
+    with Cluster.start(groups=1, slaves=0, password="pw") as c:
+        m = c.master_of(1)
+        for pw in (None, "wrong"):
+            result = Prober(settings(password=pw, attempts=3)).probe(m)
+            assert result.status == AUTH_ERROR and result.attempts == 1
+        assert Prober(settings(password="pw")).probe(m).status == ALIVE
+
+
+def test_hung_servers_probed_in_parallel(cluster: Cluster) -> None:
+    hung = [cluster.master_of(g) for g in (1, 2, 3)]
+    for addr in hung:
+        cluster.hang(addr)
+    s = settings(timeout=0.3, attempts=2, interval=0.05)
+    start = time.monotonic()
+    result = Prober(s).probe_all(list(cluster.nodes))
+    elapsed = time.monotonic() - start
+    assert all(result[a].status == DOWN for a in hung)
+    assert elapsed < 2 * s.budget
+
+
+def test_loading_server_is_alive_and_loading(cluster: Cluster) -> None:
+    s = cluster.slaves_of(1)[0]
+    cluster.set_loading(s)
+    result = Prober(settings()).probe(s)
+    assert result.status == ALIVE and result.loading
+
+
+def test_parse_info_old_redis_without_role_field_uses_role_reply() -> None:
+    r = parse_info("a:1", {"master_repl_offset": "5"}, ["master", 5, []], 1)
+    assert r.role == "master" and r.offset == 5
+
+
+def test_settings_problems() -> None:
+    assert settings(timeout=0, attempts=0, interval=-1, concurrency=0).problems() == [
+        "probe_timeout must be greater than 0", "probe_attempts must be at least 1",
+        "probe_interval must not be negative", "probe_concurrency must be at least 1"]
+
+
+def test_normalize_addr() -> None:
+    assert normalize_addr("LOCALHOST:6379") == "127.0.0.1:6379"
+    assert normalize_addr("[::1]:6379") == "::1:6379"

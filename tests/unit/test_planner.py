@@ -1,0 +1,216 @@
+"""The pure planner, one rule per test: facts in, decisions and reasons out."""
+from __future__ import annotations
+
+from typing import Any
+
+from ansible_collections.codis.ha.plugins.module_utils._planner import (
+    FAILOVER,
+    HEALTHY,
+    NO_CANDIDATE,
+    PROMOTE,
+    READD,
+    REFUSED,
+    REPAIR,
+    REPOINT,
+    SKIPPED,
+    Policy,
+    plan,
+    plan_group,
+    predict,
+)
+from ansible_collections.codis.ha.plugins.module_utils._topology import (
+    ALIVE,
+    AUTH_ERROR,
+    DOWN,
+    ERROR,
+    ProbeResult,
+    Server,
+    ServerGroup,
+    Topology,
+)
+
+M, S1, S2, S3 = "10.0.0.1:6379", "10.0.0.2:6379", "10.0.0.3:6379", "10.0.0.4:6379"
+
+
+def group(*servers: tuple[str, str], gid: int = 1) -> ServerGroup:
+    return ServerGroup(gid, tuple(Server(a, t) for a, t in servers))
+
+
+def master(addr: str, offset: int = 100, **kw: Any) -> ProbeResult:
+    return ProbeResult(addr, ALIVE, role="master", offset=offset, **kw)
+
+
+def slave(addr: str, of: str = M, offset: int = 100, **kw: Any) -> ProbeResult:
+    kw.setdefault("link_up", True)
+    kw.setdefault("last_io_seconds", 1)
+    kw.setdefault("priority", 100)
+    return ProbeResult(addr, ALIVE, role="slave", master_addr=of, offset=offset, **kw)
+
+
+def dead(addr: str) -> ProbeResult:
+    return ProbeResult(addr, DOWN, "Connection refused", 2)
+
+
+def slave_after_master_died(addr: str, offset: int = 100, **kw: Any) -> ProbeResult:
+    kw.setdefault("link_up", False)
+    kw.setdefault("last_io_seconds", -1)
+    kw.setdefault("link_down_seconds", 3)
+    return slave(addr, offset=offset, **kw)
+
+
+def probes(*results: ProbeResult) -> dict[str, ProbeResult]:
+    return {p.addr: p for p in results}
+
+
+G3 = group((M, "master"), (S1, "slave"), (S2, "slave"))
+POLICY = Policy()
+
+
+def test_healthy_group_needs_nothing() -> None:
+    d = plan_group(G3, probes(master(M), slave(S1), slave(S2)), POLICY)
+    assert (d.decision, d.actions) == (HEALTHY, ())
+
+
+def test_dead_master_promotes_highest_offset_slave() -> None:
+    d = plan_group(G3, probes(dead(M), slave_after_master_died(S1, 90), slave_after_master_died(S2, 100)), POLICY)
+    assert d.decision == FAILOVER
+    assert [(a.action, a.server) for a in d.actions] == [(PROMOTE, S2), (REPOINT, S1)]
+    assert d.actions[0].previous_master == M and "highest replication offset (100)" in d.reason
+
+
+def test_ties_go_to_lower_priority_then_address() -> None:
+    p = probes(dead(M), slave_after_master_died(S1, priority=50), slave_after_master_died(S2, priority=10))
+    assert plan_group(G3, p, POLICY).actions[0].server == S2
+    p = probes(dead(M), slave_after_master_died(S1), slave_after_master_died(S2))
+    assert plan_group(G3, p, POLICY).actions[0].server == S1
+
+
+def test_never_a_dead_slave() -> None:
+    d = plan_group(G3, probes(dead(M), dead(S1), slave_after_master_died(S2, 1)), POLICY)
+    assert d.actions[0].server == S2 and "%s down" % S1 in d.reason
+
+
+def test_never_priority_zero() -> None:
+    d = plan_group(G3, probes(dead(M), slave_after_master_died(S1, 999, priority=0),
+                              slave_after_master_died(S2, 1)), POLICY)
+    assert d.actions[0].server == S2 and "replica-priority 0" in d.reason
+
+
+def test_never_an_offline_server() -> None:
+    g = group((M, "master"), (S1, "offline"), (S2, "slave"))
+    d = plan_group(g, probes(dead(M), slave_after_master_died(S1, 999), slave_after_master_died(S2, 1)), POLICY)
+    assert d.actions[0].server == S2 and "type offline" in d.reason
+
+
+def test_never_a_slave_of_another_master() -> None:
+    d = plan_group(G3, probes(dead(M), slave(S1, of=S3, offset=999), slave_after_master_died(S2, 1)), POLICY)
+    assert d.actions[0].server == S2 and "replicates from %s" % S3 in d.reason
+
+
+def test_never_a_loading_or_syncing_slave() -> None:
+    d = plan_group(G3, probes(dead(M), slave_after_master_died(S1, 999, syncing=True),
+                              slave_after_master_died(S2, 1)), POLICY)
+    assert d.actions[0].server == S2 and "sync with the master in progress" in d.reason
+    d = plan_group(G3, probes(dead(M), slave_after_master_died(S1, 999, loading=True),
+                              slave_after_master_died(S2, 1)), POLICY)
+    assert d.actions[0].server == S2
+
+
+def test_no_candidate_leaves_group_alone() -> None:
+    d = plan_group(G3, probes(dead(M), dead(S1), dead(S2)), POLICY)
+    assert (d.decision, d.actions) == (NO_CANDIDATE, ())
+    assert "no slave can take over" in d.reason
+    d = plan_group(group((M, "master")), probes(dead(M)), POLICY)
+    assert d.decision == NO_CANDIDATE and "the group has no slave" in d.reason
+
+
+def test_slave_still_seeing_the_master_refuses_failover() -> None:
+    d = plan_group(G3, probes(dead(M), slave(S1, last_io_seconds=3), slave_after_master_died(S2)), POLICY)
+    assert (d.decision, d.actions) == (REFUSED, ())
+    assert "seen alive by %s" % S1 in d.reason
+
+
+def test_link_up_but_silent_for_long_is_no_witness() -> None:
+    d = plan_group(G3, probes(dead(M), slave(S1, last_io_seconds=40), slave(S2, last_io_seconds=40)), POLICY)
+    assert d.decision == FAILOVER
+
+
+def test_live_master_is_never_replaced() -> None:
+    d = plan_group(G3, probes(master(M, 1), slave(S1, offset=999), slave(S2)), POLICY)
+    assert not any(a.action == PROMOTE for a in d.actions)
+
+
+def test_stray_slave_is_repointed() -> None:
+    d = plan_group(G3, probes(master(M), slave(S1, of=S3), slave(S2)), POLICY)
+    assert d.decision == REPAIR and [(a.action, a.server, a.master) for a in d.actions] == [(REPOINT, S1, M)]
+
+
+def test_slave_that_is_a_master_is_repointed_and_its_data_reported() -> None:
+    d = plan_group(G3, probes(master(M), master(S1, 77, keys=5), slave(S2)), POLICY)
+    assert d.actions[0].action == REPOINT and "offset 77, 5 keys" in d.actions[0].reason
+
+
+def test_repoint_disabled() -> None:
+    d = plan_group(G3, probes(master(M), slave(S1, of=S3), slave(S2)), Policy(repoint_slaves=False))
+    assert d.decision == HEALTHY
+
+
+def test_live_offline_server_is_readded() -> None:
+    g = group((M, "master"), (S1, "offline"))
+    d = plan_group(g, probes(master(M), master(S1, 5, keys=2)), POLICY)
+    assert [(a.action, a.server) for a in d.actions] == [(READD, S1)]
+    assert "offset 5, 2 keys" in d.actions[0].reason
+    assert plan_group(g, probes(master(M), master(S1)), Policy(reuse_offline=False)).decision == HEALTHY
+
+
+def test_dead_offline_server_is_left_alone() -> None:
+    g = group((M, "master"), (S1, "offline"))
+    assert plan_group(g, probes(master(M), dead(S1)), POLICY).decision == HEALTHY
+
+
+def test_old_master_is_not_readded_in_the_failover_pass() -> None:
+    d = plan_group(G3, probes(dead(M), slave_after_master_died(S1), slave_after_master_died(S2)), POLICY)
+    assert M not in [a.server for a in d.actions[1:]]
+
+
+def test_unknown_type_two_masters_no_master_empty_are_skipped() -> None:
+    cases = {
+        "unknown type 'weird'": group((M, "master"), (S1, "weird")),
+        "2 servers have type master": group((M, "master"), (S1, "master")),
+        "no server has type master": group((S1, "slave"), (S2, "offline")),
+        "no servers": group(),
+    }
+    p = probes(master(M), slave(S1), slave(S2))
+    for needle, g in cases.items():
+        d = plan_group(g, p, POLICY)
+        assert d.decision == SKIPPED and needle in d.reason and d.actions == ()
+
+
+def test_master_answering_an_error_is_skipped() -> None:
+    d = plan_group(G3, probes(ProbeResult(M, ERROR, "ERR weird"), slave(S1), slave(S2)), POLICY)
+    assert d.decision == SKIPPED and "ERR weird" in d.reason
+
+
+def test_master_that_reports_role_slave_is_skipped() -> None:
+    d = plan_group(G3, probes(slave(M, of=S3), slave(S1), slave(S2)), POLICY)
+    assert d.decision == SKIPPED and "reports role slave" in d.reason
+
+
+def test_auth_error_anywhere_plans_nothing() -> None:
+    topo = Topology((G3, group((S3, "master"), gid=2)))
+    p = probes(dead(M), slave_after_master_died(S1), slave_after_master_died(S2), ProbeResult(S3, AUTH_ERROR, "NOAUTH"))
+    result = plan(topo, p, POLICY)
+    assert result.actions == [] and len(result.errors) == 1 and "NOAUTH" in result.errors[0]
+
+
+def test_groups_filter() -> None:
+    topo = Topology((G3, group((S3, "master"), gid=2)))
+    result = plan(topo, probes(dead(M), slave_after_master_died(S1), slave_after_master_died(S2), dead(S3)),
+                  Policy(groups=frozenset({2})))
+    assert [d.group for d in result.decisions] == [2]
+
+
+def test_predict_applies_the_plan() -> None:
+    topo = Topology((G3,))
+    result = plan(topo, probes(dead(M), slave_after_master_died(S1, 5), slave_after_master_died(S2, 1)), POLICY)
+    assert predict(topo, result).snapshot() == {"group 1": {M: "offline", S1: "master", S2: "slave"}}
