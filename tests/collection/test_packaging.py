@@ -1,0 +1,61 @@
+"""The collection as users get it: galaxy build and install, ansible-doc, and ansible-test sanity."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+BIN = Path(sys.executable).parent
+
+
+def _run(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: int = 600) -> str:
+    result = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False,
+                            env={**os.environ, **(env or {})})
+    assert result.returncode == 0, "%s failed:\n%s\n%s" % (args, result.stdout[-4000:], result.stderr[-4000:])
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tracked files at a real path .../ansible_collections/codis/ha (ansible-test refuses links)."""
+    base = tmp_path_factory.mktemp("collection")
+    dest = base / "ansible_collections" / "codis" / "ha"
+    files = _run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], Path(ROOT)).split()
+    for name in files:
+        src = Path(ROOT) / name
+        if src.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+    return dest
+
+
+def test_build_install_and_ansible_doc(tree: Path, tmp_path: Path) -> None:
+    _run([str(BIN / "ansible-galaxy"), "collection", "build", "--output-path", str(tmp_path)], tree)
+    [artifact] = tmp_path.glob("codis-ha-*.tar.gz")
+    with tarfile.open(artifact) as tar:
+        names = tar.getnames()
+    assert "plugins/modules/codis_ha.py" in names and "meta/runtime.yml" in names
+    assert not any(n.startswith(("tests/", "simulator/", ".venv")) for n in names)
+    install = tmp_path / "installed"
+    _run([str(BIN / "ansible-galaxy"), "collection", "install", str(artifact), "-p", str(install)], tmp_path)
+    doc = _run([str(BIN / "ansible-doc"), "codis.ha.codis_ha"], tmp_path,
+               env={"ANSIBLE_COLLECTIONS_PATH": str(install)})
+    for needle in ("dashboard_url", "redis_password", "EXAMPLES", "RETURN VALUES", "skipped_groups"):
+        assert needle in doc
+
+
+def test_ansible_test_sanity_with_empty_ignores(tree: Path) -> None:
+    for ignore in (tree / "tests" / "sanity").glob("ignore-*.txt"):
+        assert ignore.read_text().strip() == "", "%s must stay empty" % ignore.name
+    _run(["git", "init", "-q"], tree)
+    _run(["git", "add", "-A"], tree)
+    out = _run([str(BIN / "ansible-test"), "sanity", "--python", "%d.%d" % sys.version_info[:2], "--local"],
+               tree, timeout=1200)
+    assert "FATAL" not in out
