@@ -13,7 +13,8 @@ sim=$!
 for _ in $(seq 100); do [ -s "$state/urls.json" ] && break; sleep 0.1; done
 cat "$state/sim.log"
 dashboard=$(.venv/bin/python -c 'import json,sys; print(json.load(open(sys.argv[1]))["dashboard"])' "$state/urls.json")
-export CODIS_SIM_CONTROL=$(.venv/bin/python -c 'import json,sys; print(json.load(open(sys.argv[1]))["control"])' "$state/urls.json")
+CODIS_SIM_CONTROL=$(.venv/bin/python -c 'import json,sys; print(json.load(open(sys.argv[1]))["control"])' "$state/urls.json")
+export CODIS_SIM_CONTROL
 
 master=$(grep "^group 1:" "$state/sim.log" | grep -o "[0-9.]*:[0-9]*(master)" | cut -d"(" -f1)
 echo "== writing 100 keys to group 1, then killing its master $master"

@@ -17,6 +17,7 @@ from ansible_collections.codis.ha.plugins.module_utils._topology import (
     AUTH_ERROR,
     ERROR,
     KNOWN_TYPES,
+    GroupHistory,
     ProbeResult,
     ServerGroup,
     Topology,
@@ -42,6 +43,12 @@ class Policy:
     # A slave whose link is up and heard from the master this recently is a witness that the master is
     # alive; above Redis's 10 s replica ping period so that an idle healthy master still counts.
     witness_max_io_seconds: int = 15
+    down_after: float = 0.0
+    min_failover_interval: float = 300.0
+    stale_margin: float = 10.0
+    max_data_loss_bytes: Optional[int] = None
+    max_failovers_per_pass: Optional[int] = None
+    force: bool = False
 
 
 @dataclass(frozen=True)
@@ -81,7 +88,8 @@ class Plan:
         return [d for d in self.decisions if d.decision in (SKIPPED, REFUSED)]
 
 
-def plan(topology: Topology, probes: dict[str, ProbeResult], policy: Policy) -> Plan:
+def plan(topology: Topology, probes: dict[str, ProbeResult], policy: Policy,
+         history: Optional[dict[int, GroupHistory]] = None, now: float = 0.0) -> Plan:
     groups = [g for g in sorted(topology.groups, key=lambda g: g.id)
               if policy.groups is None or g.id in policy.groups]
     errors = _auth_errors(groups, probes)
@@ -89,10 +97,24 @@ def plan(topology: Topology, probes: dict[str, ProbeResult], policy: Policy) -> 
         # A wrong password makes every server look dead; acting on that would fail over healthy masters.
         return Plan(tuple(GroupDecision(g.id, SKIPPED, "not planned: authentication to Redis failed")
                           for g in groups), tuple(errors))
-    return Plan(tuple(plan_group(g, probes, policy) for g in groups))
+    decisions = [plan_group(g, probes, policy, (history or {}).get(g.id), now) for g in groups]
+    return Plan(tuple(limit_failovers(decisions, policy)))
 
 
-def plan_group(group: ServerGroup, probes: dict[str, ProbeResult], policy: Policy) -> GroupDecision:
+def limit_failovers(decisions: list[GroupDecision], policy: Policy) -> list[GroupDecision]:
+    """Many masters down at once, seen from one host, usually means that host is the one cut off."""
+    failovers = [d for d in decisions if d.decision == FAILOVER]
+    limit = policy.max_failovers_per_pass
+    if limit is None or len(failovers) <= limit or policy.force:
+        return decisions
+    why = ("%d groups would fail over in one pass, above max_failovers_per_pass=%d: this host is probably "
+           "cut off from the masters, so none is failed over (force overrides)" % (len(failovers), limit))
+    return [GroupDecision(d.group, REFUSED, "%s; %s" % (why, d.reason), d.master) if d.decision == FAILOVER
+            else d for d in decisions]
+
+
+def plan_group(group: ServerGroup, probes: dict[str, ProbeResult], policy: Policy,
+               history: Optional[GroupHistory] = None, now: float = 0.0) -> GroupDecision:
     problem = group_problem(group, probes)
     if problem:
         return GroupDecision(group.id, SKIPPED, problem)
@@ -126,13 +148,26 @@ def plan_group(group: ServerGroup, probes: dict[str, ProbeResult], policy: Polic
         return GroupDecision(group.id, REFUSED, "master %s is unreachable from here, seen alive by %s; "
                              "not failing over a master that its slaves still see"
                              % (master.addr, ", ".join(witnesses)), master.addr)
-    candidate, exclusions = select_candidate(group, master.addr, probes)
+    down_for = now - history.down_since if history and history.down_since is not None else 0.0
+    if down_for < policy.down_after and not policy.force:
+        return GroupDecision(group.id, REFUSED, "%s, seen down for %.1f s so far; down_after is %s s, waiting "
+                             "for later passes to confirm" % (down, down_for, policy.down_after), master.addr)
+    since_failover = now - history.last_failover_at if history and history.last_failover_at else None
+    if since_failover is not None and since_failover < policy.min_failover_interval and not policy.force:
+        return GroupDecision(group.id, REFUSED, "%s, but the group failed over %.0f s ago, inside "
+                             "min_failover_interval (%s s); not flapping (force overrides)"
+                             % (down, since_failover, policy.min_failover_interval), master.addr)
+    known_offset = history.master_offset if history and history.master == master.addr else None
+    candidate, exclusions = select_candidate(group, master.addr, probes, policy, down_for, known_offset)
     if candidate is None:
         return GroupDecision(group.id, NO_CANDIDATE, "%s and no slave can take over: %s"
                              % (down, _explain(exclusions) or "the group has no slave"), master.addr)
     chosen = probes[candidate]
     why = "%s; %s has the highest replication offset (%d) among eligible slaves" % (
         down, candidate, chosen.offset or 0)
+    if known_offset is not None:
+        why += " (%d bytes behind the master's last known offset %d)" % (
+            max(known_offset - (chosen.offset or 0), 0), known_offset)
     if exclusions:
         why += "; not eligible: %s" % _explain(exclusions)
     promote = Action(group.id, PROMOTE, candidate, master.addr, candidate, why)
@@ -173,15 +208,21 @@ def master_witnesses(group: ServerGroup, master: str, probes: dict[str, ProbeRes
     return out
 
 
-def select_candidate(group: ServerGroup, old_master: str,
-                     probes: dict[str, ProbeResult]) -> tuple[Optional[str], list[tuple[str, str]]]:
+def select_candidate(group: ServerGroup, old_master: str, probes: dict[str, ProbeResult],
+                     policy: Optional[Policy] = None, down_for: float = 0.0,
+                     known_offset: Optional[int] = None) -> tuple[Optional[str], list[tuple[str, str]]]:
     """Sentinel-style: filter with a named reason per exclusion, then a total order."""
+    policy = policy or Policy()
+    master_down_for = _master_down_for(group, old_master, probes, down_for)
     eligible: list[ProbeResult] = []
     exclusions: list[tuple[str, str]] = []
     for server in sorted(group.servers, key=lambda s: s.addr):
         if server.addr == old_master:
             continue
-        reason = _ineligible(server.type, probes[server.addr], old_master)
+        seen = probes[server.addr]
+        reason = _ineligible(server.type, seen, old_master)
+        if reason is None and not policy.force:
+            reason = _stale(seen, master_down_for, policy) or _too_far_behind(seen, known_offset, policy)
         if reason:
             exclusions.append((server.addr, reason))
         else:
@@ -190,6 +231,36 @@ def select_candidate(group: ServerGroup, old_master: str,
         return None, exclusions
     best = min(eligible, key=lambda p: (-(p.offset or 0), p.priority or 0, p.addr))
     return best.addr, exclusions
+
+
+def _master_down_for(group: ServerGroup, master: str, probes: dict[str, ProbeResult], down_for: float) -> float:
+    """How long the master has been gone: the freshest slave's link-down age, or what the passes saw."""
+    ages = [p.link_down_seconds for p in (probes[s.addr] for s in group.of_type("slave"))
+            if p.alive and p.replicates_from(master) and p.link_up is False
+            and p.link_down_seconds is not None and p.link_down_seconds >= 0]
+    return max(min(ages) if ages else 0.0, down_for)
+
+
+def _stale(seen: ProbeResult, master_down_for: float, policy: Policy) -> Optional[str]:
+    """A slave whose link broke well before the master died holds old data."""
+    if seen.link_up is not False or seen.link_down_seconds is None:
+        return None
+    if seen.link_down_seconds < 0:
+        return "stale: its link to the master was never up"
+    if seen.link_down_seconds > master_down_for + policy.stale_margin:
+        return "stale: link down for %d s, the master only for about %d s" % (
+            seen.link_down_seconds, master_down_for)
+    return None
+
+
+def _too_far_behind(seen: ProbeResult, known_offset: Optional[int], policy: Policy) -> Optional[str]:
+    if known_offset is None or policy.max_data_loss_bytes is None or seen.offset is None:
+        return None
+    lag = known_offset - seen.offset
+    if lag > policy.max_data_loss_bytes:
+        return "would lose %d bytes (master's last known offset %d), above max_data_loss_bytes=%d" % (
+            lag, known_offset, policy.max_data_loss_bytes)
+    return None
 
 
 def _ineligible(server_type: str, seen: ProbeResult, old_master: str) -> Optional[str]:

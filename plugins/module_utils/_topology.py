@@ -9,7 +9,7 @@ Plain data, no I/O: the dashboard client and the probe produce these, the planne
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Optional
 
 KNOWN_TYPES = ("master", "slave", "offline")
@@ -106,3 +106,18 @@ class ProbeResult:
         out = asdict(self)
         out["replicas"] = list(self.replicas)
         return out
+
+
+@dataclass
+class GroupHistory:
+    """What earlier passes saw of one group (kept in the state file)."""
+    master: Optional[str] = None
+    master_offset: Optional[int] = None
+    seen_alive_at: Optional[float] = None
+    down_since: Optional[float] = None
+    last_failover_at: Optional[float] = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "GroupHistory":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
