@@ -15,10 +15,17 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from ansible_collections.codis.ha.plugins.module_utils._dashboard import Codis2Client, DashboardError
-from ansible_collections.codis.ha.plugins.module_utils._executor import Executor, Outcome
-from ansible_collections.codis.ha.plugins.module_utils._planner import Plan, Policy, plan, predict
+from ansible_collections.codis.ha.plugins.module_utils._executor import DONE, Executor, Outcome
+from ansible_collections.codis.ha.plugins.module_utils._planner import PROMOTE, Plan, Policy, plan, predict
 from ansible_collections.codis.ha.plugins.module_utils._probe import ProbeSettings, Prober, redis_argument_spec
-from ansible_collections.codis.ha.plugins.module_utils._topology import ProbeResult, Topology
+from ansible_collections.codis.ha.plugins.module_utils._state import PassLock, load_state, save_state
+from ansible_collections.codis.ha.plugins.module_utils._topology import (
+    DOWN,
+    GroupHistory,
+    ProbeResult,
+    ServerGroup,
+    Topology,
+)
 
 
 def argument_spec() -> dict[str, Any]:
@@ -31,6 +38,13 @@ def argument_spec() -> dict[str, Any]:
         reuse_offline=dict(type="bool", default=True),
         groups=dict(type="list", elements="int"),
         verify_timeout=dict(type="float", default=10.0),
+        state_path=dict(type="path"),
+        down_after=dict(type="float", default=0.0),
+        min_failover_interval=dict(type="float", default=300.0),
+        stale_margin=dict(type="float", default=10.0),
+        max_data_loss_bytes=dict(type="int"),
+        max_failovers_per_pass=dict(type="int", no_log=False),
+        force=dict(type="bool", default=False),
     )
     spec.update(redis_argument_spec())
     return spec
@@ -43,8 +57,14 @@ def parameter_problems(params: dict[str, Any]) -> list[str]:
         problems.append("dashboard_url must be an http:// or https:// URL, got %r" % url)
     if params["dashboard_timeout"] <= 0:
         problems.append("dashboard_timeout must be greater than 0")
-    if params["verify_timeout"] < 0:
-        problems.append("verify_timeout must not be negative")
+    for name in ("verify_timeout", "down_after", "min_failover_interval", "stale_margin",
+                 "max_data_loss_bytes"):
+        if params.get(name) is not None and params[name] < 0:
+            problems.append("%s must not be negative" % name)
+    if params.get("max_failovers_per_pass") is not None and params["max_failovers_per_pass"] < 1:
+        problems.append("max_failovers_per_pass must be at least 1")
+    if params["down_after"] > 0 and not params.get("state_path"):
+        problems.append("down_after needs state_path: passes confirm a failure through the state file")
     return problems
 
 
@@ -53,6 +73,8 @@ class PassResult:
     """What the module returns: `failed_msg` set means fail_json."""
     result: dict[str, Any] = field(default_factory=dict)
     failed_msg: Optional[str] = None
+    warnings: list[str] = field(default_factory=list)
+    history: Optional[dict[int, GroupHistory]] = None
 
 
 def run_pass(params: dict[str, Any], check_mode: bool = False, diff: bool = False) -> PassResult:
@@ -73,14 +95,48 @@ def _run(client: Codis2Client, params: dict[str, Any], check_mode: bool, diff: b
         return PassResult({"changed": False, "actions": [], "groups": [], "skipped_groups": []},
                           "cannot read the server groups from the dashboard, nothing was changed: %s" % exc)
     policy = Policy(repoint_slaves=params["repoint_slaves"], reuse_offline=params["reuse_offline"],
-                    groups=frozenset(params["groups"]) if params.get("groups") is not None else None)
-    settings = ProbeSettings.from_params(params)
-    prober = Prober(settings)
+                    groups=frozenset(params["groups"]) if params.get("groups") is not None else None,
+                    down_after=params["down_after"], min_failover_interval=params["min_failover_interval"],
+                    stale_margin=params["stale_margin"], max_data_loss_bytes=params.get("max_data_loss_bytes"),
+                    max_failovers_per_pass=params.get("max_failovers_per_pass"), force=params["force"])
     selected = [g for g in topology.groups if policy.groups is None or g.id in policy.groups]
+    state_path = params.get("state_path")
+    if not state_path:
+        return _decide_and_act(client, params, topology, selected, policy, {}, check_mode, diff, started)
+    lock = PassLock(state_path + ".lock")
+    try:
+        acquired = lock.acquire()
+    except OSError as exc:
+        return PassResult({"changed": False, "actions": [], "groups": [], "skipped_groups": []},
+                          "cannot take the pass lock %s.lock: %s" % (state_path, exc))
+    if not acquired:
+        reason = "another pass is running on this host (lock %s.lock held)" % state_path
+        return PassResult({"changed": False, "actions": [], "groups": [], "msg": reason + "; nothing was done.",
+                           "skipped_groups": [{"group": g.id, "reason": reason} for g in selected]})
+    try:
+        history, warnings = load_state(state_path)
+        outcome = _decide_and_act(client, params, topology, selected, policy, history, check_mode, diff, started)
+        outcome.warnings.extend(warnings)
+        if not check_mode and outcome.history is not None:
+            try:
+                save_state(state_path, outcome.history)
+            except OSError as exc:
+                outcome.warnings.append("could not write the state file %s: %s" % (state_path, exc))
+        return outcome
+    finally:
+        lock.release()
+
+
+def _decide_and_act(client: Codis2Client, params: dict[str, Any], topology: Topology,
+                    selected: list[ServerGroup], policy: Policy, history: dict[int, GroupHistory],
+                    check_mode: bool, diff: bool, started: float) -> PassResult:
+    prober = Prober(ProbeSettings.from_params(params))
     probes = prober.probe_all([s.addr for g in selected for s in g.servers])
-    the_plan = plan(topology, probes, policy)
+    now = time.time()
+    the_plan = plan(topology, probes, policy, history, now)
     if the_plan.errors:
         result = _report(topology, probes, the_plan, Outcome([], []), None, False, started)
+        result["changed"] = False
         more = len(the_plan.errors) - 3
         return PassResult(result, "; ".join(the_plan.errors[:3]) + (
             "; and %d more server(s) like this" % more if more > 0 else ""))
@@ -91,11 +147,35 @@ def _run(client: Codis2Client, params: dict[str, Any], check_mode: bool, diff: b
     if diff:
         after = predict(topology, the_plan) if check_mode else _reread(client, topology, outcome)
     result = _report(topology, probes, the_plan, outcome, after, diff, started)
+    remembered = remember(history, selected, probes, outcome, now)
     if outcome.failed:
         return PassResult(result, "%d action(s) failed: %s" % (len(outcome.failed), "; ".join(
             "%s %s in group %d: %s" % (r.action.action, r.action.server, r.action.group, r.detail)
-            for r in outcome.failed)))
-    return PassResult(result)
+            for r in outcome.failed)), history=remembered)
+    return PassResult(result, history=remembered)
+
+
+def remember(history: dict[int, GroupHistory], groups: list[ServerGroup], probes: dict[str, ProbeResult],
+             outcome: Outcome, now: float) -> dict[int, GroupHistory]:
+    """The history the next pass starts from: who was alive, since when a master is down, failovers."""
+    out = {gid: GroupHistory(**vars(h)) for gid, h in history.items()}
+    for group in groups:
+        master = group.master
+        seen = probes.get(master.addr) if master else None
+        if master is None or seen is None:
+            continue
+        h = out.setdefault(group.id, GroupHistory())
+        if seen.alive and seen.role == "master":
+            h.master, h.master_offset, h.seen_alive_at, h.down_since = master.addr, seen.offset, now, None
+        elif seen.status == DOWN:
+            if h.master != master.addr:
+                h.master, h.master_offset, h.seen_alive_at = master.addr, None, None
+            h.down_since = h.down_since if h.down_since is not None else now
+    for r in outcome.results:
+        if r.action.action == PROMOTE and r.status == DONE:
+            out[r.action.group] = GroupHistory(master=r.action.server, master_offset=probes[r.action.server].offset,
+                                               seen_alive_at=now, last_failover_at=now)
+    return out
 
 
 def _reread(client: Codis2Client, before: Topology, outcome: Outcome) -> Topology:

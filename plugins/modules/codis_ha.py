@@ -109,6 +109,43 @@ options:
     description: Seconds to wait for a promoted or re-pointed server to show its new role.
     type: float
     default: 10.0
+  state_path:
+    description:
+      - File where passes remember, per group, the last master seen alive with its offset, since when
+        the master is seen down, and the last failover. Written atomically with mode 0600.
+      - A lock file beside it (O(state_path) plus C(.lock)) keeps two passes on this host apart; the
+        second one reports "another pass is running" and does nothing.
+      - Needed by O(down_after), O(min_failover_interval) and O(max_data_loss_bytes).
+    type: path
+  down_after:
+    description: Seconds a master must have been seen down by passes before it is failed over.
+      0 fails over on the first pass that sees it down. Needs O(state_path).
+    type: float
+    default: 0.0
+  min_failover_interval:
+    description: A second failover of the same group within this many seconds is refused (anti-flapping)
+      unless O(force). Uses O(state_path).
+    type: float
+    default: 300.0
+  stale_margin:
+    description: A slave whose link to the master went down more than this many seconds before the
+      master did holds old data and is not a candidate unless O(force).
+    type: float
+    default: 10.0
+  max_data_loss_bytes:
+    description: Refuse a candidate that lags the failed master's last known offset (from O(state_path))
+      by more than this many bytes, unless O(force). No limit when omitted.
+    type: int
+  max_failovers_per_pass:
+    description: When more groups than this would fail over in one pass, none is (many masters down at
+      once usually means this host is cut off), unless O(force). No limit when omitted.
+    type: int
+  force:
+    description: Override the refusals of O(down_after), O(min_failover_interval), O(stale_margin),
+      O(max_data_loss_bytes) and O(max_failovers_per_pass). A master that a slave still sees is never
+      failed over, and the candidate rules (alive, replicating from the master, priority) still hold.
+    type: bool
+    default: false
 notes:
   - The pass is idempotent; run it from a timer (see the role C(codis.ha.codis_ha)) or a playbook.
   - Supports Codis 2.x dashboards (C(codis-config dashboard)).
@@ -222,6 +259,8 @@ def main() -> None:
     if problems:
         module.fail_json(msg="invalid arguments: " + "; ".join(problems), changed=False)
     outcome = run_pass(module.params, check_mode=module.check_mode, diff=module._diff)
+    for warning in outcome.warnings:
+        module.warn(warning)
     if outcome.failed_msg:
         module.fail_json(msg=outcome.failed_msg, **{k: v for k, v in outcome.result.items() if k != "msg"})
     module.exit_json(**outcome.result)

@@ -23,7 +23,7 @@ def test_healthy_cluster_no_change(cluster: Cluster, module_args: dict[str, Any]
     result = run_module(module_args)
     assert result["changed"] is False and result["actions"] == []
     assert [g["decision"] for g in result["groups"]] == ["healthy"] * 3
-    assert "skipped" not in result and "failed" not in result
+    assert "skipped" not in result and "failed" not in result and "warnings" not in result
     assert cluster.audit == []
 
 
