@@ -214,3 +214,74 @@ def test_predict_applies_the_plan() -> None:
     topo = Topology((G3,))
     result = plan(topo, probes(dead(M), slave_after_master_died(S1, 5), slave_after_master_died(S2, 1)), POLICY)
     assert predict(topo, result).snapshot() == {"group 1": {M: "offline", S1: "master", S2: "slave"}}
+
+
+# ------------------------------------------------------------------ safety rules
+from ansible_collections.codis.ha.plugins.module_utils._topology import GroupHistory  # noqa: E402
+
+
+def test_down_after_refuses_until_confirmed() -> None:
+    p = probes(dead(M), slave_after_master_died(S1), slave_after_master_died(S2))
+    policy = Policy(down_after=5)
+    assert plan_group(G3, p, policy, GroupHistory(master=M, down_since=100.0), now=103.0).decision == REFUSED
+    assert plan_group(G3, p, policy, None, now=103.0).decision == REFUSED
+    assert plan_group(G3, p, policy, GroupHistory(master=M, down_since=100.0), now=106.0).decision == FAILOVER
+
+
+def test_min_failover_interval_refuses_a_second_failover_unless_forced() -> None:
+    p = probes(dead(M), slave_after_master_died(S1), slave_after_master_died(S2))
+    recent = GroupHistory(master=M, last_failover_at=1000.0)
+    d = plan_group(G3, p, Policy(min_failover_interval=300), recent, now=1100.0)
+    assert d.decision == REFUSED and "failed over 100 s ago" in d.reason
+    assert plan_group(G3, p, Policy(min_failover_interval=300, force=True), recent, now=1100.0).decision == FAILOVER
+    assert plan_group(G3, p, Policy(min_failover_interval=300), recent, now=1301.0).decision == FAILOVER
+
+
+def test_stale_slave_is_excluded() -> None:
+    p = probes(dead(M), slave_after_master_died(S1, 999, link_down_seconds=200),
+               slave_after_master_died(S2, 10, link_down_seconds=3))
+    d = plan_group(G3, p, POLICY)
+    assert d.actions[0].server == S2 and "stale: link down for 200 s" in d.reason
+    assert plan_group(G3, p, Policy(force=True)).actions[0].server == S1
+
+
+def test_slave_never_linked_is_stale() -> None:
+    p = probes(dead(M), slave_after_master_died(S1, 0, link_down_seconds=-1), slave_after_master_died(S2, 5))
+    d = plan_group(G3, p, POLICY)
+    assert d.actions[0].server == S2 and "never up" in d.reason
+
+
+def test_state_lengthens_the_master_down_time_used_for_staleness() -> None:
+    p = probes(dead(M), slave_after_master_died(S1, 50, link_down_seconds=100))
+    g = group((M, "master"), (S1, "slave"))
+    assert plan_group(g, p, POLICY).decision == FAILOVER  # the only slave sets the estimate itself
+    p = probes(dead(M), slave_after_master_died(S1, 50, link_down_seconds=100), slave_after_master_died(S2, 5))
+    assert plan_group(G3, p, POLICY, GroupHistory(master=M, down_since=0.0), now=95.0).actions[0].server == S1
+
+
+def test_data_loss_bound() -> None:
+    p = probes(dead(M), slave_after_master_died(S1, 900), slave_after_master_died(S2, 800))
+    h = GroupHistory(master=M, master_offset=1000)
+    d = plan_group(G3, p, Policy(max_data_loss_bytes=150), h)
+    assert d.actions[0].server == S1 and "100 bytes behind" in d.reason and "would lose 200 bytes" in d.reason
+    assert plan_group(G3, p, Policy(max_data_loss_bytes=50), h).decision == NO_CANDIDATE
+    # The bound only applies to the master the offset was remembered for.
+    assert plan_group(G3, p, Policy(max_data_loss_bytes=50), GroupHistory(master=S3, master_offset=1000)).decision == FAILOVER
+
+
+def test_mass_failure_refuses_all() -> None:
+    groups = tuple(group((f"10.1.{i}.1:1", "master"), (f"10.1.{i}.2:1", "slave"), gid=i) for i in range(1, 4))
+    p = {}
+    for i in range(1, 4):
+        p.update(probes(dead(f"10.1.{i}.1:1"), slave_after_master_died(f"10.1.{i}.2:1").__class__(
+            f"10.1.{i}.2:1", ALIVE, role="slave", master_addr=f"10.1.{i}.1:1", offset=1, link_up=False,
+            link_down_seconds=1, priority=100)))
+    result = plan(Topology(groups), p, Policy(max_failovers_per_pass=2))
+    assert [d.decision for d in result.decisions] == [REFUSED] * 3 and result.actions == []
+    assert len(plan(Topology(groups), p, Policy(max_failovers_per_pass=3)).actions) == 3
+    assert len(plan(Topology(groups), p, Policy(max_failovers_per_pass=2, force=True)).actions) == 3
+
+
+def test_force_never_overrides_a_witness() -> None:
+    d = plan_group(G3, probes(dead(M), slave(S1), slave_after_master_died(S2)), Policy(force=True))
+    assert d.decision == REFUSED
