@@ -19,3 +19,12 @@ for path in (COLLECTIONS, ROOT):
         sys.path.insert(0, path)
 
 pytest_plugins = ["tests.helpers"]
+
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+# Profiles: "ci" (default) is what CI runs; "chaos" is the long run recorded in docs/testing.md.
+settings.register_profile("ci", max_examples=300, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.register_profile("chaos", max_examples=5000, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

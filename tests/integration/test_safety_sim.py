@@ -163,8 +163,8 @@ def test_concurrent_passes_on_two_hosts_never_promote_two_servers(module_args: d
             assert len(c.masters()[1]) == 1 and c.master_of(1) in promoted
 
 
-def test_corrupt_state_file_is_moved_aside_and_the_pass_goes_on(cluster: Cluster, module_args: dict[str, Any],
-                                                                 tmp_path: Path) -> None:
+def test_corrupt_state_file_is_moved_aside_and_the_pass_goes_on(
+        cluster: Cluster, module_args: dict[str, Any], tmp_path: Path) -> None:
     state = tmp_path / "state.json"
     state.write_text("{not json")
     cluster.kill(cluster.master_of(1))
