@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from ansible_collections.codis.ha.plugins.module_utils._dashboard import Codis2Client, DashboardError
 from ansible_collections.codis.ha.plugins.module_utils._executor import DONE, Executor, Outcome
@@ -77,18 +77,20 @@ class PassResult:
     history: Optional[dict[int, GroupHistory]] = None
 
 
-def run_pass(params: dict[str, Any], check_mode: bool = False, diff: bool = False) -> PassResult:
+def run_pass(params: dict[str, Any], check_mode: bool = False, diff: bool = False,
+             planner: Callable[..., Plan] = plan) -> PassResult:
+    """`planner` is replaceable so that tests can show the checks catch a naive policy."""
     started = time.monotonic()
     client = Codis2Client(params["dashboard_url"], timeout=params["dashboard_timeout"],
                           validate_certs=params["validate_certs"], ca_path=params.get("ca_path"))
     try:
-        return _run(client, params, check_mode, diff, started)
+        return _run(client, params, check_mode, diff, started, planner)
     finally:
         client.close()
 
 
 def _run(client: Codis2Client, params: dict[str, Any], check_mode: bool, diff: bool,
-         started: float) -> PassResult:
+         started: float, planner: Callable[..., Plan]) -> PassResult:
     try:
         topology = client.topology()
     except DashboardError as exc:
@@ -102,7 +104,8 @@ def _run(client: Codis2Client, params: dict[str, Any], check_mode: bool, diff: b
     selected = [g for g in topology.groups if policy.groups is None or g.id in policy.groups]
     state_path = params.get("state_path")
     if not state_path:
-        return _decide_and_act(client, params, topology, selected, policy, {}, check_mode, diff, started)
+        return _decide_and_act(client, params, topology, selected, policy, {}, check_mode, diff, started,
+                               planner)
     lock = PassLock(state_path + ".lock")
     try:
         acquired = lock.acquire()
@@ -115,7 +118,8 @@ def _run(client: Codis2Client, params: dict[str, Any], check_mode: bool, diff: b
                            "skipped_groups": [{"group": g.id, "reason": reason} for g in selected]})
     try:
         history, warnings = load_state(state_path)
-        outcome = _decide_and_act(client, params, topology, selected, policy, history, check_mode, diff, started)
+        outcome = _decide_and_act(client, params, topology, selected, policy, history, check_mode, diff,
+                                  started, planner)
         outcome.warnings.extend(warnings)
         if not check_mode and outcome.history is not None:
             try:
@@ -129,11 +133,11 @@ def _run(client: Codis2Client, params: dict[str, Any], check_mode: bool, diff: b
 
 def _decide_and_act(client: Codis2Client, params: dict[str, Any], topology: Topology,
                     selected: list[ServerGroup], policy: Policy, history: dict[int, GroupHistory],
-                    check_mode: bool, diff: bool, started: float) -> PassResult:
+                    check_mode: bool, diff: bool, started: float, planner: Callable[..., Plan]) -> PassResult:
     prober = Prober(ProbeSettings.from_params(params))
     probes = prober.probe_all([s.addr for g in selected for s in g.servers])
     now = time.time()
-    the_plan = plan(topology, probes, policy, history, now)
+    the_plan = planner(topology, probes, policy, history, now)
     if the_plan.errors:
         result = _report(topology, probes, the_plan, Outcome([], []), None, False, started)
         result["changed"] = False

@@ -1,0 +1,177 @@
+"""Stateful chaos: faults and passes of the real pass over a live simulator; invariants are the safety
+properties. A deliberately naive 2015-style policy runs through the same machine and must be caught."""
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Optional
+
+import pytest
+from hypothesis import HealthCheck, settings, strategies as st
+from hypothesis.errors import Flaky
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
+
+from ansible_collections.codis.ha.plugins.module_utils._pass import argument_spec, run_pass
+from ansible_collections.codis.ha.plugins.module_utils._planner import (
+    FAILOVER,
+    PROMOTE,
+    Action,
+    GroupDecision,
+    Plan,
+    plan,
+)
+from ansible_collections.codis.ha.plugins.module_utils._topology import ProbeResult, Topology
+from simulator import Cluster
+
+GROUPS, SLAVES = 2, 2
+CHAOS = os.environ.get("HYPOTHESIS_PROFILE") == "chaos"
+PASS_ARGS = dict(probe_timeout=0.05, probe_attempts=1, probe_interval=0.0, verify_timeout=0.3,
+                 dashboard_timeout=2.0)
+
+
+def naive_plan(topology: Topology, probes: dict[str, ProbeResult], *args: Any) -> Plan:
+    """The 2015 codis-ha: master PING fails -> promote the first slave listed, alive or not."""
+    decisions = []
+    for group in topology.groups:
+        master = group.master
+        slaves = group.of_type("slave")
+        if master and not probes[master.addr].alive and slaves:
+            first = slaves[0].addr
+            decisions.append(GroupDecision(group.id, FAILOVER, "naive", first, (
+                Action(group.id, PROMOTE, first, master.addr, first, "naive"),)))
+    return Plan(tuple(decisions))
+
+
+class ChaosMachine(RuleBasedStateMachine):
+    planner: Callable[..., Plan] = staticmethod(plan)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cluster = Cluster(groups=GROUPS, slaves=SLAVES, redis_timeout=0.2)
+        self.addrs = sorted(self.cluster.nodes)
+        self.params = {k: v.get("default") for k, v in argument_spec().items()}
+        self.params.update(PASS_ARGS, dashboard_url=self.cluster.dashboard_url)
+        self.hung: set[str] = set()
+        self.partitioned: set[str] = set()
+        self.last_result: Optional[dict[str, Any]] = None
+        self.expect_live: list[int] = []
+
+    def teardown(self) -> None:
+        self.cluster.close()
+
+    # ------------------------------------------------------------------ the world does things
+    @rule(gid=st.integers(1, GROUPS), count=st.integers(1, 5))
+    def write(self, gid: int, count: int) -> None:
+        master = self.cluster.master_of(gid)
+        node = self.cluster.nodes.get(master) if master else None
+        if node is not None and not node.killed and not node.hung and node.master is None:
+            self.cluster.write(gid, count)
+
+    @rule(i=st.integers(0, GROUPS * (SLAVES + 1) - 1))
+    def kill(self, i: int) -> None:
+        self.cluster.kill(self.addrs[i])
+        self.hung.discard(self.addrs[i])
+
+    @rule(i=st.integers(0, GROUPS * (SLAVES + 1) - 1))
+    def revive(self, i: int) -> None:
+        self.cluster.revive(self.addrs[i])
+        self.hung.discard(self.addrs[i])
+        self.partitioned.discard(self.addrs[i])
+
+    @rule(i=st.integers(0, GROUPS * (SLAVES + 1) - 1))
+    def hang(self, i: int) -> None:
+        self.cluster.hang(self.addrs[i])
+        if not self.cluster.nodes[self.addrs[i]].killed:
+            self.hung.add(self.addrs[i])
+
+    @rule(i=st.integers(0, GROUPS * (SLAVES + 1) - 1), mode=st.sampled_from(["hang", "refuse"]))
+    def partition(self, i: int, mode: str) -> None:
+        self.cluster.partition(self.addrs[i], mode)
+        self.partitioned.add(self.addrs[i])
+
+    @rule(seconds=st.sampled_from([5, 20, 70]))
+    def time_passes(self, seconds: int) -> None:
+        self.cluster.clock.advance(seconds)
+
+    @rule(fault=st.sampled_from(["lock_conflict", "promote_500_after_commit"]))
+    def dashboard_fault(self, fault: str) -> None:
+        self.cluster.dashboard_fault(fault, 1)
+
+    # ------------------------------------------------------------------ a pass
+    def _eligible_before(self, gid: int) -> bool:
+        """A killed master and a slave any sane policy could promote."""
+        master = self.cluster.master_of(gid)
+        if master is None or not self.cluster.nodes[master].killed:
+            return False
+        for addr, kind in self.cluster.servers(gid).items():
+            node = self.cluster.nodes[addr]
+            if (kind == "slave" and not node.killed and addr not in self.hung and addr not in self.partitioned
+                    and node.master == master and node.priority > 0):
+                return True
+        return False
+
+    @rule(check=st.booleans())
+    def run_a_pass(self, check: bool) -> None:
+        before = {gid: self.cluster.servers(gid) for gid in self.cluster.group_ids()}
+        audit = len(self.cluster.audit)
+        self.expect_live = [] if check else [g for g in self.cluster.group_ids() if self._eligible_before(g)]
+        outcome = run_pass(dict(self.params), check_mode=check, planner=type(self).planner)
+        self.last_result = outcome.result
+        if check:
+            assert len(self.cluster.audit) == audit, "check mode made a mutating call"
+            assert {gid: self.cluster.servers(gid) for gid in self.cluster.group_ids()} == before
+        for action in outcome.result.get("actions", []):
+            if action["action"] == PROMOTE and action["status"] == "done":
+                self._check_best_offset(action)
+
+    def _check_best_offset(self, action: dict[str, Any]) -> None:
+        group = next(g for g in self.last_result["groups"] if g["id"] == action["group"])
+        seen = {s["addr"]: s for s in group["servers"]}
+        chosen = seen[action["server"]]["offset"] or 0
+        for s in group["servers"]:
+            if (s["type"] == "slave" and s.get("alive") and s.get("role") == "slave"
+                    and s.get("master") == action["previous_master"] and s.get("priority") != 0
+                    and s["addr"] not in self.partitioned):
+                assert (s["offset"] or 0) <= chosen, "promoted %s (offset %d) over %s (offset %d)" % (
+                    action["server"], chosen, s["addr"], s["offset"])
+
+    # ------------------------------------------------------------------ safety properties
+    @invariant()
+    def never_two_masters(self) -> None:
+        for gid, masters in self.cluster.masters().items():
+            assert len(masters) <= 1, "group %d has masters %s" % (gid, masters)
+
+    @invariant()
+    def dashboard_master_is_a_redis_master_when_alive(self) -> None:
+        for gid in self.cluster.group_ids():
+            master = self.cluster.master_of(gid)
+            node = self.cluster.nodes.get(master) if master else None
+            if node is not None and not node.killed:
+                assert node.master is None, "group %d: dashboard master %s replicates from %s" % (
+                    gid, master, node.master)
+
+    @invariant()
+    def liveness_after_a_pass(self) -> None:
+        for gid in self.expect_live:
+            master = self.cluster.master_of(gid)
+            assert master is not None and not self.cluster.nodes[master].killed, (
+                "group %d still has no live master after a pass: %s" % (gid, self.last_result))
+        self.expect_live = []
+
+
+class NaiveChaosMachine(ChaosMachine):
+    planner = staticmethod(naive_plan)
+
+
+def _settings(examples: int, steps: int) -> settings:
+    return settings(max_examples=examples, stateful_step_count=steps, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+
+
+def test_chaos_invariants_hold() -> None:
+    examples, steps = (1000, 12) if CHAOS else (200, 8)
+    run_state_machine_as_test(ChaosMachine, settings=_settings(examples, steps))
+
+
+def test_naive_policy_is_caught() -> None:
+    with pytest.raises((AssertionError, Flaky)):
+        run_state_machine_as_test(NaiveChaosMachine, settings=_settings(300, 8))
