@@ -8,7 +8,7 @@ from typing import Any, Callable, Optional
 import pytest
 from hypothesis import HealthCheck, settings, strategies as st
 from hypothesis.errors import Flaky
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from ansible_collections.codis.ha.plugins.module_utils._pass import argument_spec, run_pass
 from ansible_collections.codis.ha.plugins.module_utils._planner import (
