@@ -7,7 +7,6 @@ from typing import Any, Callable, Optional
 
 import pytest
 from hypothesis import HealthCheck, settings, strategies as st
-from hypothesis.errors import Flaky
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from ansible_collections.codis.ha.plugins.module_utils._pass import argument_spec, run_pass
@@ -46,8 +45,10 @@ class ChaosMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.cluster = Cluster(groups=GROUPS, slaves=SLAVES, redis_timeout=0.2)
-        self.addrs = sorted(self.cluster.nodes)
+        # Ports differ between runs: order nodes by creation, and keep the dashboard's insertion order,
+        # so that a replayed example hits the same roles (the address-sorting quirk is tested elsewhere).
+        self.cluster = Cluster(groups=GROUPS, slaves=SLAVES, redis_timeout=0.2, sort_servers=False)
+        self.addrs = list(self.cluster.nodes)
         self.params = {k: v.get("default") for k, v in argument_spec().items()}
         self.params.update(PASS_ARGS, dashboard_url=self.cluster.dashboard_url)
         self.hung: set[str] = set()
@@ -70,6 +71,13 @@ class ChaosMachine(RuleBasedStateMachine):
     def kill(self, i: int) -> None:
         self.cluster.kill(self.addrs[i])
         self.hung.discard(self.addrs[i])
+
+    @rule(gid=st.integers(1, GROUPS))
+    def kill_master(self, gid: int) -> None:
+        master = self.cluster.master_of(gid)
+        if master is not None:
+            self.cluster.kill(master)
+            self.hung.discard(master)
 
     @rule(i=st.integers(0, GROUPS * (SLAVES + 1) - 1))
     def revive(self, i: int) -> None:
@@ -164,7 +172,8 @@ class NaiveChaosMachine(ChaosMachine):
 
 def _settings(examples: int, steps: int) -> settings:
     return settings(max_examples=examples, stateful_step_count=steps, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+                    database=None if os.environ.get("CI") else settings.default.database)
 
 
 def test_chaos_invariants_hold() -> None:
@@ -173,5 +182,5 @@ def test_chaos_invariants_hold() -> None:
 
 
 def test_naive_policy_is_caught() -> None:
-    with pytest.raises((AssertionError, Flaky)):
-        run_state_machine_as_test(NaiveChaosMachine, settings=_settings(300, 8))
+    with pytest.raises(AssertionError, match="no live master|masters|promoted"):
+        run_state_machine_as_test(NaiveChaosMachine, settings=_settings(500, 10))

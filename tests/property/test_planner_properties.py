@@ -117,10 +117,17 @@ def test_plan_properties(world: tuple[Topology, dict[str, ProbeResult], Policy])
                        for s in group.servers if s.type == "slave")
         # The promoted slave has the highest offset among the eligible, non-stale ones.
         chosen = probes[action.server].offset
+        ages = [p.link_down_seconds for p in (probes[s.addr] for s in group.servers if s.type == "slave")
+                if p.status == ALIVE and p.role == "slave" and p.master_addr == old and p.link_up is False
+                and p.link_down_seconds is not None and p.link_down_seconds >= 0]
+        fresh_limit = (min(ages) if ages else 0) + policy.stale_margin
+
+        def not_stale(p: ProbeResult) -> bool:
+            return (policy.force or p.link_up is not False or p.link_down_seconds is None
+                    or 0 <= p.link_down_seconds <= fresh_limit)
+
         assert all(probes[s.addr].offset <= chosen for s in group.servers
-                   if s.addr != old and eligible(group, probes, old, s.addr)
-                   and (policy.force or probes[s.addr].link_up or probes[s.addr].link_down_seconds is None
-                        or 0 <= probes[s.addr].link_down_seconds <= probes[action.server].link_down_seconds))
+                   if s.addr != old and eligible(group, probes, old, s.addr) and not_stale(probes[s.addr]))
     # Never an action on a server outside its group, never on the group's surviving master.
     for action in result.actions:
         group = topology.group(action.group)
