@@ -144,9 +144,6 @@ class Codis2Dashboard:
         with self._state_lock:
             return {s["addr"]: s["type"] for s in self.state.groups.get(gid, [])}
 
-    def mutations(self) -> list[AuditEntry]:
-        return list(self.audit)
-
     # ------------------------------------------------------------------ redis side effects
     def _send_slaveof(self, addr: str, master: Optional[str]) -> None:
         """What the Go dashboard does with a TCP connection, done through the node model."""

@@ -42,6 +42,15 @@ def wait_for(condition: Callable[[], Any], timeout: float = 10.0, interval: floa
         time.sleep(interval)
 
 
+def pass_params(**args: Any) -> dict[str, Any]:
+    """Module parameters with the argument spec's defaults filled in, for calling run_pass directly."""
+    from ansible_collections.codis.ha.plugins.module_utils._pass import argument_spec
+
+    params = {k: v.get("default") for k, v in argument_spec().items()}
+    params.update(args)
+    return params
+
+
 FAST = dict(probe_timeout=0.3, probe_attempts=2, probe_interval=0.05, verify_timeout=3.0,
             dashboard_timeout=2.0)
 

@@ -94,8 +94,7 @@ def _run(client: Codis2Client, params: dict[str, Any], check_mode: bool, diff: b
     try:
         topology = client.topology()
     except DashboardError as exc:
-        return PassResult({"changed": False, "actions": [], "groups": [], "skipped_groups": []},
-                          "cannot read the server groups from the dashboard, nothing was changed: %s" % exc)
+        return _nothing_done("cannot read the server groups from the dashboard, nothing was changed: %s" % exc)
     policy = Policy(repoint_slaves=params["repoint_slaves"], reuse_offline=params["reuse_offline"],
                     groups=frozenset(params["groups"]) if params.get("groups") is not None else None,
                     down_after=params["down_after"], min_failover_interval=params["min_failover_interval"],
@@ -110,12 +109,11 @@ def _run(client: Codis2Client, params: dict[str, Any], check_mode: bool, diff: b
     try:
         acquired = lock.acquire()
     except OSError as exc:
-        return PassResult({"changed": False, "actions": [], "groups": [], "skipped_groups": []},
-                          "cannot take the pass lock %s.lock: %s" % (state_path, exc))
+        return _nothing_done("cannot take the pass lock %s.lock: %s" % (state_path, exc))
     if not acquired:
         reason = "another pass is running on this host (lock %s.lock held)" % state_path
-        return PassResult({"changed": False, "actions": [], "groups": [], "msg": reason + "; nothing was done.",
-                           "skipped_groups": [{"group": g.id, "reason": reason} for g in selected]})
+        return _nothing_done(None, reason + "; nothing was done.",
+                             [{"group": g.id, "reason": reason} for g in selected])
     try:
         history, warnings = load_state(state_path)
         outcome = _decide_and_act(client, params, topology, selected, policy, history, check_mode, diff,
@@ -131,6 +129,15 @@ def _run(client: Codis2Client, params: dict[str, Any], check_mode: bool, diff: b
         lock.release()
 
 
+def _nothing_done(failed_msg: Optional[str], msg: str = "",
+                  skipped: Optional[list[dict[str, Any]]] = None) -> PassResult:
+    """A pass that stopped before planning: the same keys as any other result, all empty."""
+    result: dict[str, Any] = {"changed": False, "actions": [], "groups": [], "skipped_groups": skipped or []}
+    if msg:
+        result["msg"] = msg
+    return PassResult(result, failed_msg)
+
+
 def _decide_and_act(client: Codis2Client, params: dict[str, Any], topology: Topology,
                     selected: list[ServerGroup], policy: Policy, history: dict[int, GroupHistory],
                     check_mode: bool, diff: bool, started: float, planner: Callable[..., Plan]) -> PassResult:
@@ -140,7 +147,6 @@ def _decide_and_act(client: Codis2Client, params: dict[str, Any], topology: Topo
     the_plan = planner(topology, probes, policy, history, now)
     if the_plan.errors:
         result = _report(topology, probes, the_plan, Outcome([], []), None, False, started)
-        result["changed"] = False
         more = len(the_plan.errors) - 3
         return PassResult(result, "; ".join(the_plan.errors[:3]) + (
             "; and %d more server(s) like this" % more if more > 0 else ""))
@@ -214,7 +220,7 @@ def _report(topology: Topology, probes: dict[str, ProbeResult], the_plan: Plan, 
         "actions": actions,
         "groups": groups,
         "skipped_groups": skipped,
-        "msg": _sentence(groups, outcome, skipped),
+        "msg": _sentence(groups, outcome),
         "pass_seconds": round(time.monotonic() - started, 3),
     }
     if diff:
@@ -244,7 +250,7 @@ def _server_report(addr: str, server_type: str, seen: Optional[ProbeResult]) -> 
     return out
 
 
-def _sentence(groups: list[dict[str, Any]], outcome: Outcome, skipped: list[dict[str, Any]]) -> str:
+def _sentence(groups: list[dict[str, Any]], outcome: Outcome) -> str:
     parts = []
     by_status: dict[str, int] = {}
     for r in outcome.results:
@@ -257,6 +263,6 @@ def _sentence(groups: list[dict[str, Any]], outcome: Outcome, skipped: list[dict
         counts[g["decision"]] = counts.get(g["decision"], 0) + 1
     parts.append("%d group(s): %s" % (len(groups), ", ".join(
         "%d %s" % (n, d.replace("_", " ")) for d, n in sorted(counts.items())) or "none"))
-    if skipped:
-        parts.append("%d group(s) skipped" % len(skipped))
+    if outcome.skipped:
+        parts.append("%d group(s) left for the next pass" % len(outcome.skipped))
     return "; ".join(parts) + "."

@@ -8,21 +8,14 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ansible_collections.codis.ha.plugins.module_utils._pass import argument_spec, run_pass
+from ansible_collections.codis.ha.plugins.module_utils._pass import run_pass
 from ansible_collections.codis.ha.plugins.module_utils._state import PassLock
 from simulator import Cluster
-from tests.helpers import run_module
+from tests.helpers import pass_params, run_module
 
 
 def _state(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text())["groups"]
-
-
-def _params(args: dict[str, Any]) -> dict[str, Any]:
-    """Module parameters with defaults filled in, for calling run_pass from several threads."""
-    params = {k: v.get("default") for k, v in argument_spec().items()}
-    params.update(args)
-    return params
 
 
 def test_state_file_is_written_atomically_with_mode_0600(cluster: Cluster, module_args: dict[str, Any],
@@ -131,7 +124,7 @@ def _race(cluster: Cluster, module_args: dict[str, Any], state_paths: list[str])
 
     def one(i: int) -> None:
         barrier.wait()
-        results[i] = run_pass(_params(dict(module_args, state_path=state_paths[i])))
+        results[i] = run_pass(pass_params(**dict(module_args, state_path=state_paths[i])))
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(len(state_paths))]
     for t in threads:

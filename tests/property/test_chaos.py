@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
-from ansible_collections.codis.ha.plugins.module_utils._pass import argument_spec, run_pass
+from ansible_collections.codis.ha.plugins.module_utils._pass import run_pass
 from ansible_collections.codis.ha.plugins.module_utils._planner import (
     FAILOVER,
     PROMOTE,
@@ -20,6 +20,7 @@ from ansible_collections.codis.ha.plugins.module_utils._planner import (
 )
 from ansible_collections.codis.ha.plugins.module_utils._topology import ProbeResult, Topology
 from simulator import Cluster
+from tests.helpers import pass_params
 
 GROUPS, SLAVES = 2, 2
 CHAOS = os.environ.get("HYPOTHESIS_PROFILE") == "chaos"
@@ -49,8 +50,7 @@ class ChaosMachine(RuleBasedStateMachine):
         # so that a replayed example hits the same roles (the address-sorting quirk is tested elsewhere).
         self.cluster = Cluster(groups=GROUPS, slaves=SLAVES, redis_timeout=0.2, sort_servers=False)
         self.addrs = list(self.cluster.nodes)
-        self.params = {k: v.get("default") for k, v in argument_spec().items()}
-        self.params.update(PASS_ARGS, dashboard_url=self.cluster.dashboard_url)
+        self.params = pass_params(**PASS_ARGS, dashboard_url=self.cluster.dashboard_url)
         self.hung: set[str] = set()
         self.partitioned: set[str] = set()
         self.last_result: Optional[dict[str, Any]] = None
