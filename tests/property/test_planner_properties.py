@@ -4,7 +4,7 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 
-from hypothesis import event, given, strategies as st
+from hypothesis import event, example, given, strategies as st
 
 from ansible_collections.codis.ha.plugins.module_utils._planner import (
     PROMOTE,
@@ -83,7 +83,22 @@ def eligible(group: ServerGroup, probes: dict[str, ProbeResult], old: str, serve
             and not p.loading and not p.syncing and p.priority != 0)
 
 
+# Found by the chaos profile: the chosen slave still had its link up (silent for 40 s) while another was
+# link-down; the staleness oracle compared against the chosen slave's missing link-down age.
+_LINK_UP_CHOSEN = (
+    Topology((ServerGroup(1, (Server("127.0.0.1:7000", "master"), Server("127.0.0.1:7001", "slave"),
+                              Server("127.0.0.1:7002", "slave"))),)),
+    {"127.0.0.1:7000": ProbeResult("127.0.0.1:7000", DOWN, "refused", 2),
+     "127.0.0.1:7001": ProbeResult("127.0.0.1:7001", ALIVE, role="slave", master_addr="127.0.0.1:7000",
+                                   offset=500, link_up=True, last_io_seconds=40, priority=100),
+     "127.0.0.1:7002": ProbeResult("127.0.0.1:7002", ALIVE, role="slave", master_addr="127.0.0.1:7000",
+                                   offset=400, link_up=False, link_down_seconds=3, priority=100)},
+    Policy(),
+)
+
+
 @given(worlds())
+@example(_LINK_UP_CHOSEN)
 def test_plan_properties(world: tuple[Topology, dict[str, ProbeResult], Policy]) -> None:
     topology, probes, policy = world
     result = plan(topology, probes, policy)
