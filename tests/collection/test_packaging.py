@@ -42,6 +42,7 @@ def test_build_install_and_ansible_doc(tree: Path, tmp_path: Path) -> None:
     with tarfile.open(artifact) as tar:
         names = tar.getnames()
     assert "plugins/modules/codis_ha.py" in names and "meta/runtime.yml" in names
+    assert "roles/codis_ha/files/codis_ha_runner.py" in names and "roles/codis_ha/meta/argument_specs.yml" in names
     assert not any(n.startswith(("tests/", "simulator/", ".venv")) for n in names)
     install = tmp_path / "installed"
     _run([str(BIN / "ansible-galaxy"), "collection", "install", str(artifact), "-p", str(install)], tmp_path)
@@ -49,6 +50,18 @@ def test_build_install_and_ansible_doc(tree: Path, tmp_path: Path) -> None:
                env={"ANSIBLE_COLLECTIONS_PATH": str(install)})
     for needle in ("dashboard_url", "redis_password", "EXAMPLES", "RETURN VALUES", "skipped_groups"):
         assert needle in doc
+    role_doc = _run([str(BIN / "ansible-doc"), "-t", "role", "codis.ha.codis_ha"], tmp_path,
+                    env={"ANSIBLE_COLLECTIONS_PATH": str(install)})
+    for needle in ("codis_ha_scheduler", "codis_ha_interval", "codis_ha_on_failover_command", "absent"):
+        assert needle in role_doc
+
+
+def test_ansible_lint_production_profile(tree: Path) -> None:
+    lint = subprocess.run([str(BIN / "ansible-lint"), "--offline", "--nocolor", "--profile", "production",
+                           "roles/codis_ha", "examples"], cwd=tree, capture_output=True, text=True, timeout=600,
+                          check=False, env={**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(tree.parents[2])})
+    out = lint.stdout + lint.stderr
+    assert lint.returncode == 0 and "Profile 'production' was required, and it passed" in out, out[-4000:]
 
 
 def test_ansible_test_sanity_with_empty_ignores(tree: Path) -> None:
