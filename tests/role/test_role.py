@@ -161,6 +161,7 @@ def test_cron_runner_fails_a_killed_master_over_and_the_role_is_idempotent_and_r
                            what="the runner to promote a slave")
             took = time.monotonic() - killed_at
             budget = 2 * INTERVAL + PROBE["probe_timeout"] * PROBE["probe_attempts"]
+            print("failover after kill: %.2f s (budget %.2f s)" % (took, budget))
             assert took <= budget, "failover took %.2f s, more than two intervals plus a probe budget" % took
             assert cluster.lost_writes(group) == []
 
