@@ -63,10 +63,65 @@ class Codis2State:
         return {"id": gid, "product_name": self.product_name, "servers": servers or None}
 
 
-class Codis2Dashboard:
-    def __init__(self, world: World, host: str = "127.0.0.1", port: int = 0,
-                 product_name: str = "codis-demo", redis_timeout: float = 5.0) -> None:
+class ModelRedis:
+    """The dashboard's Redis side for fake nodes: SLAVEOF goes through the node model."""
+
+    def __init__(self, world: World, timeout: float) -> None:
         self.world = world
+        self.timeout = timeout
+
+    def slaveof(self, addr: str, master: Optional[str]) -> None:
+        node = self.world.nodes.get(addr)
+        if node is None or node.killed:
+            raise DashboardError("dial tcp %s: connect: connection refused" % addr)
+        if node.hung:
+            time.sleep(self.timeout)
+            raise DashboardError("read tcp 127.0.0.1:0->%s: i/o timeout" % addr)
+        self.world.slaveof(addr, master)
+
+
+class RealRedis:
+    """The dashboard's Redis side for real redis-server processes: a real SLAVEOF over TCP (or TLS), with
+    the password the real dashboard is configured with, and its errors in the Go dashboard's words."""
+
+    def __init__(self, timeout: float = 5.0, password: Optional[str] = None,
+                 ssl: Optional[dict[str, Any]] = None) -> None:
+        self.timeout = timeout
+        self.password = password
+        self.ssl = ssl or {}
+
+    def slaveof(self, addr: str, master: Optional[str]) -> None:
+        import redis  # only the real mode needs redis-py
+
+        host, port = addr.rsplit(":", 1)
+        client = redis.Redis(host=host, port=int(port), password=self.password, socket_timeout=self.timeout,
+                             socket_connect_timeout=self.timeout, retry=None, protocol=2, lib_name=None,
+                             **self.ssl)
+        try:
+            if master is None:
+                client.execute_command("SLAVEOF", "NO", "ONE")
+            else:
+                m_host, m_port = master.rsplit(":", 1)
+                client.execute_command("SLAVEOF", m_host, m_port)
+        except redis.TimeoutError as exc:
+            raise DashboardError("read tcp 127.0.0.1:0->%s: i/o timeout" % addr) from exc
+        except redis.ConnectionError as exc:
+            raise DashboardError("dial tcp %s: connect: connection refused" % addr) from exc
+        except redis.RedisError as exc:
+            raise DashboardError("ERR %s" % exc) from exc
+        finally:
+            client.close()
+
+
+class Codis2Dashboard:
+    def __init__(self, world: Optional[World], host: str = "127.0.0.1", port: int = 0,
+                 product_name: str = "codis-demo", redis_timeout: float = 5.0,
+                 redis_side: Optional[Any] = None) -> None:
+        """`world` for fake nodes; or `redis_side=RealRedis(...)` to front real redis-server processes."""
+        if redis_side is None:
+            assert world is not None, "fake nodes need a World"
+            redis_side = ModelRedis(world, redis_timeout)
+        self.redis_side = redis_side
         self.state = Codis2State(product_name=product_name)
         self.faults = DashboardFaults()
         self.audit: list[AuditEntry] = []
@@ -146,14 +201,8 @@ class Codis2Dashboard:
 
     # ------------------------------------------------------------------ redis side effects
     def _send_slaveof(self, addr: str, master: Optional[str]) -> None:
-        """What the Go dashboard does with a TCP connection, done through the node model."""
-        node = self.world.nodes.get(addr)
-        if node is None or node.killed:
-            raise DashboardError("dial tcp %s: connect: connection refused" % addr)
-        if node.hung:
-            time.sleep(self.redis_timeout)
-            raise DashboardError("read tcp 127.0.0.1:0->%s: i/o timeout" % addr)
-        self.world.slaveof(addr, master)
+        """What the Go dashboard does with a TCP connection to the server."""
+        self.redis_side.slaveof(addr, master)
 
     # ------------------------------------------------------------------ API
     def handle(self, method: str, path: str, body: bytes) -> tuple[int, str]:
