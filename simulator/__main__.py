@@ -13,9 +13,37 @@ from typing import Any, Optional
 DEFAULT_CONTROL = os.environ.get("CODIS_SIM_CONTROL", "http://127.0.0.1:18088")
 
 
+def _up_real(args: argparse.Namespace) -> int:
+    """Real redis-server processes behind the dashboard; faults are plain signals to the printed PIDs."""
+    import threading
+
+    from .real import RealCluster
+
+    stop = threading.Event()
+    with RealCluster.start(groups=args.groups, slaves=args.slaves, password=args.password,
+                           dashboard_port=args.port) as cluster:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        print("dashboard: %s" % cluster.dashboard_url)
+        for gid in sorted(cluster.masters()):
+            print("group %d: %s" % (gid, " ".join("%s(%s, pid %d)" % (a, t, cluster.servers[a].proc.pid)
+                                                   for a, t in sorted(cluster.dashboard.servers(gid).items()))))
+        if args.state_file:
+            with open(args.state_file, "w", encoding="utf-8") as f:
+                json.dump({"dashboard": cluster.dashboard_url,
+                           "pids": {a: s.proc.pid for a, s in cluster.servers.items()}}, f)
+        sys.stdout.flush()
+        stop.wait()
+    print("stopped")
+    return 0
+
+
 def _up(args: argparse.Namespace) -> int:
     from .cluster import Cluster
     from .control import ControlServer
+
+    if args.real:
+        return _up_real(args)
 
     with Cluster.start(groups=args.groups, slaves=args.slaves, password=args.password, seed=args.seed,
                        dashboard_port=args.port) as cluster:
@@ -73,6 +101,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     up.add_argument("--password", default=None)
     up.add_argument("--seed", type=int, default=0)
     up.add_argument("--state-file", default=None, help="write the URLs here as JSON once started")
+    up.add_argument("--real", action="store_true",
+                    help="start real redis-server processes instead of fake nodes (no control API: kill -9 or "
+                         "kill -STOP the printed PIDs)")
     for verb in ("kill", "hang", "revive", "heal", "cut"):
         p = sub.add_parser(verb, help="%s a node" % verb)
         p.add_argument("addr")

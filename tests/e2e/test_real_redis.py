@@ -6,6 +6,12 @@ real (SIGKILL, SIGSTOP, a restart with empty data), and every wait is on a condi
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
@@ -171,3 +177,23 @@ def test_many_groups_fail_over_in_one_pass() -> None:
             master = cluster.master_of(gid)
             assert master is not None and cluster.role(master) == "master"
             assert (master != killed[gid]) if gid in killed else master not in promotions(result)
+
+
+def test_cli_up_real_serves_real_processes_and_stops_them(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    proc = subprocess.Popen([sys.executable, "-m", "simulator", "up", "--real", "--groups", "1", "--slaves", "1",
+                             "--port", "0", "--state-file", str(state)], stdout=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: state.exists() and state.stat().st_size > 0, 20, what="the state file")
+        urls = json.loads(state.read_text())
+        pids = urls["pids"]
+        assert len(pids) == 2
+        master = run_module(dict(ARGS, dashboard_url=urls["dashboard"]))["groups"][0]["master"]
+        os.kill(pids[master], signal.SIGKILL)
+        promoted = wait_for(lambda: promotions(run_module(dict(ARGS, dashboard_url=urls["dashboard"]))), 20,
+                            interval=0.2, what="a failover through the CLI's cluster")
+        assert promoted != [master]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out = proc.communicate(timeout=20)[0]
+    assert "stopped" in out
