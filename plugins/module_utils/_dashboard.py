@@ -14,20 +14,10 @@ from __future__ import annotations
 
 import json
 import time
-import traceback
 from typing import Any, Callable, Optional
 
+from ansible_collections.codis.ha.plugins.module_utils._http import Transport, TransportError
 from ansible_collections.codis.ha.plugins.module_utils._topology import Server, ServerGroup, Topology
-
-REQUESTS_IMPORT_ERROR: Optional[str]
-try:
-    import requests
-except ImportError:
-    HAS_REQUESTS = False
-    REQUESTS_IMPORT_ERROR = traceback.format_exc()
-else:
-    HAS_REQUESTS = True
-    REQUESTS_IMPORT_ERROR = None
 
 LOCK_CONFLICT = "zkutil: obtaining lock timed out"
 EMPTY_CLUSTER = "zk: node does not exist"
@@ -64,15 +54,14 @@ class Codis2Client:
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
-        self.verify: Any = (ca_path or True) if validate_certs else False
         self.lock_retries = lock_retries
         self.lock_backoff = lock_backoff
         self._sleep = sleep
-        self._session = requests.Session()
+        self._transport = Transport(url, timeout, validate_certs, ca_path)
         self.mutations = 0
 
     def close(self) -> None:
-        self._session.close()
+        """Nothing stays open between requests; kept so that callers need not know."""
 
     # ------------------------------------------------------------------ reads
     def topology(self) -> Topology:
@@ -125,17 +114,12 @@ class Codis2Client:
     def _request(self, method: str, path: str, body: Optional[dict[str, Any]] = None) -> Any:
         what = "%s %s%s" % (method, self.url, path)
         try:
-            response = self._session.request(
-                method, self.url + path, data=None if body is None else json.dumps(body),
-                timeout=self.timeout, verify=self.verify, allow_redirects=False)
-            text = response.text
-        except requests.exceptions.Timeout:
-            raise DashboardUnavailable("%s: no answer within %s s" % (what, self.timeout)) from None
-        except requests.exceptions.RequestException as exc:
-            raise DashboardUnavailable("%s: %s" % (what, _short(exc))) from None
-        if response.status_code != 200:
+            status, text = self._transport.request(method, path, None if body is None else json.dumps(body).encode())
+        except TransportError as exc:
+            raise DashboardUnavailable(str(exc)) from None
+        if status != 200:
             cls = LockConflict if LOCK_CONFLICT in text else DashboardRejected
-            raise cls(response.status_code, text)
+            raise cls(status, text)
         try:
             return json.loads(text)
         except ValueError:
@@ -168,7 +152,3 @@ def _clip(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 200 else text[:200] + "..."
 
-
-def _short(exc: Exception) -> str:
-    text = str(exc)
-    return text if len(text) <= 300 else text[:300] + "..."

@@ -26,7 +26,6 @@ author:
   - codis.ha contributors (@codis-ha)
 requirements:
   - redis (Python package, 4.x or newer)
-  - requests (Python package)
 attributes:
   check_mode:
     support: full
@@ -243,7 +242,6 @@ pass_seconds:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.codis.ha.plugins.module_utils._dashboard import HAS_REQUESTS, REQUESTS_IMPORT_ERROR
 from ansible_collections.codis.ha.plugins.module_utils._pass import argument_spec, parameter_problems, run_pass
 from ansible_collections.codis.ha.plugins.module_utils._probe import HAS_REDIS, REDIS_IMPORT_ERROR
 
@@ -251,8 +249,6 @@ from ansible_collections.codis.ha.plugins.module_utils._probe import HAS_REDIS, 
 def main() -> None:
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
                            required_together=[("redis_tls_cert_path", "redis_tls_key_path")])
-    if not HAS_REQUESTS:
-        module.fail_json(msg=missing_required_lib("requests"), exception=REQUESTS_IMPORT_ERROR)
     if not HAS_REDIS:
         module.fail_json(msg=missing_required_lib("redis"), exception=REDIS_IMPORT_ERROR)
     problems = parameter_problems(module.params)

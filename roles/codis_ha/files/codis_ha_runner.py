@@ -11,6 +11,7 @@ writes an optional node_exporter textfile and runs an optional command after a c
 
     codis_ha_runner.py CONFIG              one pass (the systemd timer starts one per interval)
     codis_ha_runner.py CONFIG --loop-minute passes every interval until the minute ends (cron, under flock -n)
+    codis_ha_runner.py CONFIG --loop-seconds N   passes every interval for N seconds (benchmarks)
     codis_ha_runner.py CONFIG --check      one pass in check mode, its message printed (the role's own check)
 """
 
@@ -174,9 +175,9 @@ def one_pass(config: dict[str, Any]) -> bool:
     return not result.get("failed")
 
 
-def loop_until_minute_end(config: dict[str, Any]) -> bool:
+def loop_until(config: dict[str, Any], ends: float) -> bool:
+    """Passes every interval (wall clock) until `ends`; True when none failed."""
     interval = float(config.get("interval", 1))
-    ends = (int(time.time()) // 60 + 1) * 60 - MINUTE_MARGIN
     ok = True
     next_start = time.time()
     while next_start < ends:
@@ -197,6 +198,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--loop-minute", action="store_true",
                       help="run a pass every interval until the current minute ends (for cron)")
+    mode.add_argument("--loop-seconds", type=float, metavar="SECONDS",
+                      help="run a pass every interval for this long (benchmarks, foreground use)")
     mode.add_argument("--check", action="store_true", help="run one pass in check mode and print the result")
     options = parser.parse_args(argv)
     try:
@@ -209,7 +212,12 @@ def main(argv: Optional[list[str]] = None) -> int:
         print("check pass %s in %.2fs: %s" % ("failed" if result.get("failed") else "ok", seconds,
                                               result.get("msg", "no message")))
         return 1 if result.get("failed") else 0
-    ok = loop_until_minute_end(config) if options.loop_minute else one_pass(config)
+    if options.loop_minute:
+        ok = loop_until(config, (int(time.time()) // 60 + 1) * 60 - MINUTE_MARGIN)
+    elif options.loop_seconds is not None:
+        ok = loop_until(config, time.time() + options.loop_seconds)
+    else:
+        ok = one_pass(config)
     return 0 if ok else 1
 
 

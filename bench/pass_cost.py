@@ -1,0 +1,68 @@
+"""Benchmark 2: the cost of one pass on a healthy 3 groups x 3 servers cluster.
+
+CPU time and peak RSS of the direct invocation (what the role's runner starts every interval) and of
+`ansible localhost -m codis.ha.codis_ha`. Targets for the direct invocation: <= 60 ms CPU, <= 60 MB.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+from _common import COLLECTIONS, direct_pass, ensure_collection_path, measured, module_env, write_json
+
+from simulator import Cluster
+
+TARGET_CPU_S = 0.060
+TARGET_RSS_MB = 60.0
+
+
+def run(repeat: int = 20, ansible_repeat: int = 5) -> dict[str, Any]:
+    ensure_collection_path()
+    with Cluster.start(groups=3, slaves=2) as cluster:
+        args = {"dashboard_url": cluster.dashboard_url}
+        direct = []
+        for _ in range(repeat):
+            result, usage = direct_pass(args)
+            assert not result.get("failed") and not result["changed"], result.get("msg")
+            direct.append(usage)
+        env = dict(module_env(), ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS), ANSIBLE_LOCALHOST_WARNING="false",
+                   ANSIBLE_INVENTORY_UNPARSED_WARNING="false")
+        ansible_bin = str(Path(sys.executable).parent / "ansible")
+        through_ansible = []
+        for _ in range(ansible_repeat):
+            usage = measured([ansible_bin, "localhost", "-m", "codis.ha.codis_ha", "-a", json.dumps(args),
+                              "-e", "ansible_python_interpreter=%s" % sys.executable], env=env)
+            assert usage["rc"] == 0 and "SUCCESS" in usage["stdout"], usage["stdout"][-2000:] + usage["stderr"]
+            through_ansible.append(usage)
+
+    def stats(rows: list[dict[str, Any]]) -> dict[str, float]:
+        return {"cpu_median_s": statistics.median(r["cpu"] for r in rows),
+                "cpu_max_s": max(r["cpu"] for r in rows),
+                "wall_median_s": statistics.median(r["wall"] for r in rows),
+                "peak_rss_mb": max(r["maxrss_mb"] for r in rows), "runs": len(rows)}
+
+    out = {"direct": stats(direct), "ansible": stats(through_ansible),
+           "targets": {"cpu_s": TARGET_CPU_S, "rss_mb": TARGET_RSS_MB}}
+    out["direct_meets_targets"] = (out["direct"]["cpu_median_s"] <= TARGET_CPU_S
+                                   and out["direct"]["peak_rss_mb"] <= TARGET_RSS_MB)
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--ansible-repeat", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=Path("bench/results/pass_cost.json"))
+    args = parser.parse_args()
+    out = run(args.repeat, args.ansible_repeat)
+    write_json(args.out, out)
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

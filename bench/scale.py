@@ -1,0 +1,137 @@
+"""Benchmark 3: pass time against 10 .. 2,000 fake servers, healthy and with 10% of the servers hung.
+
+The simulator runs in its own process (`python -m simulator up`), so that its event loop does not share the
+interpreter lock with the pass. Groups have one master and one slave; the hung 10% are slaves, so the pass
+pays the probe budget for them without failing anything over (a failover would add its verification).
+Each pass is the direct invocation the role's runner makes; `pass_seconds` is the module's own measure.
+Targets: 1,000 healthy servers in <= 1 s; with 10% hung, <= probe_timeout x probe_attempts + 0.5 s.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from _common import direct_pass, ensure_collection_path, wait_until, write_json
+
+DEFAULT_SIZES = [10, 50, 100, 250, 500, 1000, 2000]
+PROBE = {"probe_timeout": 1.0, "probe_attempts": 2}
+
+
+class SimulatorProcess:
+    def __init__(self, servers: int) -> None:
+        self.tmp = tempfile.TemporaryDirectory()
+        state = Path(self.tmp.name) / "urls.json"
+        self.proc = subprocess.Popen([sys.executable, "-m", "simulator", "up", "--groups", str(servers // 2),
+                                      "--slaves", "1", "--port", "0", "--control-port", "0", "--state-file",
+                                      str(state)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     cwd=str(Path(__file__).resolve().parents[1]))
+        wait_until(lambda: state.exists() and state.stat().st_size > 0, 120, "the simulator to start", 0.05)
+        urls = json.loads(state.read_text())
+        self.dashboard, self.control = urls["dashboard"], urls["control"]
+
+    def op(self, op: str, **args: Any) -> Any:
+        request = urllib.request.Request(self.control + "/op", data=json.dumps(dict(op=op, **args)).encode(),
+                                         method="POST", headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.load(response)
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+        self.tmp.cleanup()
+
+
+def measure(servers: int, repeat: int) -> dict[str, Any]:
+    sim = SimulatorProcess(servers)
+    try:
+        args = dict(PROBE, dashboard_url=sim.dashboard)
+        healthy = []
+        for _ in range(repeat):
+            result, usage = direct_pass(args)
+            assert not result.get("failed") and not result["changed"], result.get("msg")
+            healthy.append((result["pass_seconds"], usage["wall"]))
+        status = sim.op("status")
+        slaves = sorted(addr for group in status["result"]["groups"].values()
+                        for addr, server in group.items() if server["type"] == "slave")
+        hung = slaves[:max(1, servers // 10)]
+        for addr in hung:
+            sim.op("hang", addr=addr)
+        with_hung = []
+        for _ in range(repeat):
+            result, usage = direct_pass(args)
+            assert not result["changed"], result.get("msg")
+            with_hung.append((result["pass_seconds"], usage["wall"]))
+    finally:
+        sim.close()
+    return {"servers": servers, "hung": len(hung),
+            "healthy_pass_s": statistics.median(p for p, _ in healthy),
+            "healthy_wall_s": statistics.median(w for _, w in healthy),
+            "hung_pass_s": statistics.median(p for p, _ in with_hung),
+            "hung_wall_s": statistics.median(w for _, w in with_hung)}
+
+
+def run(sizes: list[int], repeat: int = 3) -> dict[str, Any]:
+    ensure_collection_path()
+    rows = [measure(n, repeat) for n in sizes]
+    budget = PROBE["probe_timeout"] * PROBE["probe_attempts"]
+    by_size = {r["servers"]: r for r in rows}
+    return {"probe": PROBE, "repeat": repeat, "rows": rows,
+            "targets": {"healthy_1000_s": 1.0, "hung_s": budget + 0.5},
+            "healthy_1000_meets_target": by_size[1000]["healthy_pass_s"] <= 1.0 if 1000 in by_size else None,
+            "hung_meets_target": all(r["hung_pass_s"] <= budget + 0.5 for r in rows)}
+
+
+def plot(data: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = data["rows"]
+    sizes = [r["servers"] for r in rows]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(sizes, [r["healthy_pass_s"] for r in rows], "o-", label="healthy")
+    ax.plot(sizes, [r["hung_pass_s"] for r in rows], "s-", label="10% of servers hung")
+    ax.axhline(data["targets"]["hung_s"], color="grey", linestyle="--", label="target with hung (budget + 0.5 s)")
+    ax.axhline(data["targets"]["healthy_1000_s"], color="grey", linestyle=":", label="target healthy (1 s at 1,000)")
+    ax.set_xscale("log")
+    ax.set_xlabel("servers (groups of a master and a slave)")
+    ax.set_ylabel("pass time (s, module's pass_seconds, median of %d)" % data["repeat"])
+    ax.set_title("codis.ha pass time against fake servers")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", default=",".join(map(str, DEFAULT_SIZES)))
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=Path("bench/results/scale.json"))
+    parser.add_argument("--plot", type=Path, default=None)
+    args = parser.parse_args()
+    data = run([int(s) for s in args.sizes.split(",")], args.repeat)
+    write_json(args.out, data)
+    if args.plot:
+        plot(data, args.plot)
+    for r in data["rows"]:
+        print("%5d servers: healthy %.3f s (wall %.3f)  with %d hung %.3f s (wall %.3f)" % (
+            r["servers"], r["healthy_pass_s"], r["healthy_wall_s"], r["hung"], r["hung_pass_s"], r["hung_wall_s"]))
+    print(json.dumps({k: v for k, v in data.items() if k != "rows"}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONDONTWRITEBYTECODE", "1")
+    sys.exit(main())
