@@ -4,7 +4,10 @@ from __future__ import annotations
 import contextlib
 from typing import Any, Iterator, Optional
 
-from .dashboard2 import Codis2Dashboard
+import dataclasses
+
+from .dashboard2 import Codis2Dashboard, DashboardFaults
+from .dashboard3 import Codis3Dashboard
 from .model import Clock, Node, World
 from .redis_server import NodeServerHost
 
@@ -15,11 +18,22 @@ class Cluster:
     def __init__(self, groups: int = 3, slaves: int = 2, password: Optional[str] = None,
                  seed: int = 0, users: Optional[dict[str, str]] = None, dashboard_port: int = 0,
                  product_name: str = "codis-demo", redis_timeout: float = 5.0,
-                 sort_servers: bool = True) -> None:
+                 sort_servers: bool = True, codis: int = 2, product_auth: str = "",
+                 stats_interval: float = 1.0) -> None:
+        """`codis=3` serves a Codis 3.x dashboard (topom API) and makes every node a codis-server."""
         self.world = World(seed=seed, clock=Clock())
         self.host = NodeServerHost(self.world)
-        self.dashboard = Codis2Dashboard(self.world, port=dashboard_port, product_name=product_name,
-                                         redis_timeout=redis_timeout)
+        self.codis = codis
+        self.dashboard: Codis2Dashboard
+        if codis == 3:
+            self.dashboard = Codis3Dashboard(self.world, port=dashboard_port, product_name=product_name,
+                                             product_auth=product_auth or (password or ""),
+                                             redis_timeout=redis_timeout, stats_interval=stats_interval)
+        elif codis == 2:
+            self.dashboard = Codis2Dashboard(self.world, port=dashboard_port, product_name=product_name,
+                                             redis_timeout=redis_timeout)
+        else:
+            raise ValueError("codis must be 2 or 3, got %r" % codis)
         self.dashboard.state.sort_servers = sort_servers
         self.password = password
         self.users = dict(users or {})
@@ -50,7 +64,10 @@ class Cluster:
 
     # ------------------------------------------------------------------ building
     def add_nodes(self, count: int) -> list[Node]:
-        return self.host.add_nodes(count, password=self.password, users=self.users)
+        nodes = self.host.add_nodes(count, password=self.password, users=self.users)
+        for node in nodes:
+            node.codis_server = self.codis == 3
+        return nodes
 
     def add_group(self, gid: int, slaves: int) -> list[str]:
         nodes = self.add_nodes(1 + slaves)
@@ -59,6 +76,7 @@ class Cluster:
             self.world.slaveof(replica.addr, master.addr)
         self.dashboard.seed_group(gid, [(master.addr, "master")] + [(n.addr, "slave") for n in nodes[1:]])
         self.acknowledged.setdefault(gid, [])
+        self.dashboard.poll()
         return [n.addr for n in nodes]
 
     # ------------------------------------------------------------------ reading
@@ -79,7 +97,7 @@ class Cluster:
         return [e.as_dict() for e in self.dashboard.audit]
 
     def group_ids(self) -> list[int]:
-        return sorted(self.dashboard.state.groups)
+        return self.dashboard.group_ids()
 
     def servers(self, gid: int) -> dict[str, str]:
         """addr -> type, as the dashboard stores it."""
@@ -128,12 +146,15 @@ class Cluster:
     # ------------------------------------------------------------------ node faults
     def kill(self, addr: str) -> None:
         self.world.kill(addr)
+        self._dashboard_notices()
 
     def hang(self, addr: str) -> None:
         self.world.hang(addr)
+        self._dashboard_notices()
 
     def revive(self, addr: str) -> None:
         self.world.revive(addr)
+        self._dashboard_notices()
 
     def partition(self, addr: str, mode: Optional[str] = "hang") -> None:
         """Cut the observer (every TCP client) off from the node; replication links stay up."""
@@ -141,6 +162,12 @@ class Cluster:
 
     def heal(self, addr: str) -> None:
         self.world.set_partition(addr, None)
+
+    def _dashboard_notices(self) -> None:
+        """A Codis 3 dashboard polls every server itself; here it has polled right after the fault, so
+        that a test sees one definite timing (the stats loop still runs on its own every stats_interval)."""
+        if not self.dashboard.faults.stale_stats:
+            self.dashboard.poll()
 
     def slow(self, addr: str, ms: int) -> None:
         self.world.set_slow(addr, ms)
@@ -165,10 +192,12 @@ class Cluster:
 
     def slaveof(self, addr: str, master: Optional[str]) -> None:
         self.world.slaveof(addr, master)
+        self._dashboard_notices()
 
     # ------------------------------------------------------------------ dashboard faults
     def dashboard_fault(self, name: str, value: Any = True) -> None:
-        """down, garbage, truncated, slow_ms, promote_500_after_commit, lock_conflict."""
+        """down, garbage, truncated, slow_ms, promote_500_after_commit, lock_conflict; Codis 3: promote_stuck,
+        promote_slaveof_fails, migration, stale_stats."""
         name = name.replace("-", "_")
         if name == "down":
             self.dashboard.set_down(bool(value))
@@ -182,10 +211,9 @@ class Cluster:
 
     def clear_dashboard_faults(self) -> None:
         self.dashboard.set_down(False)
-        for name in ("garbage", "truncated"):
-            setattr(self.dashboard.faults, name, False)
-        for name in ("slow_ms", "promote_500_after_commit", "lock_conflict"):
-            setattr(self.dashboard.faults, name, 0)
+        for f in dataclasses.fields(DashboardFaults):
+            if f.name != "down":
+                setattr(self.dashboard.faults, f.name, f.default)
 
     def inject_server_type(self, gid: int, addr: str, server_type: str) -> None:
         self.dashboard.inject_server(gid, addr, server_type)

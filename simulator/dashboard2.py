@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Optional
 
-from .model import World
+from .model import World, render_info
 
 LOCK_TIMEOUT = "zkutil: obtaining lock timed out"
 KNOWN_TYPES = ("master", "slave", "offline")
@@ -34,6 +34,11 @@ class DashboardFaults:
     slow_ms: int = 0
     promote_500_after_commit: int = 0
     lock_conflict: int = 0
+    # Codis 3.x only
+    promote_stuck: int = 0  # promote stops in "preparing" (proxies did not answer) and answers an error
+    promote_slaveof_fails: int = 0  # the SLAVEOF NO ONE step fails; the real dashboard only logs it
+    migration: int = 0  # running slot migrations (slot_action.executor); promote refuses meanwhile
+    stale_stats: bool = False  # the dashboard's own stats loop is stuck: it serves what it saw last
 
 
 @dataclass
@@ -79,6 +84,37 @@ class ModelRedis:
             raise DashboardError("read tcp 127.0.0.1:0->%s: i/o timeout" % addr)
         self.world.slaveof(addr, master)
 
+    def stats(self, addr: str) -> dict[str, Any]:
+        """What the Codis 3 dashboard's stats loop records for a server (RedisStats)."""
+        now = int(time.time())
+        node = self.world.nodes.get(addr)
+        if node is None or node.killed:
+            return {"error": {"cause": "dial tcp %s: connect: connection refused" % addr}, "unixtime": now}
+        if node.hung:
+            return {"timeout": True, "unixtime": now}
+        with self.world.lock:
+            self.world.refresh(node)
+            info = render_info(self.world, node, ["default"])
+        return {"stats": _info_fields(info), "unixtime": now}
+
+    def slotsinfo(self, addr: str) -> None:
+        node = self.world.nodes.get(addr)
+        if node is None or node.killed:
+            raise DashboardError("dial tcp %s: connect: connection refused" % addr)
+        if not node.codis_server:
+            raise DashboardError("ERR unknown command 'SLOTSINFO'")
+
+
+def _info_fields(info: str) -> dict[str, str]:
+    fields = {}
+    for line in info.splitlines():
+        if ":" in line and not line.startswith("#"):
+            key, value = line.split(":", 1)
+            fields[key] = value.strip()
+    if fields.get("role") == "slave":
+        fields["master_addr"] = "%s:%s" % (fields.get("master_host"), fields.get("master_port"))
+    return fields
+
 
 class RealRedis:
     """The dashboard's Redis side for real redis-server processes: a real SLAVEOF over TCP (or TLS), with
@@ -90,13 +126,45 @@ class RealRedis:
         self.password = password
         self.ssl = ssl or {}
 
-    def slaveof(self, addr: str, master: Optional[str]) -> None:
+    def _client(self, addr: str) -> Any:
         import redis  # only the real mode needs redis-py
 
         host, port = addr.rsplit(":", 1)
-        client = redis.Redis(host=host, port=int(port), password=self.password, socket_timeout=self.timeout,
-                             socket_connect_timeout=self.timeout, retry=None, protocol=2, lib_name=None,
-                             **self.ssl)
+        return redis.Redis(host=host, port=int(port), password=self.password, socket_timeout=self.timeout,
+                           socket_connect_timeout=self.timeout, retry=None, protocol=2, lib_name=None,
+                           **self.ssl)
+
+    def stats(self, addr: str) -> dict[str, Any]:
+        import redis
+
+        now = int(time.time())
+        client = self._client(addr)
+        try:
+            info = client.info()
+        except redis.TimeoutError:
+            return {"timeout": True, "unixtime": now}
+        except redis.RedisError as exc:
+            return {"error": {"cause": str(exc)}, "unixtime": now}
+        finally:
+            client.close()
+        text = "\n".join("%s:%s" % (k, v) for k, v in info.items() if not isinstance(v, dict))
+        return {"stats": _info_fields(text), "unixtime": now}
+
+    def slotsinfo(self, addr: str) -> None:
+        import redis
+
+        client = self._client(addr)
+        try:
+            client.execute_command("SLOTSINFO")
+        except redis.RedisError as exc:
+            raise DashboardError(str(exc)) from exc
+        finally:
+            client.close()
+
+    def slaveof(self, addr: str, master: Optional[str]) -> None:
+        import redis
+
+        client = self._client(addr)
         try:
             if master is None:
                 client.execute_command("SLAVEOF", "NO", "ONE")
@@ -114,6 +182,10 @@ class RealRedis:
 
 
 class Codis2Dashboard:
+    error_status = 500
+    content_type = "text/plain; charset=utf-8"
+    server_version = "codis-config-simulator"
+
     def __init__(self, world: Optional[World], host: str = "127.0.0.1", port: int = 0,
                  product_name: str = "codis-demo", redis_timeout: float = 5.0,
                  redis_side: Optional[Any] = None) -> None:
@@ -198,6 +270,13 @@ class Codis2Dashboard:
     def servers(self, gid: int) -> dict[str, str]:
         with self._state_lock:
             return {s["addr"]: s["type"] for s in self.state.groups.get(gid, [])}
+
+    def group_ids(self) -> list[int]:
+        with self._state_lock:
+            return sorted(self.state.groups)
+
+    def poll(self) -> None:
+        """The Codis 2 dashboard keeps no view of its own of the servers."""
 
     # ------------------------------------------------------------------ redis side effects
     def _send_slaveof(self, addr: str, master: Optional[str]) -> None:
@@ -363,7 +442,6 @@ def _decode_body(body: bytes) -> dict[str, Any]:
 class _Handler(BaseHTTPRequestHandler):
     dashboard: Codis2Dashboard
     protocol_version = "HTTP/1.1"
-    server_version = "codis-config-simulator"
 
     def setup(self) -> None:
         super().setup()
@@ -389,8 +467,9 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command == "GET" and status == 200 and dash.faults.garbage:
             payload = b"<html><body>502 Bad Gateway</body></html>"
         truncated = self.command == "GET" and status == 200 and dash.faults.truncated
+        self.server_version = dash.server_version
         self.send_response(status)
-        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Type", dash.content_type)
         self.send_header("Content-Length", str(len(payload)))
         if truncated:
             self.send_header("Connection", "close")

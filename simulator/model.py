@@ -71,6 +71,8 @@ class Node:
     password: Optional[str] = None
     users: dict[str, str] = field(default_factory=dict)
     priority: int = 100
+    # Codis's own redis build (codis-server) answers SLOTSINFO; the Codis 3 dashboard refuses plain Redis.
+    codis_server: bool = False
     # faults
     killed: bool = False
     hung_since: Optional[float] = None
@@ -548,6 +550,12 @@ def _cmd_command(world: World, node: Node, session: Session, args: list[str]) ->
     return []
 
 
+def _cmd_slotsinfo(world: World, node: Node, session: Session, args: list[str]) -> Any:
+    if not node.codis_server:
+        return Error("ERR unknown command 'SLOTSINFO', with args beginning with: ")
+    return []  # no keys in any slot that the simulator tracks
+
+
 def _cmd_info(world: World, node: Node, session: Session, args: list[str]) -> Any:
     world.refresh(node)
     return render_info(world, node, [a.lower() for a in args])
@@ -557,7 +565,7 @@ _COMMANDS: dict[str, Callable[[World, Node, Session, list[str]], Any]] = {
     "ping": _cmd_ping, "echo": _cmd_echo, "quit": _cmd_quit, "select": _cmd_select,
     "client": _cmd_client, "config": _cmd_config, "slaveof": _cmd_slaveof, "replicaof": _cmd_slaveof,
     "role": _cmd_role, "info": _cmd_info, "set": _cmd_set, "get": _cmd_get, "dbsize": _cmd_dbsize,
-    "command": _cmd_command,
+    "command": _cmd_command, "slotsinfo": _cmd_slotsinfo,
     "auth": lambda w, n, s, a: _auth(n, s, a),
     "hello": _hello,
 }

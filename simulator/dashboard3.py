@@ -1,0 +1,346 @@
+"""A Codis 3.x dashboard (`codis-dashboard`, the topom API) over real HTTP, as unkind as the real one.
+
+Behaviour follows the Codis 3.x part of ../shared/codis-dashboard-api.md: every route but the overview needs the
+xauth token derived from the product name; errors are HTTP 800 with JSON `{"Cause", "Stack"}`; actions are PUT
+without a body and answer `"OK"`; a group's servers[0] is its master; promote refuses index 0, a group promoting
+another index and a running slot migration, does not check that the target is alive, goes through the
+preparing / prepared / finished states, moves the old master to the END of the list and only logs a failed
+SLAVEOF NO ONE; add requires SLOTSINFO (codis-server); re-pointing is an asynchronous sync action. The dashboard
+polls every server itself (every `stats_interval` seconds) and serves what it last saw.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+import time
+from typing import Any, Optional
+
+from .dashboard2 import AuditEntry, Codis2Dashboard, DashboardError
+from .model import World
+
+MAX_GROUP_ID = 9999
+
+
+def xauth(product_name: str) -> str:
+    return hashlib.sha256(("Codis-XAuth-[%s]" % product_name).encode()).hexdigest()[:32]
+
+
+class Codis3Dashboard(Codis2Dashboard):
+    error_status = 800
+    content_type = "application/json; charset=utf-8"
+    server_version = "codis-dashboard-simulator"
+
+    def __init__(self, world: Optional[World], host: str = "127.0.0.1", port: int = 0,
+                 product_name: str = "codis-demo", product_auth: str = "", redis_timeout: float = 5.0,
+                 redis_side: Optional[Any] = None, stats_interval: float = 1.0, action_interval: float = 0.05) -> None:
+        self.product_auth = product_auth
+        self.xauth = xauth(product_name)
+        self.groups3: dict[int, dict[str, Any]] = {}
+        self.stats_cache: dict[str, dict[str, Any]] = {}
+        self.stats_interval = stats_interval
+        self.action_interval = action_interval
+        self._topom_lock = threading.Lock()  # the real topom serialises every call on one mutex
+        self._stop_background = threading.Event()
+        self._background: Optional[threading.Thread] = None
+        super().__init__(world, host=host, port=port, product_name=product_name, redis_timeout=redis_timeout,
+                         redis_side=redis_side)
+        self.started_at = time.time()
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        super().start()
+        if self._background is None:
+            self._stop_background.clear()
+            self._background = threading.Thread(target=self._run_background, name="simulator-topom", daemon=True)
+            self._background.start()
+
+    def stop(self) -> None:
+        thread, self._background = self._background, None
+        if thread is not None:
+            self._stop_background.set()
+            thread.join(timeout=10)
+        super().stop()
+
+    def set_down(self, down: bool) -> None:
+        # The whole process is down: its poller and action executor stop with it.
+        super().set_down(down)
+
+    def _run_background(self) -> None:
+        next_poll = 0.0
+        while not self._stop_background.is_set():
+            now = time.monotonic()
+            if now >= next_poll and not self.faults.stale_stats:
+                self.poll()
+                next_poll = now + self.stats_interval
+            self._run_one_sync_action()
+            self._stop_background.wait(self.action_interval)
+
+    # ------------------------------------------------------------------ seeding and reading
+    def seed_group(self, gid: int, servers: list[tuple[str, str]]) -> None:
+        ordered = [a for a, t in servers if t == "master"] + [a for a, t in servers if t != "master"]
+        with self._state_lock:
+            self.groups3[gid] = {"id": gid, "servers": [_server(a) for a in ordered], "promoting": {},
+                                 "out_of_sync": False}
+
+    def inject_server(self, gid: int, addr: str, server_type: str) -> None:
+        raise ValueError("Codis 3 has no server types: a group's first server is its master")
+
+    def masters(self) -> dict[int, list[str]]:
+        with self._state_lock:
+            return {gid: [g["servers"][0]["server"]] if g["servers"] else [] for gid, g in self.groups3.items()}
+
+    def servers(self, gid: int) -> dict[str, str]:
+        with self._state_lock:
+            servers = self.groups3.get(gid, {}).get("servers", [])
+            return {s["server"]: "master" if i == 0 else "slave" for i, s in enumerate(servers)}
+
+    def group_ids(self) -> list[int]:
+        with self._state_lock:
+            return sorted(self.groups3)
+
+    def promoting(self, gid: int) -> dict[str, Any]:
+        with self._state_lock:
+            return dict(self.groups3[gid]["promoting"])
+
+    def poll(self) -> None:
+        """What the dashboard's own stats loop does: INFO every server, remember what it saw."""
+        with self._state_lock:
+            addrs = [s["server"] for g in self.groups3.values() for s in g["servers"]]
+        seen = {addr: self.redis_side.stats(addr) for addr in addrs}
+        with self._state_lock:
+            self.stats_cache = seen
+
+    # ------------------------------------------------------------------ API
+    def handle(self, method: str, path: str, body: bytes) -> tuple[int, str]:
+        try:
+            with self._topom_lock:
+                status, text = self._route(method, path.split("?", 1)[0].rstrip("/"))
+        except DashboardError as exc:
+            status, text = 800, json.dumps({"Cause": str(exc), "Stack": [
+                "github.com/CodisLabs/codis/pkg/topom/topom_group.go (simulated)"]})
+        if method == "PUT":
+            self.audit.append(AuditEntry(time.time(), method, path, "", status, text))
+        return status, text
+
+    def _route(self, method: str, path: str) -> tuple[int, str]:
+        if method == "GET" and path == "/topom":
+            return 200, _pretty(self._overview())
+        if method == "GET" and path == "/api/topom/model":
+            return 200, _pretty(self._model())
+        m = re.fullmatch(r"/api/topom/stats/([^/]*)", path)
+        if m and method == "GET":
+            self._check_xauth(m.group(1))
+            return 200, _pretty(self._stats())
+        m = re.fullmatch(r"/api/topom/group/(create|add|del|promote|resync)/([^/]*)/([^/]+)(?:/([^/]+))?(?:/([^/]+))?",
+                         path)
+        if m and method == "PUT":
+            verb, token, gid_text, addr, datacenter = m.groups()
+            self._check_xauth(token)
+            gid = _gid(gid_text)
+            if verb == "create" and addr is None:
+                return self._create(gid)
+            if verb == "resync" and addr is None:
+                return self._resync(gid)
+            if verb == "add" and addr:
+                return self._add(gid, addr, datacenter or "")
+            if verb == "del" and addr and datacenter is None:
+                return self._del(gid, addr)
+            if verb == "promote" and addr and datacenter is None:
+                return self._promote(gid, addr)
+        m = re.fullmatch(r"/api/topom/group/action/(create|remove)/([^/]*)/([^/]+)", path)
+        if m and method == "PUT":
+            self._check_xauth(m.group(2))
+            return self._create_action(m.group(3)) if m.group(1) == "create" else self._remove_action(m.group(3))
+        return 404, "404 page not found"
+
+    def _check_xauth(self, token: str) -> None:
+        if not token:
+            raise DashboardError("missing xauth, please check product name & auth")
+        if token != self.xauth:
+            raise DashboardError("invalid xauth, please check product name & auth")
+
+    # ------------------------------------------------------------------ reads
+    def _model(self) -> dict[str, Any]:
+        return {"token": "0b1d5e7e3f2a4c6d8e9f0a1b2c3d4e5f", "start_time": time.strftime("%Y-%m-%d %H:%M:%S"),
+                "admin_addr": "%s:%d" % (self._host, self._port), "product_name": self.state.product_name,
+                "pid": 4242, "pwd": "/opt/codis", "sys": "Linux simulator"}
+
+    def _overview(self) -> dict[str, Any]:
+        return {"version": "3.2.2-simulator", "compile": "simulated",
+                "config": {"coordinator_name": "filesystem", "admin_addr": "%s:%d" % (self._host, self._port),
+                           "product_name": self.state.product_name, "product_auth": self.product_auth},
+                "model": self._model(), "stats": self._stats()}
+
+    def _stats(self) -> dict[str, Any]:
+        with self._state_lock:
+            models = [json.loads(json.dumps(g)) for _, g in sorted(self.groups3.items())]
+            stats = {addr: dict(v) for addr, v in self.stats_cache.items()}
+        return {
+            "closed": False, "slots": [],
+            # An empty Go slice marshals as null, not [].
+            "group": {"models": models or None, "stats": stats},
+            "proxy": {"models": [], "stats": {}},
+            "slot_action": {"interval": 0, "disabled": False, "progress": {"status": ""},
+                            "executor": self.faults.migration},
+            "sentinels": {"model": {"servers": [], "out_of_sync": False}, "stats": {}, "masters": {}},
+        }
+
+    # ------------------------------------------------------------------ group actions
+    def _group(self, gid: int) -> dict[str, Any]:
+        group = self.groups3.get(gid)
+        if group is None:
+            raise DashboardError("group-[%d] doesn't exist" % gid)
+        return group
+
+    def _index(self, group: dict[str, Any], addr: str) -> int:
+        for i, s in enumerate(group["servers"]):
+            if s["server"] == addr:
+                return i
+        raise DashboardError("group-[%d] doesn't have server-[%s]" % (group["id"], addr))
+
+    def _create(self, gid: int) -> tuple[int, str]:
+        if gid <= 0 or gid > MAX_GROUP_ID:
+            raise DashboardError("invalid group id = %d, out of range" % gid)
+        with self._state_lock:
+            if gid in self.groups3:
+                raise DashboardError("group-[%d] already exists" % gid)
+            self.groups3[gid] = {"id": gid, "servers": [], "promoting": {}, "out_of_sync": False}
+        return 200, _OK
+
+    def _resync(self, gid: int) -> tuple[int, str]:
+        with self._state_lock:
+            self._group(gid)["out_of_sync"] = False
+        return 200, _OK
+
+    def _add(self, gid: int, addr: str, datacenter: str) -> tuple[int, str]:
+        with self._state_lock:
+            if any(s["server"] == addr for g in self.groups3.values() for s in g["servers"]):
+                raise DashboardError("server-[%s] already exists" % addr)
+            group = self._group(gid)
+            if group["promoting"]:
+                raise DashboardError("group-[%d] is promoting" % gid)
+        # Only Codis's own redis build may join a group.
+        self.redis_side.slotsinfo(addr)
+        with self._state_lock:
+            group["servers"].append(_server(addr, datacenter))
+        return 200, _OK
+
+    def _del(self, gid: int, addr: str) -> tuple[int, str]:
+        with self._state_lock:
+            group = self._group(gid)
+            index = self._index(group, addr)
+            if group["promoting"]:
+                raise DashboardError("group-[%d] is promoting" % gid)
+            if index == 0 and len(group["servers"]) != 1:
+                raise DashboardError("group-[%d] can't remove master, still in use" % gid)
+            del group["servers"][index]
+        return 200, _OK
+
+    def _promote(self, gid: int, addr: str) -> tuple[int, str]:
+        with self._state_lock:
+            group = self._group(gid)
+            index = self._index(group, addr)
+            promoting = group["promoting"]
+            if promoting:
+                if index != promoting.get("index", 0):
+                    raise DashboardError("group-[%d] is promoting index = %d" % (gid, index))
+            elif index == 0:
+                raise DashboardError("group-[%d] can't promote master" % gid)
+            if self.faults.migration:
+                raise DashboardError("slots-migration is running = %d" % self.faults.migration)
+            if not promoting:
+                group["promoting"] = {"index": index, "state": "preparing"}
+            if self.faults.promote_stuck > 0:
+                # The proxies did not take the slot lock: the real dashboard rolls back to "preparing" and
+                # leaves the group there for an operator.
+                self.faults.promote_stuck -= 1
+                group["promoting"] = {"index": index, "state": "preparing"}
+                raise DashboardError("proxy-[%s] resync slots failed: receiver timeout" % "proxy-1")
+            index = group["promoting"]["index"]
+            servers = group["servers"]
+            ordered = [servers[index]] + [s for i, s in enumerate(servers) if i not in (0, index)] + [servers[0]]
+            for s in ordered:
+                s["action"] = {}
+                s["replica_group"] = False
+            group["servers"] = ordered
+            group["promoting"] = {"state": "finished"}
+        try:
+            if self.faults.promote_slaveof_fails > 0:
+                self.faults.promote_slaveof_fails -= 1
+                raise DashboardError("redis %s set master to NO:ONE failed" % addr)
+            self.redis_side.slaveof(addr, None)
+        except DashboardError:
+            pass  # the real dashboard only logs this
+        with self._state_lock:
+            group["promoting"] = {}
+        return 200, _OK
+
+    def _create_action(self, addr: str) -> tuple[int, str]:
+        with self._state_lock:
+            group, index = self._group_of(addr)
+            if group["promoting"]:
+                raise DashboardError("group-[%d] is promoting" % group["id"])
+            server = group["servers"][index]
+            if server["action"].get("state") == "pending":
+                raise DashboardError("server-[%s] action already exist" % addr)
+            top = max([s["action"].get("index", 0) for g in self.groups3.values() for s in g["servers"]] + [0])
+            server["action"] = {"index": top + 1, "state": "pending"}
+        return 200, _OK
+
+    def _remove_action(self, addr: str) -> tuple[int, str]:
+        with self._state_lock:
+            group, index = self._group_of(addr)
+            if group["promoting"]:
+                raise DashboardError("group-[%d] is promoting" % group["id"])
+            if not group["servers"][index]["action"].get("state"):
+                raise DashboardError("server-[%s] action doesn't exist" % addr)
+            group["servers"][index]["action"] = {}
+        return 200, _OK
+
+    def _group_of(self, addr: str) -> tuple[dict[str, Any], int]:
+        for group in self.groups3.values():
+            for i, s in enumerate(group["servers"]):
+                if s["server"] == addr:
+                    return group, i
+        raise DashboardError("server-[%s] doesn't exist" % addr)
+
+    def _run_one_sync_action(self) -> None:
+        """The dashboard's sync loop: the pending action with the lowest index, SLAVEOF its group's master."""
+        with self._state_lock:
+            pending = [(s["action"]["index"], g, s) for g in self.groups3.values() if not g["promoting"]
+                       for s in g["servers"] if s["action"].get("state") == "pending"]
+            if not pending:
+                return
+            _, group, server = min(pending, key=lambda p: p[0])
+            server["action"] = {"state": "syncing"}
+            master = None if group["servers"][0] is server else group["servers"][0]["server"]
+        try:
+            self.redis_side.slaveof(server["server"], master)
+            state = "synced"
+        except DashboardError:
+            state = "synced_failed"
+        with self._state_lock:
+            server["action"] = {"state": state}
+
+
+def _server(addr: str, datacenter: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {"server": addr, "action": {}, "replica_group": False}
+    if datacenter:
+        out["datacenter"] = datacenter
+    return out
+
+
+def _gid(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise DashboardError("strconv.Atoi: parsing %r: invalid syntax" % text) from None
+
+
+def _pretty(value: Any) -> str:
+    return json.dumps(value, indent="    ")
+
+
+_OK = json.dumps("OK")
