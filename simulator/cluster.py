@@ -96,6 +96,11 @@ class Cluster:
     def audit(self) -> list[dict[str, Any]]:
         return [e.as_dict() for e in self.dashboard.audit]
 
+    @property
+    def demoted_type(self) -> str:
+        """What the dashboard makes of a promoted-away master: Codis 2 offline, Codis 3 a slave at the end."""
+        return "offline" if self.codis == 2 else "slave"
+
     def group_ids(self) -> list[int]:
         return self.dashboard.group_ids()
 

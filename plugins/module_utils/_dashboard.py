@@ -2,19 +2,27 @@
 # Copyright (c) codis.ha contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Client of the Codis 2.x dashboard (`codis-config dashboard`) HTTP API.
+"""Clients of the Codis dashboards, one interface for both: topology(), group(), promote(), add_server().
 
-Quirks it must live with (see the project's notes on the real dashboards): every reply is text/plain,
-errors are HTTP 500 with a bare Go error string, an empty cluster answers 500 `zk: node does not exist`,
-the coordinator lock never waits (500 `zkutil: obtaining lock timed out`), and promote reads the group
-from the BODY, so the body must always carry the right group_id.
+Codis 2.x (`codis-config dashboard`): every reply is text/plain, errors are HTTP 500 with a bare Go error
+string, an empty cluster answers 500 `zk: node does not exist`, the coordinator lock never waits (500
+`zkutil: obtaining lock timed out`), and promote reads the group from the BODY, so the body must always carry
+the right group_id.
+
+Codis 3.x (`codis-dashboard`, topom): every route needs the xauth token derived from the product name, errors
+are HTTP 800 with JSON `{"Cause", "Stack"}`, a group's servers[0] is its master and there are no server types,
+the dashboard polls every server itself (one more opinion for the planner), a group may be left promoting,
+and re-pointing a slave is an asynchronous sync action.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
+from dataclasses import replace
 from typing import Any, Callable, Optional
+from urllib.parse import quote
 
 from ansible_collections.codis.ha.plugins.module_utils._http import Transport, TransportError
 from ansible_collections.codis.ha.plugins.module_utils._topology import Server, ServerGroup, Topology
@@ -48,20 +56,59 @@ class LockConflict(DashboardRejected):
     """Another client holds the coordinator lock: transient, worth a retry."""
 
 
-class Codis2Client:
+class DashboardClient:
+    """What a pass needs from a dashboard; one subclass per Codis version."""
+    version = 0
+
     def __init__(self, url: str, timeout: float = 5.0, validate_certs: bool = True,
-                 ca_path: Optional[str] = None, lock_retries: int = 4, lock_backoff: float = 0.1,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 ca_path: Optional[str] = None) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
-        self.lock_retries = lock_retries
-        self.lock_backoff = lock_backoff
-        self._sleep = sleep
         self._transport = Transport(url, timeout, validate_certs, ca_path)
         self.mutations = 0
 
     def close(self) -> None:
         """Nothing stays open between requests; kept so that callers need not know."""
+
+    def topology(self) -> Topology:
+        raise NotImplementedError
+
+    def group(self, gid: int) -> ServerGroup:
+        raise NotImplementedError
+
+    def promote(self, gid: int, server: Server) -> None:
+        raise NotImplementedError
+
+    def add_server(self, gid: int, addr: str, server_type: str) -> None:
+        raise NotImplementedError
+
+    def retry_master(self, gid: int, addr: str) -> bool:
+        """Ask the dashboard to make its listed master `addr` a Redis master again; False if it cannot."""
+        return False
+
+    def _call(self, method: str, path: str, body: Optional[bytes] = None) -> tuple[int, str]:
+        try:
+            return self._transport.request(method, path, body)
+        except TransportError as exc:
+            raise DashboardUnavailable(str(exc)) from None
+
+    def _json(self, what: str, text: str) -> Any:
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise DashboardBadReply("%s: the answer is not JSON: %r" % (what, text[:200])) from None
+
+
+class Codis2Client(DashboardClient):
+    version = 2
+
+    def __init__(self, url: str, timeout: float = 5.0, validate_certs: bool = True,
+                 ca_path: Optional[str] = None, lock_retries: int = 4, lock_backoff: float = 0.1,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        super().__init__(url, timeout, validate_certs, ca_path)
+        self.lock_retries = lock_retries
+        self.lock_backoff = lock_backoff
+        self._sleep = sleep
 
     # ------------------------------------------------------------------ reads
     def topology(self) -> Topology:
@@ -112,18 +159,146 @@ class Codis2Client:
 
     # ------------------------------------------------------------------ transport
     def _request(self, method: str, path: str, body: Optional[dict[str, Any]] = None) -> Any:
-        what = "%s %s%s" % (method, self.url, path)
-        try:
-            status, text = self._transport.request(method, path, None if body is None else json.dumps(body).encode())
-        except TransportError as exc:
-            raise DashboardUnavailable(str(exc)) from None
+        status, text = self._call(method, path, None if body is None else json.dumps(body).encode())
         if status != 200:
             cls = LockConflict if LOCK_CONFLICT in text else DashboardRejected
             raise cls(status, text)
-        try:
-            return json.loads(text)
-        except ValueError:
-            raise DashboardBadReply("%s: the answer is not JSON: %r" % (what, text[:200])) from None
+        return self._json("%s %s%s" % (method, self.url, path), text)
+
+
+def xauth(product_name: str) -> str:
+    """The token every Codis 3 route wants: the first 16 bytes of sha256("Codis-XAuth-[<product>]"), in hex."""
+    return hashlib.sha256(("Codis-XAuth-[%s]" % product_name).encode("utf-8")).hexdigest()[:32]
+
+
+class Codis3Client(DashboardClient):
+    version = 3
+
+    def __init__(self, url: str, product_name: str, timeout: float = 5.0, validate_certs: bool = True,
+                 ca_path: Optional[str] = None) -> None:
+        super().__init__(url, timeout, validate_certs, ca_path)
+        self.product_name = product_name
+        self.xauth = xauth(product_name)
+
+    # ------------------------------------------------------------------ reads
+    def topology(self) -> Topology:
+        path = "/api/topom/stats/%s" % self.xauth
+        return parse_stats(self._request("GET", path), "GET /api/topom/stats")
+
+    def group(self, gid: int) -> ServerGroup:
+        group = self.topology().group(gid)
+        if group is None:
+            raise DashboardBadReply("GET /api/topom/stats: group %d is no longer listed" % gid)
+        return group
+
+    # ------------------------------------------------------------------ mutations
+    def promote(self, gid: int, server: Server) -> None:
+        self.mutations += 1
+        self._request("PUT", "/api/topom/group/promote/%s/%d/%s" % (self.xauth, gid, _segment(server.addr)))
+
+    def add_server(self, gid: int, addr: str, server_type: str) -> None:
+        """Codis 3 has no types: a server of the group is made a slave of servers[0] by a sync action."""
+        if not addr or server_type != "slave":
+            raise ValueError("refusing to add %r as %r: Codis 3 only adds slaves" % (addr, server_type))
+        if addr not in {s.addr for s in self.group(gid).servers}:
+            self.mutations += 1
+            self._request("PUT", "/api/topom/group/add/%s/%d/%s" % (self.xauth, gid, _segment(addr)))
+        self.mutations += 1
+        self._request("PUT", "/api/topom/group/action/create/%s/%s" % (self.xauth, _segment(addr)))
+
+    def retry_master(self, gid: int, addr: str) -> bool:
+        # Codis 3's promote only logs a failed SLAVEOF NO ONE; a sync action on servers[0] sends it again.
+        self.mutations += 1
+        self._request("PUT", "/api/topom/group/action/create/%s/%s" % (self.xauth, _segment(addr)))
+        return True
+
+    # ------------------------------------------------------------------ transport
+    def _request(self, method: str, path: str) -> Any:
+        status, text = self._call(method, path)
+        shown = "%s %s%s" % (method, self.url, path.replace(self.xauth, "<xauth>"))
+        if status == 200:
+            return self._json(shown, text)
+        cause = text.strip()
+        if status == 800:
+            try:
+                cause = str(json.loads(text).get("Cause") or cause)
+            except (ValueError, AttributeError):
+                pass
+            if "xauth" in cause:
+                cause += " (the token is derived from product_name %r)" % self.product_name
+        raise DashboardRejected(status, cause)
+
+
+def parse_stats(data: Any, where: str) -> Topology:
+    """GET /api/topom/stats -> Topology: servers[0] is the master, the dashboard's polls are its opinion."""
+    if not isinstance(data, dict) or not isinstance(data.get("group"), dict):
+        raise DashboardBadReply("%s: expected an object with a group object, got %s" % (where, _clip(data)))
+    if data.get("closed") is True:
+        raise DashboardUnavailable("%s: the dashboard reports that it is closed" % where)
+    models = data["group"].get("models") or []  # an empty list comes as null
+    stats = data["group"].get("stats") or {}
+    if not isinstance(models, list) or not isinstance(stats, dict):
+        raise DashboardBadReply("%s: group.models must be a list and group.stats an object" % where)
+    slot_action = data.get("slot_action") if isinstance(data.get("slot_action"), dict) else {}
+    migrations = slot_action.get("executor") or 0
+    groups = []
+    for item in models:
+        if not isinstance(item, dict):
+            raise DashboardBadReply("%s: a group that is not an object: %s" % (where, _clip(item)))
+        servers = item.get("servers") or []
+        if not isinstance(servers, list) or not all(isinstance(s, dict) for s in servers):
+            raise DashboardBadReply("%s: group %r has servers that are not a list of objects" % (where, item.get("id")))
+        as_v2 = {"id": item.get("id"), "servers": [
+            {"addr": s.get("server"), "type": "master" if i == 0 else "slave"} for i, s in enumerate(servers)]}
+        group = parse_group(as_v2, where)
+        group = replace(group, servers=tuple(replace(s, dashboard_alive=_polled_alive(stats.get(s.addr)))
+                                             for s in group.servers))
+        promoting = item.get("promoting") if isinstance(item.get("promoting"), dict) else {}
+        if promoting.get("state"):
+            group = replace(group, busy="the dashboard shows a promotion in progress (index %s, state %s); an "
+                            "operator must finish or undo it, the group is not touched"
+                            % (promoting.get("index", 0), promoting["state"]))
+        elif migrations:
+            group = replace(group, busy="a slot migration is running (%s executor(s)); the dashboard refuses "
+                            "promotions until it ends" % migrations)
+        groups.append(group)
+    ids = [g.id for g in groups]
+    if len(set(ids)) != len(ids):
+        raise DashboardBadReply("%s: the same group id appears twice" % where)
+    return Topology(tuple(sorted(groups, key=lambda g: g.id)), demoted_type="slave")
+
+
+def _polled_alive(seen: Any) -> Optional[bool]:
+    if not isinstance(seen, dict):
+        return None
+    if seen.get("timeout") or seen.get("error"):
+        return False
+    return True if isinstance(seen.get("stats"), dict) and seen["stats"] else None
+
+
+def _segment(addr: str) -> str:
+    return quote(addr, safe=":[]")
+
+
+def detect_version(url: str, timeout: float = 5.0, validate_certs: bool = True,
+                   ca_path: Optional[str] = None) -> tuple[int, Optional[str]]:
+    """(2 or 3, the product name a Codis 3 dashboard reports) from one or two read-only requests."""
+    transport = Transport(url, timeout, validate_certs, ca_path)
+    try:
+        status, text = transport.request("GET", "/api/topom/model")
+        if status == 200:
+            model = json.loads(text)
+            if isinstance(model, dict) and "product_name" in model:
+                return 3, str(model["product_name"])
+        status, text = transport.request("GET", "/api/server_groups")
+    except TransportError as exc:
+        raise DashboardUnavailable(str(exc)) from None
+    except ValueError:
+        status = 0
+    if status == 200 or (status == 500 and EMPTY_CLUSTER in text):
+        return 2, None
+    raise DashboardBadReply("%s answers neither the Codis 3 API (/api/topom/model) nor the Codis 2 API "
+                            "(/api/server_groups: HTTP %d); set codis_version" % (url.rstrip("/"), status))
 
 
 def parse_group(item: Any, where: str) -> ServerGroup:

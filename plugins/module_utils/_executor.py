@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from ansible_collections.codis.ha.plugins.module_utils._dashboard import Codis2Client, DashboardError
+from ansible_collections.codis.ha.plugins.module_utils._dashboard import DashboardClient, DashboardError
 from ansible_collections.codis.ha.plugins.module_utils._planner import (
     PROMOTE,
     Action,
@@ -57,7 +57,7 @@ class Outcome:
 
 
 class Executor:
-    def __init__(self, dashboard: Codis2Client, prober: Prober, verify_timeout: float = 10.0,
+    def __init__(self, dashboard: DashboardClient, prober: Prober, verify_timeout: float = 10.0,
                  verify_interval: float = 0.1, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.dashboard = dashboard
@@ -116,12 +116,23 @@ class Executor:
         if masters != [action.server]:
             return ActionResult(action, FAILED, "%sthe dashboard now lists master(s) %s" % (
                 answer + "; " if answer else "promote answered OK but ", masters or "none"))
-        seen = self._wait_for(action.server, lambda p: p.alive and p.role == "master")
-        if not (seen.alive and seen.role == "master"):
-            return ActionResult(action, FAILED, "the dashboard names %s master but it reports %s" % (
-                action.server, _describe(seen)))
-        detail = "dashboard lists %s as master and it answers role master at offset %s" % (
-            action.server, seen.offset)
+        is_master: Callable[[ProbeResult], bool] = lambda p: p.alive and p.role == "master"
+        seen = self._wait_for(action.server, is_master)
+        retried = ""
+        if not is_master(seen) and seen.alive:
+            # The dashboard switched its records but its SLAVEOF NO ONE did not take (Codis 3 only logs
+            # that): without a retry the group would have no writable master.
+            try:
+                if self.dashboard.retry_master(action.group, action.server):
+                    retried = "; the dashboard's SLAVEOF NO ONE had not taken, a sync action sent it again"
+                    seen = self._wait_for(action.server, is_master)
+            except DashboardError as exc:
+                retried = "; asking the dashboard to send SLAVEOF NO ONE again failed: %s" % exc
+        if not is_master(seen):
+            return ActionResult(action, FAILED, "the dashboard names %s master but it reports %s%s" % (
+                action.server, _describe(seen), retried))
+        detail = "dashboard lists %s as master and it answers role master at offset %s%s" % (
+            action.server, seen.offset, retried)
         if answer:
             detail = "the dashboard answered an error (%s) but had applied the promotion; %s" % (answer, detail)
         return ActionResult(action, DONE, detail)

@@ -14,7 +14,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from ansible_collections.codis.ha.plugins.module_utils._dashboard import Codis2Client, DashboardError
+from ansible_collections.codis.ha.plugins.module_utils._dashboard import (
+    Codis2Client,
+    Codis3Client,
+    DashboardClient,
+    DashboardError,
+    detect_version,
+)
 from ansible_collections.codis.ha.plugins.module_utils._executor import DONE, Executor, Outcome
 from ansible_collections.codis.ha.plugins.module_utils._planner import PROMOTE, Plan, Policy, plan, predict
 from ansible_collections.codis.ha.plugins.module_utils._probe import ProbeSettings, Prober, redis_argument_spec
@@ -31,6 +37,9 @@ from ansible_collections.codis.ha.plugins.module_utils._topology import (
 def argument_spec() -> dict[str, Any]:
     spec = dict(
         dashboard_url=dict(type="str", required=True),
+        codis_version=dict(type="str", default="auto", choices=["auto", "2", "3"]),
+        product_name=dict(type="str"),
+        product_auth=dict(type="str", no_log=True),
         dashboard_timeout=dict(type="float", default=5.0),
         validate_certs=dict(type="bool", default=True),
         ca_path=dict(type="path"),
@@ -63,6 +72,8 @@ def parameter_problems(params: dict[str, Any]) -> list[str]:
             problems.append("%s must not be negative" % name)
     if params.get("max_failovers_per_pass") is not None and params["max_failovers_per_pass"] < 1:
         problems.append("max_failovers_per_pass must be at least 1")
+    if params.get("codis_version") == "2" and params.get("product_name"):
+        problems.append("product_name is a Codis 3 option; codis_version is 2")
     if params["down_after"] > 0 and not params.get("state_path"):
         problems.append("down_after needs state_path: passes confirm a failure through the state file")
     return problems
@@ -81,15 +92,37 @@ def run_pass(params: dict[str, Any], check_mode: bool = False, diff: bool = Fals
              planner: Callable[..., Plan] = plan) -> PassResult:
     """`planner` is replaceable so that tests can show the checks catch a naive policy."""
     started = time.monotonic()
-    client = Codis2Client(params["dashboard_url"], timeout=params["dashboard_timeout"],
-                          validate_certs=params["validate_certs"], ca_path=params.get("ca_path"))
+    try:
+        client = dashboard_client(params)
+    except DashboardError as exc:
+        return _nothing_done("cannot read the server groups from the dashboard, nothing was changed: %s" % exc)
+    if not params.get("redis_password") and params.get("product_auth"):
+        # codis-server's requirepass is the cluster's product_auth.
+        params = dict(params, redis_password=params["product_auth"])
     try:
         return _run(client, params, check_mode, diff, started, planner)
     finally:
         client.close()
 
 
-def _run(client: Codis2Client, params: dict[str, Any], check_mode: bool, diff: bool,
+def dashboard_client(params: dict[str, Any]) -> DashboardClient:
+    """The client for the dashboard's version; `auto` asks the dashboard once."""
+    common = dict(timeout=params["dashboard_timeout"], validate_certs=params["validate_certs"],
+                  ca_path=params.get("ca_path"))
+    version = params.get("codis_version") or "auto"
+    product_name = params.get("product_name")
+    if version == "auto":
+        detected, reported = detect_version(params["dashboard_url"], **common)
+        version = str(detected)
+        product_name = product_name or reported
+    if version == "3":
+        if not product_name:
+            raise DashboardError("Codis 3 needs product_name (the xauth token is derived from it)")
+        return Codis3Client(params["dashboard_url"], product_name, **common)
+    return Codis2Client(params["dashboard_url"], **common)
+
+
+def _run(client: DashboardClient, params: dict[str, Any], check_mode: bool, diff: bool,
          started: float, planner: Callable[..., Plan]) -> PassResult:
     try:
         topology = client.topology()
@@ -138,7 +171,7 @@ def _nothing_done(failed_msg: Optional[str], msg: str = "",
     return PassResult(result, failed_msg)
 
 
-def _decide_and_act(client: Codis2Client, params: dict[str, Any], topology: Topology,
+def _decide_and_act(client: DashboardClient, params: dict[str, Any], topology: Topology,
                     selected: list[ServerGroup], policy: Policy, history: dict[int, GroupHistory],
                     check_mode: bool, diff: bool, started: float, planner: Callable[..., Plan]) -> PassResult:
     prober = Prober(ProbeSettings.from_params(params))
@@ -188,7 +221,7 @@ def remember(history: dict[int, GroupHistory], groups: list[ServerGroup], probes
     return out
 
 
-def _reread(client: Codis2Client, before: Topology, outcome: Outcome) -> Topology:
+def _reread(client: DashboardClient, before: Topology, outcome: Outcome) -> Topology:
     if not outcome.results:
         return before
     try:
@@ -225,8 +258,8 @@ def _report(topology: Topology, probes: dict[str, ProbeResult], the_plan: Plan, 
     }
     if diff:
         wanted = {g["id"] for g in groups}
-        before = Topology(tuple(g for g in topology.groups if g.id in wanted))
-        after_t = Topology(tuple(g for g in (after or topology).groups if g.id in wanted))
+        before = topology.with_groups(tuple(g for g in topology.groups if g.id in wanted))
+        after_t = topology.with_groups(tuple(g for g in (after or topology).groups if g.id in wanted))
         result["diff"] = {"before": _diff_text(before), "after": _diff_text(after_t)}
     return result
 

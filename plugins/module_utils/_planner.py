@@ -148,6 +148,10 @@ def plan_group(group: ServerGroup, probes: dict[str, ProbeResult], policy: Polic
         return GroupDecision(group.id, REFUSED, "master %s is unreachable from here, seen alive by %s; "
                              "not failing over a master that its slaves still see"
                              % (master.addr, ", ".join(witnesses)), master.addr)
+    if master.dashboard_alive and not policy.force:
+        return GroupDecision(group.id, REFUSED, "master %s is unreachable from here, but the dashboard's own "
+                             "last poll of it succeeded; not failing over a master the dashboard still reaches "
+                             "(force overrides)" % master.addr, master.addr)
     down_for = now - history.down_since if history and history.down_since is not None else 0.0
     if down_for < policy.down_after and not policy.force:
         return GroupDecision(group.id, REFUSED, "%s, seen down for %.1f s so far; down_after is %s s, waiting "
@@ -178,6 +182,8 @@ def plan_group(group: ServerGroup, probes: dict[str, ProbeResult], policy: Polic
 
 def group_problem(group: ServerGroup, probes: dict[str, ProbeResult]) -> Optional[str]:
     """Why the tool refuses to touch this group at all, or None."""
+    if group.busy:
+        return group.busy
     if not group.servers:
         return "the group has no servers"
     unknown = [s for s in group.servers if s.type not in KNOWN_TYPES]
@@ -337,9 +343,9 @@ def predict(topology: Topology, plan_: Plan) -> Topology:
             if action.group != group.id:
                 continue
             if action.action == PROMOTE:
-                types[action.previous_master or ""] = "offline"
+                types[action.previous_master or ""] = topology.demoted_type
                 types[action.server] = "master"
             else:
                 types[action.server] = "slave"
         groups.append(group.with_types(types))
-    return Topology(tuple(groups))
+    return topology.with_groups(tuple(groups))

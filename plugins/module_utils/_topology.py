@@ -37,12 +37,18 @@ def normalize_addr(addr: Optional[str]) -> Optional[str]:
 class Server:
     addr: str
     type: str
+    # The dashboard's own view of the server (Codis 3 polls every server): True when its last poll got an
+    # answer, False when it got an error or a timeout, None when the dashboard keeps no view (Codis 2).
+    dashboard_alive: Optional[bool] = None
 
 
 @dataclass(frozen=True)
 class ServerGroup:
     id: int
     servers: tuple[Server, ...] = ()
+    # Why the dashboard itself says the group must not be touched now (a promotion left half done, a slot
+    # migration running), or None.
+    busy: Optional[str] = None
 
     def of_type(self, server_type: str) -> list[Server]:
         return [s for s in self.servers if s.type == server_type]
@@ -56,12 +62,14 @@ class ServerGroup:
         return {s.addr: s.type for s in sorted(self.servers, key=lambda s: s.addr)}
 
     def with_types(self, types: dict[str, str]) -> "ServerGroup":
-        return replace(self, servers=tuple(Server(s.addr, types.get(s.addr, s.type)) for s in self.servers))
+        return replace(self, servers=tuple(replace(s, type=types.get(s.addr, s.type)) for s in self.servers))
 
 
 @dataclass(frozen=True)
 class Topology:
     groups: tuple[ServerGroup, ...] = ()
+    # What a promotion makes of the old master: Codis 2 marks it offline, Codis 3 keeps it last, as a slave.
+    demoted_type: str = "offline"
 
     def group(self, gid: int) -> Optional[ServerGroup]:
         return next((g for g in self.groups if g.id == gid), None)
@@ -69,6 +77,9 @@ class Topology:
     @property
     def addrs(self) -> list[str]:
         return sorted({s.addr for g in self.groups for s in g.servers})
+
+    def with_groups(self, groups: tuple[ServerGroup, ...]) -> "Topology":
+        return replace(self, groups=groups)
 
     def snapshot(self) -> dict[str, dict[str, str]]:
         """The shape shown in --diff: group -> address -> type."""

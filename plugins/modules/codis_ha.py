@@ -12,8 +12,11 @@ module: codis_ha
 short_description: One idempotent check-and-promote pass over the server groups of a Codis cluster
 version_added: "0.1.0"
 description:
-  - Reads the server groups from a Codis 2.x dashboard, probes every Redis server in parallel, and for
+  - Reads the server groups from a Codis 2.x or 3.x dashboard, probes every Redis server in parallel, and for
     each group whose master is really down promotes the best live slave through the dashboard.
+  - With Codis 3.x the dashboard's own polls of each server are one more opinion (a master the dashboard still
+    reaches is not failed over without O(force)), and a group the dashboard shows promoting, or any group while
+    a slot migration runs, is skipped with the reason.
   - The best slave is a live slave of the group that replicates from the failed master, is not loading
     or syncing and has a C(replica-priority) other than 0; the highest replication offset wins, then the
     lower priority, then the address.
@@ -38,6 +41,24 @@ options:
     description: Base URL of the Codis dashboard, for example C(http://127.0.0.1:18087).
     type: str
     required: true
+  codis_version:
+    description:
+      - Which dashboard API to speak. V(auto) asks the dashboard once per pass (C(GET /api/topom/model), then
+        C(GET /api/server_groups)).
+      - V(2) is C(codis-config dashboard) (Codis 2.x); V(3) is C(codis-dashboard) (Codis 3.x, the topom API).
+    type: str
+    choices: [auto, "2", "3"]
+    default: auto
+  product_name:
+    description:
+      - The Codis 3 product name; the xauth token of every request is derived from it.
+      - With O(codis_version=auto) it defaults to the name the dashboard reports.
+    type: str
+  product_auth:
+    description:
+      - The Codis 3 C(product_auth), the password of the cluster's codis-servers. Used for the probes when
+        O(redis_password) is not set.
+    type: str
   dashboard_timeout:
     description: Seconds to wait for each dashboard answer.
     type: float
@@ -155,6 +176,13 @@ EXAMPLES = r"""
   codis.ha.codis_ha:
     dashboard_url: http://127.0.0.1:18087
     redis_password: "{{ vault_codis_redis_password }}"
+
+- name: A Codis 3.x cluster
+  codis.ha.codis_ha:
+    dashboard_url: http://codis-dashboard:18080
+    codis_version: "3"
+    product_name: codis-prod
+    product_auth: "{{ vault_codis_product_auth }}"
 
 - name: Only plan, and show the groups before and after
   codis.ha.codis_ha:

@@ -1,0 +1,110 @@
+"""What only a Codis 3.x dashboard has: xauth, the dashboard's own opinion, the promoting state, slot migrations,
+asynchronous sync actions and a promote whose SLAVEOF NO ONE may silently fail."""
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import pytest
+
+from simulator import Cluster
+from tests.helpers import FAST, run_module
+
+PRODUCT = "codis-prod"
+
+
+@pytest.fixture
+def cluster3() -> Iterator[Cluster]:
+    with Cluster.start(groups=3, slaves=2, redis_timeout=0.5, codis=3, product_name=PRODUCT) as c:
+        yield c
+
+
+@pytest.fixture
+def args3(cluster3: Cluster) -> dict[str, Any]:
+    return dict(FAST, dashboard_url=cluster3.dashboard_url)
+
+
+def _promotions(result: dict[str, Any]) -> list[str]:
+    return [a["server"] for a in result["actions"] if a["action"] == "promote" and a["status"] == "done"]
+
+
+def test_auto_detects_codis3_and_learns_the_product_name(cluster3: Cluster, args3: dict[str, Any]) -> None:
+    healthy = run_module(args3)
+    assert healthy["changed"] is False and [g["decision"] for g in healthy["groups"]] == ["healthy"] * 3
+    explicit = run_module(dict(args3, codis_version="3", product_name=PRODUCT))
+    assert explicit["groups"] == healthy["groups"]
+
+
+def test_wrong_product_name_is_a_clear_error_and_changes_nothing(cluster3: Cluster, args3: dict[str, Any]) -> None:
+    cluster3.kill(cluster3.master_of(1))
+    result = run_module(dict(args3, codis_version="3", product_name="not-the-product"))
+    assert result["failed"] is True and result["changed"] is False
+    assert "invalid xauth" in result["msg"] and "not-the-product" in result["msg"]
+    assert cluster3.audit == []
+
+
+def test_codis3_without_a_product_name_is_refused(cluster3: Cluster, args3: dict[str, Any]) -> None:
+    result = run_module(dict(args3, codis_version="3"))
+    assert result["failed"] is True and "needs product_name" in result["msg"]
+
+
+def test_a_master_the_dashboard_still_reaches_is_not_failed_over_without_force(
+        cluster3: Cluster, args3: dict[str, Any]) -> None:
+    old = cluster3.master_of(1)
+    cluster3.dashboard_fault("stale_stats")  # the dashboard's last poll still shows the master alive
+    cluster3.kill(old)
+    refused = run_module(args3)
+    assert refused["changed"] is False and cluster3.master_of(1) == old
+    [skip] = [s for s in refused["skipped_groups"] if s["group"] == 1]
+    assert "dashboard's own last poll" in skip["reason"]
+    forced = run_module(dict(args3, force=True))
+    assert len(_promotions(forced)) == 1 and cluster3.master_of(1) != old
+
+
+def test_a_group_left_promoting_is_never_touched_again(cluster3: Cluster, args3: dict[str, Any]) -> None:
+    cluster3.kill(cluster3.master_of(1))
+    cluster3.kill(cluster3.master_of(2))
+    cluster3.dashboard_fault("promote_stuck", 1)  # the first promote (group 1) stops in "preparing"
+    first = run_module(args3)
+    by_group = {a["group"]: a["status"] for a in first["actions"] if a["action"] == "promote"}
+    assert by_group == {1: "failed", 2: "done"} and first["failed"] is True
+    assert cluster3.dashboard.promoting(1)["state"] == "preparing"
+    audit_before = len(cluster3.audit)
+    second = run_module(args3)
+    [skip] = [s for s in second["skipped_groups"] if s["group"] == 1]
+    assert "promotion in progress" in skip["reason"] and "state preparing" in skip["reason"]
+    assert second["changed"] is False and len(cluster3.audit) == audit_before
+
+
+def test_a_running_slot_migration_skips_every_group(cluster3: Cluster, args3: dict[str, Any]) -> None:
+    old = cluster3.master_of(3)
+    cluster3.kill(old)
+    cluster3.dashboard_fault("migration", 2)
+    result = run_module(args3)
+    assert result["changed"] is False and cluster3.audit == []
+    assert sorted(s["group"] for s in result["skipped_groups"]) == [1, 2, 3]
+    assert all("slot migration is running" in s["reason"] for s in result["skipped_groups"])
+    cluster3.clear_dashboard_faults()
+    assert _promotions(run_module(args3)) and cluster3.master_of(3) != old
+
+
+def test_a_silently_failed_slaveof_no_one_is_sent_again(cluster3: Cluster, args3: dict[str, Any]) -> None:
+    old = cluster3.master_of(2)
+    cluster3.kill(old)
+    cluster3.dashboard_fault("promote_slaveof_fails", 1)
+    result = run_module(args3)
+    [promote] = [a for a in result["actions"] if a["action"] == "promote"]
+    assert promote["status"] == "done" and "sent it again" in promote["detail"]
+    new = cluster3.master_of(2)
+    assert cluster3.role(new)["role"] == "master" and cluster3.lost_writes(2) == []
+
+
+def test_the_old_master_stays_listed_last_and_follows_once_back(cluster3: Cluster, args3: dict[str, Any]) -> None:
+    cluster3.write(1, 10)
+    old = cluster3.master_of(1)
+    cluster3.kill(old)
+    [new] = _promotions(run_module(args3))
+    assert cluster3.dashboard.groups3[1]["servers"][-1]["server"] == old
+    cluster3.revive(old)
+    back = run_module(args3)
+    assert [(a["action"], a["server"], a["status"]) for a in back["actions"]] == [("repoint", old, "done")]
+    assert cluster3.role(old)["master"] == new and cluster3.lost_writes(1) == []
