@@ -168,7 +168,7 @@ def plot(data: dict[str, Any], path: Path) -> None:
     for i, name in enumerate(names, start=1):
         ax.scatter([i] * len(data["results"][name]["samples"]), data["results"][name]["samples"], s=10,
                    alpha=0.5)
-    ax.set_ylabel("seconds from kill -9 to a new master answering ROLE master")
+    ax.set_ylabel("s from kill -9 to a new master (ROLE master)")
     ax.set_title("Failover latency, %d runs each (codis.ha runner interval %gs)" % (data["runs"], data["interval"]))
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
