@@ -46,13 +46,13 @@ def _up(args: argparse.Namespace) -> int:
         return _up_real(args)
 
     with Cluster.start(groups=args.groups, slaves=args.slaves, password=args.password, seed=args.seed,
-                       dashboard_port=args.port) as cluster:
+                       dashboard_port=args.port, codis=args.codis, product_name=args.product_name) as cluster:
         control = ControlServer(cluster, port=args.control_port if args.control_port is not None
                                 else (args.port + 1 if args.port else 0))
         stop = control.stop_requested
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
-        print("dashboard: %s" % cluster.dashboard_url)
+        print("dashboard: %s (Codis %d.x, product %s)" % (cluster.dashboard_url, args.codis, args.product_name))
         print("control:   %s" % control.url)
         for gid in cluster.group_ids():
             servers = cluster.servers(gid)
@@ -101,6 +101,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     up.add_argument("--password", default=None)
     up.add_argument("--seed", type=int, default=0)
     up.add_argument("--state-file", default=None, help="write the URLs here as JSON once started")
+    up.add_argument("--codis", type=int, choices=[2, 3], default=2,
+                    help="2: codis-config dashboard (default); 3: codis-dashboard, the topom API")
+    up.add_argument("--product-name", default="codis-demo", help="Codis 3: the xauth token is derived from it")
     up.add_argument("--real", action="store_true",
                     help="start real redis-server processes instead of fake nodes (no control API: kill -9 or "
                          "kill -STOP the printed PIDs)")

@@ -29,10 +29,10 @@ def client(c: Cluster, **kw) -> Codis2Client:
 
 
 # ------------------------------------------------------------------ dashboard client
-def test_topology_reads_groups_and_types(cluster: Cluster) -> None:
-    topo = client(cluster).topology()
+def test_topology_reads_groups_and_types(cluster2: Cluster) -> None:
+    topo = client(cluster2).topology()
     assert [g.id for g in topo.groups] == [1, 2, 3]
-    assert topo.group(1).snapshot() == cluster.servers(1)
+    assert topo.group(1).snapshot() == cluster2.servers(1)
 
 
 def test_empty_cluster_is_an_empty_topology() -> None:
@@ -40,52 +40,52 @@ def test_empty_cluster_is_an_empty_topology() -> None:
         assert client(c).topology().groups == ()
 
 
-def test_promote_always_sends_the_group_in_the_body(cluster: Cluster) -> None:
-    slave = cluster.slaves_of(2)[0]
-    client(cluster).promote(2, Server(slave, "slave"))
-    assert cluster.master_of(2) == slave
-    assert '"group_id": 2' in cluster.audit[-1]["body"]
+def test_promote_always_sends_the_group_in_the_body(cluster2: Cluster) -> None:
+    slave = cluster2.slaves_of(2)[0]
+    client(cluster2).promote(2, Server(slave, "slave"))
+    assert cluster2.master_of(2) == slave
+    assert '"group_id": 2' in cluster2.audit[-1]["body"]
 
 
-def test_rejection_carries_the_go_error_text(cluster: Cluster) -> None:
+def test_rejection_carries_the_go_error_text(cluster2: Cluster) -> None:
     with pytest.raises(DashboardRejected) as info:
-        client(cluster).promote(1, Server("127.0.0.1:1", "slave"))
+        client(cluster2).promote(1, Server("127.0.0.1:1", "slave"))
     assert info.value.text == "no such addr" and "HTTP 500" in str(info.value)
 
 
-def test_lock_conflict_retried_with_backoff_then_given_up(cluster: Cluster) -> None:
+def test_lock_conflict_retried_with_backoff_then_given_up(cluster2: Cluster) -> None:
     waits: list[float] = []
-    c = Codis2Client(cluster.dashboard_url, lock_retries=2, lock_backoff=0.1, sleep=waits.append)
-    cluster.dashboard_fault("lock_conflict", 3)
+    c = Codis2Client(cluster2.dashboard_url, lock_retries=2, lock_backoff=0.1, sleep=waits.append)
+    cluster2.dashboard_fault("lock_conflict", 3)
     with pytest.raises(LockConflict):
-        c.add_server(1, cluster.slaves_of(1)[0], "slave")
-    assert waits == [0.1, 0.2] and len(cluster.audit) == 3
+        c.add_server(1, cluster2.slaves_of(1)[0], "slave")
+    assert waits == [0.1, 0.2] and len(cluster2.audit) == 3
 
 
-def test_other_errors_are_not_retried(cluster: Cluster) -> None:
+def test_other_errors_are_not_retried(cluster2: Cluster) -> None:
     with pytest.raises(DashboardRejected):
-        client(cluster).add_server(1, cluster.slaves_of(2)[0], "master")
-    assert len(cluster.audit) == 1
+        client(cluster2).add_server(1, cluster2.slaves_of(2)[0], "master")
+    assert len(cluster2.audit) == 1
 
 
-def test_refuses_to_send_an_empty_address(cluster: Cluster) -> None:
+def test_refuses_to_send_an_empty_address(cluster2: Cluster) -> None:
     with pytest.raises(ValueError):
-        client(cluster).add_server(1, "", "slave")
-    assert cluster.audit == []
+        client(cluster2).add_server(1, "", "slave")
+    assert cluster2.audit == []
 
 
-def test_unavailable_garbage_and_timeout(cluster: Cluster) -> None:
-    cluster.dashboard_fault("garbage")
+def test_unavailable_garbage_and_timeout(cluster2: Cluster) -> None:
+    cluster2.dashboard_fault("garbage")
     with pytest.raises(DashboardBadReply, match="not JSON"):
-        client(cluster).topology()
-    cluster.clear_dashboard_faults()
-    cluster.dashboard_fault("slow", 500)
+        client(cluster2).topology()
+    cluster2.clear_dashboard_faults()
+    cluster2.dashboard_fault("slow", 500)
     with pytest.raises(DashboardUnavailable, match="no answer within 0.1 s"):
-        client(cluster, timeout=0.1).topology()
-    cluster.clear_dashboard_faults()
-    cluster.dashboard_fault("down")
+        client(cluster2, timeout=0.1).topology()
+    cluster2.clear_dashboard_faults()
+    cluster2.dashboard_fault("down")
     with pytest.raises(DashboardUnavailable):
-        client(cluster).topology()
+        client(cluster2).topology()
 
 
 @pytest.mark.parametrize("item,needle", [
@@ -111,18 +111,18 @@ def settings(**kw) -> ProbeSettings:
     return ProbeSettings(**{**dict(timeout=0.3, attempts=2, interval=0.05), **kw})
 
 
-def test_probe_reads_master_and_slave(cluster: Cluster) -> None:
-    cluster.write(1, 3)
-    m, s = cluster.master_of(1), cluster.slaves_of(1)[0]
+def test_probe_reads_master_and_slave(cluster2: Cluster) -> None:
+    cluster2.write(1, 3)
+    m, s = cluster2.master_of(1), cluster2.slaves_of(1)[0]
     result = Prober(settings()).probe_all([m, s])
     assert result[m].role == "master" and result[m].keys == 3 and len(result[m].replicas) == 2
     assert result[s].replicates_from(m) and result[s].link_up and result[s].offset == result[m].offset
     assert result[s].priority == 100
 
 
-def test_dead_server_costs_attempts_not_redis_py_retries(cluster: Cluster) -> None:
-    m = cluster.master_of(1)
-    cluster.kill(m)
+def test_dead_server_costs_attempts_not_redis_py_retries(cluster2: Cluster) -> None:
+    m = cluster2.master_of(1)
+    cluster2.kill(m)
     waits: list[float] = []
     start = time.monotonic()
     result = Prober(settings(attempts=3), sleep=waits.append).probe(m)
@@ -130,11 +130,11 @@ def test_dead_server_costs_attempts_not_redis_py_retries(cluster: Cluster) -> No
     assert time.monotonic() - start < 1.0
 
 
-def test_flaky_server_recovers_on_second_attempt(cluster: Cluster) -> None:
-    m = cluster.master_of(1)
-    cluster.flaky(m, 1)  # every connection dropped
+def test_flaky_server_recovers_on_second_attempt(cluster2: Cluster) -> None:
+    m = cluster2.master_of(1)
+    cluster2.flaky(m, 1)  # every connection dropped
     assert Prober(settings()).probe(m).status == DOWN
-    cluster.flaky(m, 2)
+    cluster2.flaky(m, 2)
     result = Prober(settings(attempts=2)).probe(m)
     assert result.status == ALIVE
 
@@ -148,21 +148,21 @@ def test_auth_error_is_not_down_and_not_retried() -> None:
         assert Prober(settings(password="pw")).probe(m).status == ALIVE
 
 
-def test_hung_servers_probed_in_parallel(cluster: Cluster) -> None:
-    hung = [cluster.master_of(g) for g in (1, 2, 3)]
+def test_hung_servers_probed_in_parallel(cluster2: Cluster) -> None:
+    hung = [cluster2.master_of(g) for g in (1, 2, 3)]
     for addr in hung:
-        cluster.hang(addr)
+        cluster2.hang(addr)
     s = settings(timeout=0.3, attempts=2, interval=0.05)
     start = time.monotonic()
-    result = Prober(s).probe_all(list(cluster.nodes))
+    result = Prober(s).probe_all(list(cluster2.nodes))
     elapsed = time.monotonic() - start
     assert all(result[a].status == DOWN for a in hung)
     assert elapsed < 2 * s.budget
 
 
-def test_loading_server_is_alive_and_loading(cluster: Cluster) -> None:
-    s = cluster.slaves_of(1)[0]
-    cluster.set_loading(s)
+def test_loading_server_is_alive_and_loading(cluster2: Cluster) -> None:
+    s = cluster2.slaves_of(1)[0]
+    cluster2.set_loading(s)
     result = Prober(settings()).probe(s)
     assert result.status == ALIVE and result.loading
 

@@ -1,0 +1,99 @@
+"""The Codis 3 client: stats parsed into a Topology (pure), 800 errors, xauth, version detection."""
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import pytest
+
+from ansible_collections.codis.ha.plugins.module_utils._dashboard import (
+    Codis3Client,
+    DashboardBadReply,
+    DashboardRejected,
+    DashboardUnavailable,
+    detect_version,
+    parse_stats,
+    xauth,
+)
+from simulator import Cluster
+
+
+def _stats(models: Any, stats: Any = None, executor: int = 0, **extra: Any) -> dict[str, Any]:
+    return dict({"closed": False, "group": {"models": models, "stats": stats or {}},
+                 "slot_action": {"executor": executor}}, **extra)
+
+
+def _group(gid: int, *addrs: str, promoting: Any = None) -> dict[str, Any]:
+    return {"id": gid, "servers": [{"server": a, "action": {}} for a in addrs], "promoting": promoting or {}}
+
+
+def test_servers0_is_master_the_rest_slaves_and_the_dashboards_view_is_kept() -> None:
+    topology = parse_stats(_stats([_group(2, "h:2", "h:3"), _group(1, "h:1")], {
+        "h:2": {"stats": {"role": "master"}, "unixtime": 1},
+        "h:3": {"timeout": True}, "h:1": {"error": {"cause": "refused"}}}), "here")
+    assert [g.id for g in topology.groups] == [1, 2] and topology.demoted_type == "slave"
+    g2 = topology.group(2)
+    assert g2 is not None and g2.snapshot() == {"h:2": "master", "h:3": "slave"}
+    assert [s.dashboard_alive for s in g2.servers] == [True, False]
+    g1 = topology.group(1)
+    assert g1 is not None and g1.servers[0].dashboard_alive is False and g1.busy is None
+
+
+def test_null_models_is_an_empty_cluster_and_missing_stats_mean_no_opinion() -> None:
+    assert parse_stats(_stats(None), "here").groups == ()
+    topology = parse_stats(_stats([_group(1, "h:1", "h:2")], {"h:2": {"stats": {}}}), "here")
+    assert [s.dashboard_alive for s in topology.groups[0].servers] == [None, None]
+
+
+def test_promoting_and_migrations_make_groups_busy() -> None:
+    promoting = parse_stats(_stats([_group(1, "h:1", "h:2", promoting={"index": 1, "state": "prepared"}),
+                                    _group(2, "h:3")]), "here")
+    assert "state prepared" in str(promoting.groups[0].busy) and promoting.groups[1].busy is None
+    migrating = parse_stats(_stats([_group(1, "h:1"), _group(2, "h:3")], executor=1), "here")
+    assert all("slot migration" in str(g.busy) for g in migrating.groups)
+
+
+@pytest.mark.parametrize("data, needle", [
+    ([], "expected an object"),
+    ({"group": []}, "expected an object"),
+    (_stats({"id": 1}), "must be a list"),
+    (_stats([_group(1, "h:1"), _group(1, "h:2")]), "appears twice"),
+    (_stats([{"id": "1", "servers": []}]), "integer id"),
+    (_stats([{"id": 1, "servers": [{"server": "nohostport"}]}]), "not host:port"),
+    (_stats([{"id": 1, "servers": ["h:1"]}]), "list of objects"),
+    (_stats([_group(1, "h:1", "h:1")]), "same address twice"),
+])
+def test_broken_stats_are_clear_errors(data: Any, needle: str) -> None:
+    with pytest.raises(DashboardBadReply, match=needle):
+        parse_stats(data, "here")
+
+
+def test_a_closed_dashboard_is_unavailable() -> None:
+    with pytest.raises(DashboardUnavailable, match="closed"):
+        parse_stats(_stats([], closed=True), "here")
+
+
+@pytest.fixture
+def c3() -> Iterator[Cluster]:
+    with Cluster.start(groups=2, slaves=1, codis=3, product_name="p3") as c:
+        yield c
+
+
+def test_800_errors_carry_the_cause_and_wrong_xauth_names_the_product(c3: Cluster) -> None:
+    client = Codis3Client(c3.dashboard_url, "p3", timeout=2)
+    with pytest.raises(DashboardRejected, match="can't promote master") as err:
+        client.promote(1, client.group(1).servers[0])
+    assert err.value.status == 800
+    with pytest.raises(DashboardRejected, match="invalid xauth.*'wrong'"):
+        Codis3Client(c3.dashboard_url, "wrong", timeout=2).topology()
+    assert xauth("p3") not in str(err.value)
+
+
+def test_detect_version_for_both_dashboards_and_for_something_else(c3: Cluster) -> None:
+    assert detect_version(c3.dashboard_url, timeout=2) == (3, "p3")
+    with Cluster.start(groups=1, slaves=1) as c2:
+        assert detect_version(c2.dashboard_url, timeout=2) == (2, None)
+    with Cluster.start(groups=0) as empty2:
+        assert detect_version(empty2.dashboard_url, timeout=2) == (2, None)
+    c3.dashboard_fault("garbage")
+    with pytest.raises(DashboardBadReply, match="neither"):
+        detect_version(c3.dashboard_url, timeout=2)
