@@ -29,6 +29,8 @@ TYPES = st.sampled_from(["master", "slave", "slave", "slave", "offline", "weird"
 @st.composite
 def worlds(draw: st.DrawFn) -> tuple[Topology, dict[str, ProbeResult], Policy]:
     n_groups = draw(st.integers(0, 4))
+    # Codis 3 facts: the dashboard's own view of each server, and groups the dashboard says are busy.
+    codis3 = draw(st.booleans())
     groups, probes = [], {}
     port = 7000
     for gid in range(1, n_groups + 1):
@@ -39,8 +41,14 @@ def worlds(draw: st.DrawFn) -> tuple[Topology, dict[str, ProbeResult], Policy]:
         well_formed = size > 0 and draw(st.integers(0, 4)) > 0
         if well_formed:  # most groups: one master, the rest slaves or offline
             types = ["master"] + ["slave" if t in ("master", "weird") else t for t in types[1:]]
-        groups.append(ServerGroup(gid, tuple(Server(a, t) for a, t in zip(addrs, types))))
+        views = draw(st.lists(st.sampled_from([None, False, False, True]), min_size=size, max_size=size)) \
+            if codis3 else [None] * size
+        busy = "the dashboard shows a promotion in progress" if codis3 and draw(st.integers(0, 9)) == 0 else None
         master_down = well_formed and draw(st.booleans())
+        if codis3 and master_down:
+            # The interesting case: this host cannot reach the master, the dashboard still can.
+            views[0] = draw(st.sampled_from([True, True, False, None]))
+        groups.append(ServerGroup(gid, tuple(Server(a, t, v) for a, t, v in zip(addrs, types, views)), busy))
         for i, addr in enumerate(addrs):
             if well_formed and i == 0:
                 probes[addr] = (ProbeResult(addr, DOWN, "refused", 2) if master_down else
@@ -52,7 +60,7 @@ def worlds(draw: st.DrawFn) -> tuple[Topology, dict[str, ProbeResult], Policy]:
                     groups=draw(st.none() | st.frozensets(st.integers(1, 4))),
                     max_failovers_per_pass=draw(st.none() | st.integers(1, 3)),
                     force=draw(st.booleans()))
-    return Topology(tuple(groups)), probes, policy
+    return Topology(tuple(groups), demoted_type="slave" if codis3 else "offline"), probes, policy
 
 
 @st.composite
@@ -143,6 +151,15 @@ def test_plan_properties(world: tuple[Topology, dict[str, ProbeResult], Policy])
 
         assert all(probes[s.addr].offset <= chosen for s in group.servers
                    if s.addr != old and eligible(group, probes, old, s.addr) and not_stale(probes[s.addr]))
+    # Codis 3: a master the dashboard still reaches is failed over only when forced; a busy group is untouched.
+    for action in promotes:
+        old_server = next(s for s in topology.group(action.group).servers if s.addr == action.previous_master)
+        assert policy.force or old_server.dashboard_alive is not True
+    busy = {g.id for g in topology.groups if g.busy}
+    assert not busy & {a.group for a in result.actions}
+    for decision in result.decisions:
+        if decision.group in busy:
+            assert decision.reason == topology.group(decision.group).busy or "authentication" in decision.reason
     # Never an action on a server outside its group, never on the group's surviving master.
     for action in result.actions:
         group = topology.group(action.group)
@@ -162,7 +179,7 @@ def test_plan_is_deterministic_and_order_independent(world, rnd: random.Random) 
         rnd.shuffle(servers)
         shuffled.append(replace(group, servers=tuple(servers)))
     rnd.shuffle(shuffled)
-    assert plan(Topology(tuple(shuffled)), probes, policy).actions == first.actions
+    assert plan(topology.with_groups(tuple(shuffled)), probes, policy).actions == first.actions
 
 
 @given(worlds())
