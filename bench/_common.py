@@ -1,6 +1,7 @@
 """Shared pieces of the benchmarks: paths, the module invoked the way the role's runner does, statistics."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -10,7 +11,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
 COLLECTIONS = ROOT / "build" / "collections"
@@ -19,6 +20,10 @@ MODULE = "ansible_collections.codis.ha.plugins.modules.codis_ha"
 
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from simulator.waiting import wait_until  # noqa: E402  (after the path is set; re-exported for the benchmarks)
+
+__all__ = ["wait_until"]
 
 
 def ensure_collection_path() -> None:
@@ -97,15 +102,22 @@ def machine() -> dict[str, Any]:
             "cores": os.cpu_count(), "redis": redis_version}
 
 
-def wait_until(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.005) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise TimeoutError("timed out after %.1f s waiting for %s" % (timeout, what))
-        time.sleep(interval)
+@contextlib.contextmanager
+def plot_to(path: Path) -> Iterator[Any]:
+    """A matplotlib Axes (no display needed) whose figure is saved as a PNG at `path` when the block ends."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    try:
+        yield ax
+        fig.tight_layout()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=100)
+    finally:
+        plt.close(fig)
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import redis
-from _common import COLLECTIONS, RUNNER, ensure_collection_path, summary, wait_until, write_json
+from _common import COLLECTIONS, RUNNER, ensure_collection_path, plot_to, summary, wait_until, write_json
 
 from simulator.real import RealCluster, free_port
 
@@ -156,25 +156,17 @@ def run(runs: int = 20, interval: float = 1.0, seed: int = 1) -> dict[str, Any]:
 
 
 def plot(data: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     names = list(data["results"])
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.boxplot([data["results"][n]["samples"] for n in names], showfliers=True)
-    ax.set_xticks(range(1, len(names) + 1), names)
-    for i, name in enumerate(names, start=1):
-        ax.scatter([i] * len(data["results"][name]["samples"]), data["results"][name]["samples"], s=10,
-                   alpha=0.5)
-    ax.set_ylabel("s from kill -9 to a new master (ROLE master)")
-    ax.set_title("Failover latency, %d runs each (codis.ha runner interval %gs)" % (data["runs"], data["interval"]))
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    with plot_to(path) as ax:
+        ax.boxplot([data["results"][n]["samples"] for n in names], showfliers=True)
+        ax.set_xticks(range(1, len(names) + 1), names)
+        for i, name in enumerate(names, start=1):
+            ax.scatter([i] * len(data["results"][name]["samples"]), data["results"][name]["samples"], s=10,
+                       alpha=0.5)
+        ax.set_ylabel("s from kill -9 to a new master (ROLE master)")
+        ax.set_title("Failover latency, %d runs each (codis.ha runner interval %gs)" % (data["runs"],
+                                                                                       data["interval"]))
+        ax.grid(axis="y", alpha=0.3)
 
 
 def main() -> int:

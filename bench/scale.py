@@ -19,7 +19,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from _common import direct_pass, ensure_collection_path, wait_until, write_json
+from _common import direct_pass, ensure_collection_path, plot_to, wait_until, write_json
 
 DEFAULT_SIZES = [10, 50, 100, 250, 500, 1000, 2000]
 PROBE = {"probe_timeout": 1.0, "probe_attempts": 2}
@@ -90,28 +90,20 @@ def run(sizes: list[int], repeat: int = 3) -> dict[str, Any]:
 
 
 def plot(data: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     rows = data["rows"]
     sizes = [r["servers"] for r in rows]
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(sizes, [r["healthy_pass_s"] for r in rows], "o-", label="healthy")
-    ax.plot(sizes, [r["hung_pass_s"] for r in rows], "s-", label="10% of servers hung")
-    ax.axhline(data["targets"]["hung_s"], color="grey", linestyle="--", label="target with hung (budget + 0.5 s)")
-    ax.axhline(data["targets"]["healthy_1000_s"], color="grey", linestyle=":", label="target healthy (1 s at 1,000)")
-    ax.set_xscale("log")
-    ax.set_xlabel("servers (groups of a master and a slave)")
-    ax.set_ylabel("pass time (s, module's pass_seconds, median of %d)" % data["repeat"])
-    ax.set_title("codis.ha pass time against fake servers")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    with plot_to(path) as ax:
+        ax.plot(sizes, [r["healthy_pass_s"] for r in rows], "o-", label="healthy")
+        ax.plot(sizes, [r["hung_pass_s"] for r in rows], "s-", label="10% of servers hung")
+        ax.axhline(data["targets"]["hung_s"], color="grey", linestyle="--", label="target with hung (budget + 0.5 s)")
+        ax.axhline(data["targets"]["healthy_1000_s"], color="grey", linestyle=":",
+                   label="target healthy (1 s at 1,000)")
+        ax.set_xscale("log")
+        ax.set_xlabel("servers (groups of a master and a slave)")
+        ax.set_ylabel("pass time (s, module's pass_seconds, median of %d)" % data["repeat"])
+        ax.set_title("codis.ha pass time against fake servers")
+        ax.grid(alpha=0.3)
+        ax.legend()
 
 
 def main() -> int:

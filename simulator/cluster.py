@@ -1,18 +1,17 @@
 """A whole simulated Codis cluster: fake Redis nodes, a dashboard, fault methods and truth helpers."""
 from __future__ import annotations
 
-import contextlib
-from typing import Any, Iterator, Optional
-
 import dataclasses
+from typing import Any, Optional
 
 from .dashboard2 import Codis2Dashboard, DashboardFaults
 from .dashboard3 import Codis3Dashboard
+from .lifecycle import Closing
 from .model import Clock, Node, World
 from .redis_server import NodeServerHost
 
 
-class Cluster:
+class Cluster(Closing):
     """Use `with Cluster.start(groups=3, slaves=2) as c:`; everything binds to 127.0.0.1."""
 
     def __init__(self, groups: int = 3, slaves: int = 2, password: Optional[str] = None,
@@ -39,21 +38,7 @@ class Cluster:
         self.users = dict(users or {})
         self.acknowledged: dict[int, list[int]] = {}
         self._closed = False
-        try:
-            for gid in range(1, groups + 1):
-                self.add_group(gid, slaves)
-        except BaseException:
-            self.close()
-            raise
-
-    @classmethod
-    @contextlib.contextmanager
-    def start(cls, **kwargs: Any) -> Iterator["Cluster"]:
-        cluster = cls(**kwargs)
-        try:
-            yield cluster
-        finally:
-            cluster.close()
+        self._add_groups_or_close(groups, slaves)
 
     def close(self) -> None:
         if self._closed:

@@ -13,14 +13,15 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Optional
 
 import redis
 
 from .dashboard2 import Codis2Dashboard, RealRedis
+from .lifecycle import Closing
+from .waiting import wait_until
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 FAST_SYNC = ["--save", "", "--appendonly", "no", "--repl-diskless-sync", "yes",
@@ -31,17 +32,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def wait_until(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.01) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise TimeoutError("timed out after %.1f s waiting for %s" % (timeout, what))
-        time.sleep(interval)
 
 
 @dataclass
@@ -146,7 +136,7 @@ class RedisProcess:
             return dict(c.info("replication"))
 
 
-class RealCluster:
+class RealCluster(Closing):
     def __init__(self, groups: int = 2, slaves: int = 2, password: Optional[str] = None, tls: bool = False,
                  extra: Optional[list[str]] = None, dashboard_port: int = 0,
                  dashboard_password: Optional[str] = None) -> None:
@@ -158,21 +148,7 @@ class RealCluster:
         ssl = dict(ssl=True, ssl_ca_certs=self.tls.ca) if self.tls else None
         self.dashboard = Codis2Dashboard(None, port=dashboard_port, redis_side=RealRedis(
             timeout=2.0, password=dashboard_password or password, ssl=ssl))
-        try:
-            for gid in range(1, groups + 1):
-                self.add_group(gid, slaves)
-        except BaseException:
-            self.close()
-            raise
-
-    @classmethod
-    @contextlib.contextmanager
-    def start(cls, **kwargs: Any) -> Iterator["RealCluster"]:
-        cluster = cls(**kwargs)
-        try:
-            yield cluster
-        finally:
-            cluster.close()
+        self._add_groups_or_close(groups, slaves)
 
     def new_server(self) -> RedisProcess:
         port = free_port()

@@ -4,7 +4,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import time
 from typing import Any, Callable, Iterator
 
 import pytest
@@ -12,6 +11,7 @@ import pytest
 from ansible.module_utils.testing import patch_module_args
 
 from simulator import Cluster
+from simulator.waiting import wait_until
 
 
 def run_module(args: dict[str, Any], check: bool = False, diff: bool = False) -> dict[str, Any]:
@@ -32,14 +32,8 @@ def run_module(args: dict[str, Any], check: bool = False, diff: bool = False) ->
 
 def wait_for(condition: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02,
              what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError("timed out after %.1f s waiting for %s" % (timeout, what))
-        time.sleep(interval)
+    """wait_until that fails the test (AssertionError) when the deadline passes."""
+    return wait_until(condition, timeout, what, interval, error=AssertionError)
 
 
 def pass_params(**args: Any) -> dict[str, Any]:

@@ -35,15 +35,21 @@ def one_pass(cluster: RealCluster, **extra: Any) -> dict[str, Any]:
     return run_module(dict(ARGS, dashboard_url=cluster.dashboard_url, **extra))
 
 
+def written_and_synced(cluster: RealCluster, gid: int, count: int) -> tuple[str, list[str]]:
+    """The group's master and `count` keys written through it that every slave has acknowledged."""
+    old = cluster.master_of(gid)
+    assert old is not None
+    keys = cluster.write(gid, count)
+    cluster.wait_in_sync(gid)
+    return old, keys
+
+
 def promotions(result: dict[str, Any]) -> list[str]:
     return [a["server"] for a in result["actions"] if a["action"] == "promote" and a["status"] == "done"]
 
 
 def test_kill_9_of_a_master_keeps_every_acknowledged_write_and_the_other_slave_follows(real: RealCluster) -> None:
-    old = real.master_of(1)
-    assert old is not None
-    keys = real.write(1, 500)
-    real.wait_in_sync(1)
+    old, keys = written_and_synced(real, 1, 500)
     real.kill(old)
 
     result = one_pass(real)
@@ -59,10 +65,7 @@ def test_kill_9_of_a_master_keeps_every_acknowledged_write_and_the_other_slave_f
 
 
 def test_a_stopped_master_is_failed_over_once_its_slaves_lose_it_too(real: RealCluster) -> None:
-    old = real.master_of(2)
-    assert old is not None
-    keys = real.write(2, 200)
-    real.wait_in_sync(2)
+    old, keys = written_and_synced(real, 2, 200)
     real.pause(old)
     try:
         first = one_pass(real)
@@ -79,10 +82,7 @@ def test_a_stopped_master_is_failed_over_once_its_slaves_lose_it_too(real: RealC
 
 
 def test_the_first_slave_dead_too_promotes_the_other(real: RealCluster) -> None:
-    old = real.master_of(1)
-    assert old is not None
-    keys = real.write(1, 100)
-    real.wait_in_sync(1)
+    old, keys = written_and_synced(real, 1, 100)
     first_slave, second_slave = real.slaves_of(1)
     real.kill(first_slave)
     real.kill(old)
@@ -98,10 +98,7 @@ def test_requirepass_with_an_acl_user_for_the_probes() -> None:
     acl = ["--user", "codisha", "on", ">probe-pw", "-@all", "+ping", "+info", "+role", "+config|get",
            "+client|setname", "+hello"]
     with RealCluster.start(groups=1, slaves=2, password=PASSWORD, extra=QUICK_TIMEOUTS + acl) as cluster:
-        old = cluster.master_of(1)
-        assert old is not None
-        keys = cluster.write(1, 100)
-        cluster.wait_in_sync(1)
+        old, keys = written_and_synced(cluster, 1, 100)
         wrong = one_pass(cluster, redis_username="codisha", redis_password="not-it")
         assert wrong["failed"] and "authentication" in wrong["msg"] and wrong["changed"] is False
         cluster.kill(old)
@@ -115,10 +112,7 @@ def test_requirepass_with_an_acl_user_for_the_probes() -> None:
 def test_tls_with_a_ca_made_by_the_test() -> None:
     with RealCluster.start(groups=1, slaves=2, tls=True, extra=QUICK_TIMEOUTS) as cluster:
         assert cluster.tls is not None
-        old = cluster.master_of(1)
-        assert old is not None
-        keys = cluster.write(1, 100)
-        cluster.wait_in_sync(1)
+        old, keys = written_and_synced(cluster, 1, 100)
         plain = one_pass(cluster)
         # Without TLS every server looks unreachable: no candidate, nothing changed.
         assert plain["changed"] is False and plain["groups"][0]["decision"] != "failover", plain["groups"]
@@ -132,10 +126,7 @@ def test_tls_with_a_ca_made_by_the_test() -> None:
 
 
 def test_a_restarted_empty_old_master_is_never_promoted_and_rejoins_as_a_slave(real: RealCluster) -> None:
-    old = real.master_of(1)
-    assert old is not None
-    keys = real.write(1, 300)
-    real.wait_in_sync(1)
+    old, keys = written_and_synced(real, 1, 300)
     real.kill(old)
     [new] = promotions(one_pass(real))
     real.restart(old)  # same port, no data: it answers as an empty master
