@@ -50,7 +50,7 @@ def codis_ha_run(interval: float, rng: random.Random) -> float:
         runner = subprocess.Popen([sys.executable, str(RUNNER), str(config), "--loop-seconds", "600"],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            wait_until(lambda: (Path(tmp) / "m.prom").exists(), 30, "the runner's first pass")
+            wait_until((Path(tmp) / "m.prom").exists, 30, "the runner's first pass")
             old = cluster.master_of(1)
             assert old is not None
             cluster.write(1, 1000)
@@ -142,7 +142,7 @@ def run(runs: int = 20, interval: float = 1.0, seed: int = 1) -> dict[str, Any]:
     ensure_collection_path()
     rng = random.Random(seed)
     samples: dict[str, list[float]] = {"codis.ha": [], **{name: [] for name in SENTINEL_SETUPS}}
-    for _ in range(runs):
+    for _run in range(runs):
         # Interleaved, so that a slow moment of the machine hits every contender alike.
         samples["codis.ha"].append(codis_ha_run(interval, rng))
         for name, (count, quorum, down_after) in SENTINEL_SETUPS.items():
@@ -164,8 +164,8 @@ def plot(data: dict[str, Any], path: Path) -> None:
             ax.scatter([i] * len(data["results"][name]["samples"]), data["results"][name]["samples"], s=10,
                        alpha=0.5)
         ax.set_ylabel("s from kill -9 to a new master (ROLE master)")
-        ax.set_title("Failover latency, %d runs each (codis.ha runner interval %gs)" % (data["runs"],
-                                                                                       data["interval"]))
+        ax.set_title("Failover latency, %d runs each (codis.ha runner interval %gs)"
+                     % (data["runs"], data["interval"]))
         ax.grid(axis="y", alpha=0.3)
 
 

@@ -25,7 +25,7 @@ def run(repeat: int = 20, ansible_repeat: int = 5) -> dict[str, Any]:
     with Cluster.start(groups=3, slaves=2) as cluster:
         args = {"dashboard_url": cluster.dashboard_url}
         direct = []
-        for _ in range(repeat):
+        for _run in range(repeat):
             result, usage = direct_pass(args)
             assert not result.get("failed") and not result["changed"], result.get("msg")
             direct.append(usage)
@@ -33,7 +33,7 @@ def run(repeat: int = 20, ansible_repeat: int = 5) -> dict[str, Any]:
                    ANSIBLE_INVENTORY_UNPARSED_WARNING="false")
         ansible_bin = str(Path(sys.executable).parent / "ansible")
         through_ansible = []
-        for _ in range(ansible_repeat):
+        for _run in range(ansible_repeat):
             usage = measured([ansible_bin, "localhost", "-m", "codis.ha.codis_ha", "-a", json.dumps(args),
                               "-e", "ansible_python_interpreter=%s" % sys.executable], env=env)
             assert usage["rc"] == 0 and "SUCCESS" in usage["stdout"], usage["stdout"][-2000:] + usage["stderr"]

@@ -54,7 +54,7 @@ def measure(servers: int, repeat: int) -> dict[str, Any]:
     try:
         args = dict(PROBE, dashboard_url=sim.dashboard)
         healthy = []
-        for _ in range(repeat):
+        for _run in range(repeat):
             result, usage = direct_pass(args)
             assert not result.get("failed") and not result["changed"], result.get("msg")
             healthy.append((result["pass_seconds"], usage["wall"]))
@@ -65,17 +65,17 @@ def measure(servers: int, repeat: int) -> dict[str, Any]:
         for addr in hung:
             sim.op("hang", addr=addr)
         with_hung = []
-        for _ in range(repeat):
+        for _run in range(repeat):
             result, usage = direct_pass(args)
             assert not result["changed"], result.get("msg")
             with_hung.append((result["pass_seconds"], usage["wall"]))
     finally:
         sim.close()
     return {"servers": servers, "hung": len(hung),
-            "healthy_pass_s": statistics.median(p for p, _ in healthy),
-            "healthy_wall_s": statistics.median(w for _, w in healthy),
-            "hung_pass_s": statistics.median(p for p, _ in with_hung),
-            "hung_wall_s": statistics.median(w for _, w in with_hung)}
+            "healthy_pass_s": statistics.median(row[0] for row in healthy),
+            "healthy_wall_s": statistics.median(row[1] for row in healthy),
+            "hung_pass_s": statistics.median(row[0] for row in with_hung),
+            "hung_wall_s": statistics.median(row[1] for row in with_hung)}
 
 
 def run(sizes: list[int], repeat: int = 3) -> dict[str, Any]:

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Installs everything the demo and the tests need on a fresh Debian machine (run as root):
-# Debian's redis-server, redis-sentinel and cron, and a virtualenv in .venv with the Python packages.
+# Installs everything the demo and the tests need on a fresh Debian machine (run as root): Debian's
+# redis-server, redis-sentinel and cron, what the role and its tests use (python3-venv, procps, util-linux,
+# bsdutils, openssl, systemd for systemd-analyze), and a virtualenv in .venv with the Python packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in redis-server redis-sentinel cron; do
+for pkg in redis-server redis-sentinel cron python3-venv procps util-linux bsdutils openssl systemd; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

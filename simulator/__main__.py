@@ -26,8 +26,9 @@ def _up_real(args: argparse.Namespace) -> int:
             signal.signal(sig, lambda *_: stop.set())
         print("dashboard: %s" % cluster.dashboard_url)
         for gid in sorted(cluster.masters()):
-            print("group %d: %s" % (gid, " ".join("%s(%s, pid %d)" % (a, t, cluster.servers[a].proc.pid)
-                                                   for a, t in sorted(cluster.dashboard.servers(gid).items()))))
+            shown = ["%s(%s, pid %d)" % (a, t, cluster.servers[a].proc.pid)
+                     for a, t in sorted(cluster.dashboard.servers(gid).items())]
+            print("group %d: %s" % (gid, " ".join(shown)))
         if args.state_file:
             with open(args.state_file, "w", encoding="utf-8") as f:
                 json.dump({"dashboard": cluster.dashboard_url,

@@ -175,7 +175,7 @@ class Codis3Dashboard(Codis2Dashboard):
 
     def _stats(self) -> dict[str, Any]:
         with self._state_lock:
-            models = [json.loads(json.dumps(g)) for _, g in sorted(self.groups3.items())]
+            models = [json.loads(json.dumps(self.groups3[gid])) for gid in sorted(self.groups3)]
             stats = {addr: dict(v) for addr, v in self.stats_cache.items()}
         return {
             "closed": False, "slots": [],
@@ -313,7 +313,7 @@ class Codis3Dashboard(Codis2Dashboard):
                        for s in g["servers"] if s["action"].get("state") == "pending"]
             if not pending:
                 return
-            _, group, server = min(pending, key=lambda p: p[0])
+            group, server = min(pending, key=lambda p: p[0])[1:]
             server["action"] = {"state": "syncing"}
             master = None if group["servers"][0] is server else group["servers"][0]["server"]
         try:

@@ -159,7 +159,7 @@ class RealCluster(Closing):
 
     def add_group(self, gid: int, slaves: int) -> list[str]:
         master = self.new_server()
-        replicas = [self.new_server() for _ in range(slaves)]
+        replicas = [self.new_server() for _index in range(slaves)]
         for replica in replicas:
             with contextlib.closing(replica.client()) as c:
                 c.execute_command("SLAVEOF", "127.0.0.1", master.port)

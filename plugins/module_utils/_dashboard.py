@@ -326,4 +326,3 @@ def parse_group(item: Any, where: str) -> ServerGroup:
 def _clip(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 200 else text[:200] + "..."
-
