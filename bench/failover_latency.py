@@ -36,7 +36,7 @@ SENTINEL_SETUPS = {"sentinel-1x1000": (1, 1, 1000), "sentinel-3x5000": (3, 2, 50
 def _new_master_named(name: Callable[[], Any], old: str, cluster: RealCluster) -> Callable[[], Any]:
     def check() -> Any:
         addr = name()
-        return addr if addr and addr != old and addr in cluster.servers and cluster.role(addr) == "master" else None
+        return addr if addr and addr != old and addr in cluster.processes and cluster.role(addr) == "master" else None
     return check
 
 
@@ -57,7 +57,7 @@ def codis_ha_run(interval: float, rng: random.Random) -> float:
             cluster.wait_in_sync(1)
             time.sleep(rng.uniform(0, interval))  # a random phase of the interval, not a synchronisation
             killed = time.monotonic()
-            cluster.servers[old].proc.send_signal(signal.SIGKILL)  # type: ignore[union-attr]
+            cluster.processes[old].proc.send_signal(signal.SIGKILL)  # type: ignore[union-attr]
             wait_until(_new_master_named(lambda: cluster.master_of(1), old, cluster), 60, "codis.ha's failover")
             return time.monotonic() - killed
         finally:
@@ -124,7 +124,7 @@ def sentinel_run(count: int, quorum: int, down_after: int) -> float:
     with RealCluster.start(groups=1, slaves=2) as cluster:
         old = cluster.master_of(1)
         assert old is not None
-        with sentinels(cluster.workdir, cluster.servers[old].port, count, quorum, down_after) as clients:
+        with sentinels(cluster.workdir, cluster.processes[old].port, count, quorum, down_after) as clients:
             # Sentinels find the replicas and each other through the master (hello messages every 2 s).
             for client in clients:
                 wait_until(lambda c=client: _knows_everyone(c, count), 60, "sentinels to discover everyone",
@@ -132,7 +132,7 @@ def sentinel_run(count: int, quorum: int, down_after: int) -> float:
             cluster.write(1, 1000)
             cluster.wait_in_sync(1)
             killed = time.monotonic()
-            cluster.servers[old].proc.send_signal(signal.SIGKILL)  # type: ignore[union-attr]
+            cluster.processes[old].proc.send_signal(signal.SIGKILL)  # type: ignore[union-attr]
             wait_until(_new_master_named(lambda: _sentinel_master(clients[0]), old, cluster), 120,
                        "Sentinel's failover")
             return time.monotonic() - killed

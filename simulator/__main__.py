@@ -26,13 +26,13 @@ def _up_real(args: argparse.Namespace) -> int:
             signal.signal(sig, lambda *_: stop.set())
         print("dashboard: %s" % cluster.dashboard_url)
         for gid in sorted(cluster.masters()):
-            shown = ["%s(%s, pid %d)" % (a, t, cluster.servers[a].proc.pid)
-                     for a, t in sorted(cluster.dashboard.servers(gid).items())]
+            shown = ["%s(%s, pid %d)" % (a, t, cluster.processes[a].proc.pid)
+                     for a, t in sorted(cluster.servers(gid).items())]
             print("group %d: %s" % (gid, " ".join(shown)))
         if args.state_file:
             with open(args.state_file, "w", encoding="utf-8") as f:
                 json.dump({"dashboard": cluster.dashboard_url,
-                           "pids": {a: s.proc.pid for a, s in cluster.servers.items()}}, f)
+                           "pids": {a: s.proc.pid for a, s in cluster.processes.items()}}, f)
         sys.stdout.flush()
         stop.wait()
     print("stopped")

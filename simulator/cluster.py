@@ -66,10 +66,6 @@ class Cluster(Closing):
 
     # ------------------------------------------------------------------ reading
     @property
-    def dashboard_url(self) -> str:
-        return self.dashboard.url
-
-    @property
     def clock(self) -> Clock:
         return self.world.clock
 
@@ -86,23 +82,6 @@ class Cluster(Closing):
         """What the dashboard makes of a promoted-away master: Codis 2 offline, Codis 3 a slave at the end."""
         return "offline" if self.codis == 2 else "slave"
 
-    def group_ids(self) -> list[int]:
-        return self.dashboard.group_ids()
-
-    def servers(self, gid: int) -> dict[str, str]:
-        """addr -> type, as the dashboard stores it."""
-        return self.dashboard.servers(gid)
-
-    def masters(self) -> dict[int, list[str]]:
-        """Group id -> the addresses the dashboard calls master (more than one is a bug)."""
-        return self.dashboard.masters()
-
-    def master_of(self, gid: int) -> Optional[str]:
-        masters = self.masters().get(gid, [])
-        return masters[0] if len(masters) == 1 else None
-
-    def slaves_of(self, gid: int) -> list[str]:
-        return sorted(a for a, t in self.servers(gid).items() if t == "slave")
 
     def role(self, addr: str) -> dict[str, Any]:
         """The node's true replication state, read from the model (not over TCP)."""

@@ -1,8 +1,9 @@
-"""`with X.start(...) as x:` for everything the simulator starts: built, yielded, always closed."""
+"""What both clusters (fake nodes, real redis-server processes) share: `with X.start(...) as x:` (built,
+yielded, always closed) and reading the groups as their dashboard stores them."""
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator, TypeVar
+from typing import Any, Iterator, Optional, TypeVar
 
 T = TypeVar("T", bound="Closing")
 
@@ -22,6 +23,31 @@ class Closing:
         except BaseException:
             self.close()
             raise
+
+    # ------------------------------------------------------------------ what the dashboard says
+    dashboard: Any
+
+    @property
+    def dashboard_url(self) -> str:
+        return str(self.dashboard.url)
+
+    def group_ids(self) -> list[int]:
+        return list(self.dashboard.group_ids())
+
+    def servers(self, gid: int) -> dict[str, str]:
+        """addr -> type, as the dashboard stores it."""
+        return dict(self.dashboard.servers(gid))
+
+    def masters(self) -> dict[int, list[str]]:
+        """Group id -> the addresses the dashboard calls master (more than one is a bug)."""
+        return dict(self.dashboard.masters())
+
+    def master_of(self, gid: int) -> Optional[str]:
+        masters = self.masters().get(gid, [])
+        return masters[0] if len(masters) == 1 else None
+
+    def slaves_of(self, gid: int) -> list[str]:
+        return sorted(a for a, t in self.servers(gid).items() if t == "slave")
 
     @classmethod
     @contextlib.contextmanager

@@ -144,7 +144,7 @@ class RealCluster(Closing):
         self.tls = TLSFiles.make(self.workdir) if tls else None
         self.password = password
         self.extra = list(extra or [])
-        self.servers: dict[str, RedisProcess] = {}
+        self.processes: dict[str, RedisProcess] = {}
         ssl = dict(ssl=True, ssl_ca_certs=self.tls.ca) if self.tls else None
         self.dashboard = Codis2Dashboard(None, port=dashboard_port, redis_side=RealRedis(
             timeout=2.0, password=dashboard_password or password, ssl=ssl))
@@ -154,7 +154,7 @@ class RealCluster(Closing):
         port = free_port()
         server = RedisProcess(port, os.path.join(self.workdir, str(port)), self.extra, self.tls, self.password)
         server.start()
-        self.servers[server.addr] = server
+        self.processes[server.addr] = server
         return server
 
     def add_group(self, gid: int, slaves: int) -> list[str]:
@@ -170,7 +170,7 @@ class RealCluster(Closing):
 
     def close(self) -> None:
         self.dashboard.stop()
-        for server in self.servers.values():
+        for server in self.processes.values():
             if server.proc is not None:
                 server.resume()
                 server.proc.send_signal(signal.SIGKILL)
@@ -178,29 +178,15 @@ class RealCluster(Closing):
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     # ------------------------------------------------------------------ truth, read from the processes
-    @property
-    def dashboard_url(self) -> str:
-        return self.dashboard.url
-
-    def masters(self) -> dict[int, list[str]]:
-        return self.dashboard.masters()
-
-    def master_of(self, gid: int) -> Optional[str]:
-        masters = self.masters().get(gid, [])
-        return masters[0] if len(masters) == 1 else None
-
-    def slaves_of(self, gid: int) -> list[str]:
-        return sorted(a for a, t in self.dashboard.servers(gid).items() if t == "slave")
-
     def role(self, addr: str) -> Optional[str]:
         try:
-            return str(self.servers[addr].role()[0])
+            return str(self.processes[addr].role()[0])
         except redis.RedisError:
             return None
 
     def linked(self, addr: str, master: str) -> bool:
         try:
-            info = self.servers[addr].replication()
+            info = self.processes[addr].replication()
         except redis.RedisError:
             return False
         return (info.get("role") == "slave" and "%s:%s" % (info.get("master_host"), info.get("master_port"))
@@ -212,7 +198,7 @@ class RealCluster(Closing):
 
     def wait_in_sync(self, gid: int, timeout: float = 20) -> None:
         """Every slave has acknowledged the master's whole replication stream."""
-        master = self.servers[self.master_of(gid) or ""]
+        master = self.processes[self.master_of(gid) or ""]
 
         def synced() -> bool:
             info = master.replication()
@@ -224,7 +210,7 @@ class RealCluster(Closing):
 
     def write(self, gid: int, count: int, prefix: str = "key") -> list[str]:
         keys = ["%s:%d:%d" % (prefix, gid, i) for i in range(count)]
-        with contextlib.closing(self.servers[self.master_of(gid) or ""].client()) as c:
+        with contextlib.closing(self.processes[self.master_of(gid) or ""].client()) as c:
             pipe = c.pipeline(transaction=False)
             for key in keys:
                 pipe.set(key, key)
@@ -232,23 +218,23 @@ class RealCluster(Closing):
         return keys
 
     def missing(self, addr: str, keys: list[str]) -> list[str]:
-        with contextlib.closing(self.servers[addr].client()) as c:
+        with contextlib.closing(self.processes[addr].client()) as c:
             values = c.mget(keys)
         return [k for k, v in zip(keys, values) if v != k]
 
     # ------------------------------------------------------------------ faults
     def kill(self, addr: str) -> None:
-        self.servers[addr].kill()
+        self.processes[addr].kill()
 
     def pause(self, addr: str) -> None:
-        self.servers[addr].pause()
+        self.processes[addr].pause()
 
     def resume(self, addr: str) -> None:
-        self.servers[addr].resume()
+        self.processes[addr].resume()
 
     def restart(self, addr: str) -> None:
         """The same port again, with no data (no RDB, no AOF) and no replication: a returning old master."""
-        server = self.servers[addr]
+        server = self.processes[addr]
         if server.proc is not None:
             server.kill()
         server.start()

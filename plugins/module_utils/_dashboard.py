@@ -282,23 +282,22 @@ def _segment(addr: str) -> str:
 
 def detect_version(url: str, timeout: float = 5.0, validate_certs: bool = True,
                    ca_path: Optional[str] = None) -> tuple[int, Optional[str]]:
-    """(2 or 3, the product name a Codis 3 dashboard reports) from one or two read-only requests."""
-    transport = Transport(url, timeout, validate_certs, ca_path)
+    """(2 or 3, the product name a Codis 3 dashboard reports), from one read-only request per pass: a Codis 3
+    dashboard answers GET /api/topom/model with its model, a Codis 2 dashboard has no such route (404)."""
     try:
-        status, text = transport.request("GET", "/api/topom/model")
-        if status == 200:
-            model = json.loads(text)
-            if isinstance(model, dict) and "product_name" in model:
-                return 3, str(model["product_name"])
-        status, text = transport.request("GET", "/api/server_groups")
+        status, text = Transport(url, timeout, validate_certs, ca_path).request("GET", "/api/topom/model")
     except TransportError as exc:
         raise DashboardUnavailable(str(exc)) from None
-    except ValueError:
-        status = 0
-    if status == 200 or (status == 500 and EMPTY_CLUSTER in text):
+    if status == 404:
         return 2, None
-    raise DashboardBadReply("%s answers neither the Codis 3 API (/api/topom/model) nor the Codis 2 API "
-                            "(/api/server_groups: HTTP %d); set codis_version" % (url.rstrip("/"), status))
+    try:
+        model = json.loads(text) if status == 200 else None
+    except ValueError:
+        model = None
+    if isinstance(model, dict) and isinstance(model.get("product_name"), str):
+        return 3, model["product_name"]
+    raise DashboardBadReply("%s answers GET /api/topom/model with HTTP %d %r: neither a Codis 3 model nor the "
+                            "Codis 2 404; set codis_version" % (url.rstrip("/"), status, text[:100]))
 
 
 def parse_group(item: Any, where: str) -> ServerGroup:

@@ -60,7 +60,7 @@ def test_kill_9_of_a_master_keeps_every_acknowledged_write_and_the_other_slave_f
     [other] = [s for s in real.slaves_of(1) if s != new]
     real.wait_linked(other, new)
     assert real.missing(other, keys) == []
-    assert real.dashboard.servers(1)[old] == "offline"
+    assert real.servers(1)[old] == "offline"
     assert real.masters()[2] and one_pass(real)["changed"] is False
 
 
@@ -78,7 +78,7 @@ def test_a_stopped_master_is_failed_over_once_its_slaves_lose_it_too(real: RealC
     # The old master comes back believing it is a master; the next pass makes it a slave of the new one.
     wait_for(lambda: one_pass(real) and real.linked(old, new), 30, interval=0.2,
              what="the returning old master to follow the new one")
-    assert real.dashboard.servers(2)[old] == "slave" and real.masters()[2] == [new]
+    assert real.servers(2)[old] == "slave" and real.masters()[2] == [new]
 
 
 def test_the_first_slave_dead_too_promotes_the_other(real: RealCluster) -> None:
@@ -141,7 +141,7 @@ def test_a_stray_slave_of_another_group_is_not_promoted(real: RealCluster) -> No
     other_master = real.master_of(2)
     assert old is not None and other_master is not None
     stray, faithful = real.slaves_of(1)
-    with contextlib.closing(real.servers[stray].client()) as c:
+    with contextlib.closing(real.processes[stray].client()) as c:
         c.execute_command("SLAVEOF", "127.0.0.1", other_master.rsplit(":", 1)[1])
     real.wait_linked(stray, other_master)
     keys = real.write(1, 100)
