@@ -43,8 +43,8 @@ options:
     required: true
   codis_version:
     description:
-      - Which dashboard API to speak. V(auto) asks the dashboard once per pass (C(GET /api/topom/model): a model
-        on Codis 3, 404 on Codis 2).
+      - Which dashboard API to speak. V(auto) asks the dashboard once per pass with C(GET /api/topom/model), which
+        answers a model on Codis 3 and 404 on Codis 2.
       - V(2) is C(codis-config dashboard) (Codis 2.x); V(3) is C(codis-dashboard) (Codis 3.x, the topom API).
     type: str
     choices: [auto, "2", "3"]

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from simulator import Cluster
+from tests.helpers import wait_for
 from tests.conftest import ROOT
 
 RUNNER = Path(ROOT) / "roles" / "codis_ha" / "files" / "codis_ha_runner.py"
@@ -53,3 +54,28 @@ def test_unreadable_config_is_a_clear_error(tmp_path: Path) -> None:
     bad.write_text('{"module_args": [}')
     done = _run(str(bad))
     assert done.returncode == 2 and "cannot read %s" % bad in done.stderr
+
+
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in Path("/proc/%d/task" % pid).iterdir():
+        out.extend(int(c) for c in (task / "children").read_text().split())
+    return out
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path("/proc/%d/stat" % pid).read_text().split(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def test_a_stopped_runner_takes_its_pass_with_it(tmp_path: Path) -> None:
+    with Cluster.start(groups=1, slaves=1) as cluster:
+        cluster.dashboard_fault("slow", 5000)  # the pass is still waiting for the dashboard when we stop
+        runner = subprocess.Popen([sys.executable, str(RUNNER), str(_config(tmp_path, cluster.dashboard_url)),
+                                   "--loop-seconds", "60"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [child] = wait_for(lambda: _children(runner.pid), 10, what="the runner to start a pass")
+        runner.terminate()
+        assert runner.wait(timeout=10) == 143
+        wait_for(lambda: not _running(child), 10, what="the pass to be killed with its runner")

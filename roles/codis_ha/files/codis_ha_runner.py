@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -202,6 +203,9 @@ def main(argv: Optional[list[str]] = None) -> int:
                       help="run a pass every interval for this long (benchmarks, foreground use)")
     mode.add_argument("--check", action="store_true", help="run one pass in check mode and print the result")
     options = parser.parse_args(argv)
+    # Stopped (systemd, pkill from the role's absent, a benchmark): SystemExit unwinds subprocess.run, which
+    # kills the pass it is waiting for instead of leaving it orphaned.
+    signal.signal(signal.SIGTERM, lambda *_args: sys.exit(143))
     try:
         config = load_config(options.config)
     except (OSError, ValueError) as exc:
