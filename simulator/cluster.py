@@ -82,7 +82,6 @@ class Cluster(Closing):
         """What the dashboard makes of a promoted-away master: Codis 2 offline, Codis 3 a slave at the end."""
         return "offline" if self.codis == 2 else "slave"
 
-
     def role(self, addr: str) -> dict[str, Any]:
         """The node's true replication state, read from the model (not over TCP)."""
         with self.world.lock:
