@@ -1,7 +1,9 @@
 """Benchmark 2: the cost of one pass on a healthy 3 groups x 3 servers cluster.
 
-CPU time and peak RSS of the direct invocation (what the role's runner starts every interval) and of
-`ansible localhost -m codis.ha.codis_ha`. Targets for the direct invocation: <= 60 ms CPU, <= 60 MB.
+CPU time and peak RSS of: the direct invocation (`python -m ...codis_ha`, a new interpreter: what each
+systemd timer activation costs), a pass forked from the role's runner after it imported the dependencies
+once (what each pass of the cron runner's minute-long loop costs), and `ansible localhost -m
+codis.ha.codis_ha`. Targets for one pass: <= 60 ms CPU, <= 60 MB.
 """
 from __future__ import annotations
 
@@ -12,7 +14,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from _common import COLLECTIONS, direct_pass, ensure_collection_path, measured, module_env, write_json
+import importlib.util
+
+from _common import COLLECTIONS, RUNNER, direct_pass, ensure_collection_path, measured, module_env, write_json
 
 from simulator import Cluster
 
@@ -29,6 +33,17 @@ def run(repeat: int = 20, ansible_repeat: int = 5) -> dict[str, Any]:
             result, usage = direct_pass(args)
             assert not result.get("failed") and not result["changed"], result.get("msg")
             direct.append(usage)
+        spec = importlib.util.spec_from_file_location("codis_ha_runner", RUNNER)
+        assert spec is not None and spec.loader is not None
+        runner = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(runner)
+        config = {"module_args": args, "collections_path": str(COLLECTIONS)}
+        forked = []
+        for _run in range(repeat + 1):
+            result, seconds = runner.run_module(config)
+            assert not result.get("failed") and not result["changed"], result.get("msg")
+            forked.append(dict(runner.LAST_USAGE, wall=seconds))
+        forked = forked[1:]  # the first pass also paid for the runner's one-time imports
         env = dict(module_env(), ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS), ANSIBLE_LOCALHOST_WARNING="false",
                    ANSIBLE_INVENTORY_UNPARSED_WARNING="false")
         ansible_bin = str(Path(sys.executable).parent / "ansible")
@@ -45,10 +60,11 @@ def run(repeat: int = 20, ansible_repeat: int = 5) -> dict[str, Any]:
                 "wall_median_s": statistics.median(r["wall"] for r in rows),
                 "peak_rss_mb": max(r["maxrss_mb"] for r in rows), "runs": len(rows)}
 
-    out = {"direct": stats(direct), "ansible": stats(through_ansible),
+    out = {"direct": stats(direct), "runner_fork": stats(forked), "ansible": stats(through_ansible),
            "targets": {"cpu_s": TARGET_CPU_S, "rss_mb": TARGET_RSS_MB}}
-    out["direct_meets_targets"] = (out["direct"]["cpu_median_s"] <= TARGET_CPU_S
-                                   and out["direct"]["peak_rss_mb"] <= TARGET_RSS_MB)
+    for name in ("direct", "runner_fork"):
+        out[name + "_meets_targets"] = (out[name]["cpu_median_s"] <= TARGET_CPU_S
+                                        and out[name]["peak_rss_mb"] <= TARGET_RSS_MB)
     return out
 
 

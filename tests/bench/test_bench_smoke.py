@@ -18,6 +18,7 @@ def test_every_benchmark_runs_at_its_smallest_size(tmp_path: Path) -> None:
     assert all(r["n"] == 1 and r["median"] > 0 for r in latency["results"].values())
     cost = json.loads((tmp_path / "pass_cost.json").read_text())
     assert cost["direct"]["runs"] == 1 and cost["direct"]["peak_rss_mb"] > 0 and cost["ansible"]["cpu_median_s"] > 0
+    assert cost["runner_fork"]["runs"] == 1 and cost["runner_fork"]["cpu_median_s"] > 0
     rows = json.loads((tmp_path / "scale.json").read_text())["rows"]
     assert [r["servers"] for r in rows] == [10] and rows[0]["hung"] == 1
     for png in ("failover_latency.png", "scale.png"):

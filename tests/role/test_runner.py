@@ -72,7 +72,7 @@ def _running(pid: int) -> bool:
 
 def test_a_stopped_runner_takes_its_pass_with_it(tmp_path: Path) -> None:
     with Cluster.start(groups=1, slaves=1) as cluster:
-        cluster.dashboard_fault("slow", 5000)  # the pass is still waiting for the dashboard when we stop
+        cluster.dashboard_fault("slow", 2000)  # the pass is still waiting for the dashboard when we stop
         runner = subprocess.Popen([sys.executable, str(RUNNER), str(_config(tmp_path, cluster.dashboard_url)),
                                    "--loop-seconds", "60"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         [child] = wait_for(lambda: _children(runner.pid), 10, what="the runner to start a pass")
