@@ -49,6 +49,18 @@ def test_healthy_pass_logs_nothing_and_a_failed_pass_logs_one_line(tmp_path: Pat
         assert check.returncode == 1 and check.stdout.startswith("check pass failed")
 
 
+def test_a_spawned_pass_gives_the_same_result_as_a_forked_one(tmp_path: Path) -> None:
+    with Cluster.start(groups=2, slaves=1) as cluster:
+        config = _config(tmp_path, cluster.dashboard_url)
+        data = json.loads(config.read_text())
+        cluster.kill(cluster.master_of(2))
+        for fork in (False, True):
+            config.write_text(json.dumps(dict(data, fork=fork)))
+            check = _run(str(config), "--check")
+            assert check.returncode == 0 and check.stdout.startswith("check pass ok") and "1 promote planned" in check.stdout
+        assert cluster.audit == []
+
+
 def test_unreadable_config_is_a_clear_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text('{"module_args": [}')
