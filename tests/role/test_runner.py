@@ -57,7 +57,8 @@ def test_a_spawned_pass_gives_the_same_result_as_a_forked_one(tmp_path: Path) ->
         for fork in (False, True):
             config.write_text(json.dumps(dict(data, fork=fork)))
             check = _run(str(config), "--check")
-            assert check.returncode == 0 and check.stdout.startswith("check pass ok") and "1 promote planned" in check.stdout
+            assert check.returncode == 0 and check.stdout.startswith("check pass ok")
+            assert "1 promote planned" in check.stdout
         assert cluster.audit == []
 
 

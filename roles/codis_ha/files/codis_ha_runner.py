@@ -7,8 +7,9 @@
 Installed by the codis.ha.codis_ha role. It reads one JSON file (mode 0600: it holds the passwords) and
 runs the module file directly as `__main__`, its arguments on stdin, so no secret reaches a command line or a
 temporary file. It imports the module's dependencies once and forks a child per pass, so a pass in a loop costs
-the pass, not an interpreter start and 0.1 s of imports (config "fork": false spawns a new interpreter instead). It logs one line per pass that changed something or failed and stays quiet while all is healthy,
-writes an optional node_exporter textfile and runs an optional command after a change.
+the pass, not an interpreter start and 0.1 s of imports (config "fork": false spawns a new interpreter instead).
+It logs one line per pass that changed something or failed and stays quiet while all is healthy, writes an
+optional node_exporter textfile and runs an optional command after a change.
 
     codis_ha_runner.py CONFIG              one pass (the systemd timer starts one per interval)
     codis_ha_runner.py CONFIG --loop-minute passes every interval until the minute ends (cron, under flock -n)
