@@ -62,6 +62,16 @@ def test_a_spawned_pass_gives_the_same_result_as_a_forked_one(tmp_path: Path) ->
         assert cluster.audit == []
 
 
+def test_a_module_that_cannot_be_imported_is_a_failed_pass_not_a_crash(tmp_path: Path) -> None:
+    config = tmp_path / "runner.json"
+    config.write_text(json.dumps({"module_args": {"dashboard_url": "http://127.0.0.1:1"}, "log": "stdout",
+                                  "collections_path": str(tmp_path / "nothing-installed-here")}))
+    done = _run(str(config))
+    assert done.returncode == 1 and done.stderr == ""
+    [line] = done.stdout.splitlines()
+    assert line.startswith("pass failed after") and "without a result" in line and "ansible_collections" in line
+
+
 def test_unreadable_config_is_a_clear_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text('{"module_args": [}')

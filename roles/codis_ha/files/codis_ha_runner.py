@@ -55,8 +55,14 @@ def run_module(config: dict[str, Any], check: bool = False) -> tuple[dict[str, A
     payload = json.dumps({"ANSIBLE_MODULE_ARGS": args}).encode()
     timeout = float(config.get("pass_timeout", 120))
     started = time.monotonic()
+    status: Optional[int] = None
     if config.get("fork", True):
-        status, out, err = forked_pass(config["collections_path"], payload, timeout)
+        try:
+            status, out, err = forked_pass(config["collections_path"], payload, timeout)
+        except (ImportError, OSError):
+            # A dependency missing here, or no fork: a new interpreter runs the module, which then says in its
+            # own words what is missing (missing_required_lib) instead of this runner dying on a traceback.
+            status, out, err = spawned_pass(config["collections_path"], payload, timeout)
     else:
         status, out, err = spawned_pass(config["collections_path"], payload, timeout)
     seconds = time.monotonic() - started
