@@ -46,7 +46,6 @@ class Codis3Dashboard(Codis2Dashboard):
         self._background: Optional[threading.Thread] = None
         super().__init__(world, host=host, port=port, product_name=product_name, redis_timeout=redis_timeout,
                          redis_side=redis_side)
-        self.started_at = time.time()
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -62,10 +61,6 @@ class Codis3Dashboard(Codis2Dashboard):
             self._stop_background.set()
             thread.join(timeout=10)
         super().stop()
-
-    def set_down(self, down: bool) -> None:
-        # The whole process is down: its poller and action executor stop with it.
-        super().set_down(down)
 
     def _run_background(self) -> None:
         next_poll = 0.0
@@ -194,6 +189,11 @@ class Codis3Dashboard(Codis2Dashboard):
             raise DashboardError("group-[%d] doesn't exist" % gid)
         return group
 
+    @staticmethod
+    def _refuse_while_promoting(group: dict[str, Any]) -> None:
+        if group["promoting"]:
+            raise DashboardError("group-[%d] is promoting" % group["id"])
+
     def _index(self, group: dict[str, Any], addr: str) -> int:
         for i, s in enumerate(group["servers"]):
             if s["server"] == addr:
@@ -219,8 +219,7 @@ class Codis3Dashboard(Codis2Dashboard):
             if any(s["server"] == addr for g in self.groups3.values() for s in g["servers"]):
                 raise DashboardError("server-[%s] already exists" % addr)
             group = self._group(gid)
-            if group["promoting"]:
-                raise DashboardError("group-[%d] is promoting" % gid)
+            self._refuse_while_promoting(group)
         # Only Codis's own redis build may join a group.
         self.redis_side.slotsinfo(addr)
         with self._state_lock:
@@ -231,8 +230,7 @@ class Codis3Dashboard(Codis2Dashboard):
         with self._state_lock:
             group = self._group(gid)
             index = self._index(group, addr)
-            if group["promoting"]:
-                raise DashboardError("group-[%d] is promoting" % gid)
+            self._refuse_while_promoting(group)
             if index == 0 and len(group["servers"]) != 1:
                 raise DashboardError("group-[%d] can't remove master, still in use" % gid)
             del group["servers"][index]
@@ -280,8 +278,7 @@ class Codis3Dashboard(Codis2Dashboard):
     def _create_action(self, addr: str) -> tuple[int, str]:
         with self._state_lock:
             group, index = self._group_of(addr)
-            if group["promoting"]:
-                raise DashboardError("group-[%d] is promoting" % group["id"])
+            self._refuse_while_promoting(group)
             server = group["servers"][index]
             if server["action"].get("state") == "pending":
                 raise DashboardError("server-[%s] action already exist" % addr)
@@ -292,8 +289,7 @@ class Codis3Dashboard(Codis2Dashboard):
     def _remove_action(self, addr: str) -> tuple[int, str]:
         with self._state_lock:
             group, index = self._group_of(addr)
-            if group["promoting"]:
-                raise DashboardError("group-[%d] is promoting" % group["id"])
+            self._refuse_while_promoting(group)
             if not group["servers"][index]["action"].get("state"):
                 raise DashboardError("server-[%s] action doesn't exist" % addr)
             group["servers"][index]["action"] = {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
@@ -34,6 +35,19 @@ def wait_for(condition: Callable[[], Any], timeout: float = 10.0, interval: floa
              what: str = "condition") -> Any:
     """wait_until that fails the test (AssertionError) when the deadline passes."""
     return wait_until(condition, timeout, what, interval, error=AssertionError)
+
+
+def promotions(result: dict[str, Any]) -> list[str]:
+    """The servers a pass promoted (and verified)."""
+    return [a["server"] for a in result["actions"] if a["action"] == "promote" and a["status"] == "done"]
+
+
+def process_running(pid: int) -> bool:
+    """Alive and not a zombie (PID 1 here reaps slowly, so an exited process may linger as one)."""
+    try:
+        return Path("/proc/%d/stat" % pid).read_text().split(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def pass_params(**args: Any) -> dict[str, Any]:

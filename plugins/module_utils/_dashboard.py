@@ -200,17 +200,26 @@ class Codis3Client(DashboardClient):
         """Codis 3 has no types: a server of the group is made a slave of servers[0] by a sync action."""
         if not addr or server_type != "slave":
             raise ValueError("refusing to add %r as %r: Codis 3 only adds slaves" % (addr, server_type))
-        if addr not in {s.addr for s in self.group(gid).servers}:
+        # The executor re-read the group just before: the server is almost always in it already, so ask for the
+        # sync action first and add the server only when the dashboard does not know it.
+        try:
+            self._sync_action(addr)
+        except DashboardRejected as exc:
+            if "doesn't exist" not in exc.text:
+                raise
             self.mutations += 1
             self._request("PUT", "/api/topom/group/add/%s/%d/%s" % (self.xauth, gid, _segment(addr)))
-        self.mutations += 1
-        self._request("PUT", "/api/topom/group/action/create/%s/%s" % (self.xauth, _segment(addr)))
+            self._sync_action(addr)
 
     def retry_master(self, gid: int, addr: str) -> bool:
         # Codis 3's promote only logs a failed SLAVEOF NO ONE; a sync action on servers[0] sends it again.
+        self._sync_action(addr)
+        return True
+
+    def _sync_action(self, addr: str) -> None:
+        """SLAVEOF the group's servers[0] (NO ONE for servers[0] itself), carried out by the dashboard later."""
         self.mutations += 1
         self._request("PUT", "/api/topom/group/action/create/%s/%s" % (self.xauth, _segment(addr)))
-        return True
 
     # ------------------------------------------------------------------ transport
     def _request(self, method: str, path: str) -> Any:

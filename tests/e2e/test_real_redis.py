@@ -17,7 +17,7 @@ from typing import Any, Iterator
 import pytest
 
 from simulator.real import RealCluster
-from tests.helpers import run_module, wait_for
+from tests.helpers import promotions, run_module, wait_for
 
 PASSWORD = "e2e-s3cret"
 # Short replication timeouts, so that slaves notice a stopped master in seconds rather than a minute.
@@ -42,10 +42,6 @@ def written_and_synced(cluster: RealCluster, gid: int, count: int) -> tuple[str,
     keys = cluster.write(gid, count)
     cluster.wait_in_sync(gid)
     return old, keys
-
-
-def promotions(result: dict[str, Any]) -> list[str]:
-    return [a["server"] for a in result["actions"] if a["action"] == "promote" and a["status"] == "done"]
 
 
 def test_kill_9_of_a_master_keeps_every_acknowledged_write_and_the_other_slave_follows(real: RealCluster) -> None:

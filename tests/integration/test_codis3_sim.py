@@ -7,7 +7,7 @@ from typing import Any, Iterator
 import pytest
 
 from simulator import Cluster
-from tests.helpers import FAST, run_module
+from tests.helpers import FAST, promotions, run_module
 
 PRODUCT = "codis-prod"
 
@@ -21,10 +21,6 @@ def cluster3() -> Iterator[Cluster]:
 @pytest.fixture
 def args3(cluster3: Cluster) -> dict[str, Any]:
     return dict(FAST, dashboard_url=cluster3.dashboard_url)
-
-
-def _promotions(result: dict[str, Any]) -> list[str]:
-    return [a["server"] for a in result["actions"] if a["action"] == "promote" and a["status"] == "done"]
 
 
 def test_auto_detects_codis3_and_learns_the_product_name(cluster3: Cluster, args3: dict[str, Any]) -> None:
@@ -57,7 +53,7 @@ def test_a_master_the_dashboard_still_reaches_is_not_failed_over_without_force(
     [skip] = [s for s in refused["skipped_groups"] if s["group"] == 1]
     assert "dashboard's own last poll" in skip["reason"]
     forced = run_module(dict(args3, force=True))
-    assert len(_promotions(forced)) == 1 and cluster3.master_of(1) != old
+    assert len(promotions(forced)) == 1 and cluster3.master_of(1) != old
 
 
 def test_a_group_left_promoting_is_never_touched_again(cluster3: Cluster, args3: dict[str, Any]) -> None:
@@ -84,7 +80,7 @@ def test_a_running_slot_migration_skips_every_group(cluster3: Cluster, args3: di
     assert sorted(s["group"] for s in result["skipped_groups"]) == [1, 2, 3]
     assert all("slot migration is running" in s["reason"] for s in result["skipped_groups"])
     cluster3.clear_dashboard_faults()
-    assert _promotions(run_module(args3)) and cluster3.master_of(3) != old
+    assert promotions(run_module(args3)) and cluster3.master_of(3) != old
 
 
 def test_a_silently_failed_slaveof_no_one_is_sent_again(cluster3: Cluster, args3: dict[str, Any]) -> None:
@@ -102,7 +98,7 @@ def test_the_old_master_stays_listed_last_and_follows_once_back(cluster3: Cluste
     cluster3.write(1, 10)
     old = cluster3.master_of(1)
     cluster3.kill(old)
-    [new] = _promotions(run_module(args3))
+    [new] = promotions(run_module(args3))
     assert cluster3.dashboard.groups3[1]["servers"][-1]["server"] == old
     cluster3.revive(old)
     back = run_module(args3)

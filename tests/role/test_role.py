@@ -23,7 +23,7 @@ from typing import Any, Iterator
 import pytest
 
 from simulator import Cluster
-from tests.helpers import wait_for
+from tests.helpers import process_running, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "role-test-s3cret"
@@ -79,14 +79,7 @@ def cron_daemon() -> Iterator[None]:
                                               check=False).stdout.split()[:1], 5, what="cron to start")[0])
     yield
     os.kill(pid, 15)
-    wait_for(lambda: not _alive(pid), 10, what="cron to stop")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return Path("/proc/%d/stat" % pid).read_text().split(") ", 1)[1][0] != "Z"
-    except (OSError, IndexError):
-        return False
+    wait_for(lambda: not process_running(pid), 10, what="cron to stop")
 
 
 def _promoted(cluster: Cluster, group: int, old: str) -> Any:

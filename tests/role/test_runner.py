@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from simulator import Cluster
-from tests.helpers import wait_for
+from tests.helpers import process_running, wait_for
 from tests.conftest import ROOT
 
 RUNNER = Path(ROOT) / "roles" / "codis_ha" / "files" / "codis_ha_runner.py"
@@ -86,13 +86,6 @@ def _children(pid: int) -> list[int]:
     return out
 
 
-def _running(pid: int) -> bool:
-    try:
-        return Path("/proc/%d/stat" % pid).read_text().split(") ", 1)[1][0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
 def test_a_stopped_runner_takes_its_pass_with_it(tmp_path: Path) -> None:
     with Cluster.start(groups=1, slaves=1) as cluster:
         cluster.dashboard_fault("slow", 2000)  # the pass is still waiting for the dashboard when we stop
@@ -101,4 +94,4 @@ def test_a_stopped_runner_takes_its_pass_with_it(tmp_path: Path) -> None:
         [child] = wait_for(lambda: _children(runner.pid), 10, what="the runner to start a pass")
         runner.terminate()
         assert runner.wait(timeout=10) == 143
-        wait_for(lambda: not _running(child), 10, what="the pass to be killed with its runner")
+        wait_for(lambda: not process_running(child), 10, what="the pass to be killed with its runner")

@@ -15,6 +15,7 @@ from ansible_collections.codis.ha.plugins.module_utils._dashboard import (
     xauth,
 )
 from simulator import Cluster
+from tests.helpers import wait_for
 
 
 def _stats(models: Any, stats: Any = None, executor: int = 0, **extra: Any) -> dict[str, Any]:
@@ -97,3 +98,16 @@ def test_detect_version_for_both_dashboards_and_for_something_else(c3: Cluster) 
     c3.dashboard_fault("garbage")
     with pytest.raises(DashboardBadReply, match="neither"):
         detect_version(c3.dashboard_url, timeout=2)
+
+
+def test_add_server_adds_an_unknown_server_then_makes_it_follow_servers0(c3: Cluster) -> None:
+    client = Codis3Client(c3.dashboard_url, "p3", timeout=2)
+    [new] = c3.add_nodes(1)
+    client.add_server(2, new.addr, "slave")
+    assert c3.servers(2)[new.addr] == "slave" and client.mutations == 3  # refused action, add, action
+    wait_for(lambda: c3.role(new.addr)["master"] == c3.master_of(2), 5, what="the sync action to run")
+    known = c3.slaves_of(1)[0]
+    client.add_server(1, known, "slave")
+    assert client.mutations == 4  # a server already in the group costs one call
+    with pytest.raises(ValueError):
+        client.add_server(1, known, "master")

@@ -55,7 +55,6 @@ def run_module(config: dict[str, Any], check: bool = False) -> tuple[dict[str, A
     payload = json.dumps({"ANSIBLE_MODULE_ARGS": args}).encode()
     timeout = float(config.get("pass_timeout", 120))
     started = time.monotonic()
-    status: Optional[int] = None
     if config.get("fork", True):
         try:
             status, out, err = forked_pass(config["collections_path"], payload, timeout)
