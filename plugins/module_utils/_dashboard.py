@@ -24,8 +24,9 @@ from dataclasses import replace
 from typing import Any, Callable, Optional
 from urllib.parse import quote
 
-from ansible_collections.codis.ha.plugins.module_utils._http import Transport, TransportError
-from ansible_collections.codis.ha.plugins.module_utils._topology import Server, ServerGroup, Topology
+from ansible_collections.codis.ha.plugins.module_utils._deadline import NO_DEADLINE, Deadline
+from ansible_collections.codis.ha.plugins.module_utils._http import DEFAULT_MAX_BYTES, Transport, TransportError
+from ansible_collections.codis.ha.plugins.module_utils._topology import Server, ServerGroup, Topology, parse_addr
 
 LOCK_CONFLICT = "zkutil: obtaining lock timed out"
 EMPTY_CLUSTER = "zk: node does not exist"
@@ -61,14 +62,15 @@ class DashboardClient:
     version = 0
 
     def __init__(self, url: str, timeout: float = 5.0, validate_certs: bool = True,
-                 ca_path: Optional[str] = None) -> None:
-        self.url = url.rstrip("/")
+                 ca_path: Optional[str] = None, deadline: Deadline = NO_DEADLINE,
+                 max_bytes: int = DEFAULT_MAX_BYTES, transport: Optional[Transport] = None) -> None:
+        self._transport = transport or Transport(url, timeout, validate_certs, ca_path, deadline, max_bytes)
+        self.url = self._transport.url  # credentials in the URL never reach a message
         self.timeout = timeout
-        self._transport = Transport(url, timeout, validate_certs, ca_path)
         self.mutations = 0
 
     def close(self) -> None:
-        """Nothing stays open between requests; kept so that callers need not know."""
+        self._transport.close()
 
     def topology(self) -> Topology:
         raise NotImplementedError
@@ -94,7 +96,9 @@ class DashboardClient:
 
     def _json(self, what: str, text: str) -> Any:
         try:
-            return json.loads(text)
+            return json.loads(text, parse_constant=_no_constant)
+        except RecursionError:
+            raise DashboardBadReply("%s: the answer is JSON nested too deep to be a dashboard's" % what) from None
         except ValueError:
             raise DashboardBadReply("%s: the answer is not JSON: %r" % (what, text[:200])) from None
 
@@ -104,8 +108,8 @@ class Codis2Client(DashboardClient):
 
     def __init__(self, url: str, timeout: float = 5.0, validate_certs: bool = True,
                  ca_path: Optional[str] = None, lock_retries: int = 4, lock_backoff: float = 0.1,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
-        super().__init__(url, timeout, validate_certs, ca_path)
+                 sleep: Callable[[float], None] = time.sleep, **transport: Any) -> None:
+        super().__init__(url, timeout, validate_certs, ca_path, **transport)
         self.lock_retries = lock_retries
         self.lock_backoff = lock_backoff
         self._sleep = sleep
@@ -175,8 +179,8 @@ class Codis3Client(DashboardClient):
     version = 3
 
     def __init__(self, url: str, product_name: str, timeout: float = 5.0, validate_certs: bool = True,
-                 ca_path: Optional[str] = None) -> None:
-        super().__init__(url, timeout, validate_certs, ca_path)
+                 ca_path: Optional[str] = None, **transport: Any) -> None:
+        super().__init__(url, timeout, validate_certs, ca_path, **transport)
         self.product_name = product_name
         self.xauth = xauth(product_name)
 
@@ -290,45 +294,58 @@ def _segment(addr: str) -> str:
 
 
 def detect_version(url: str, timeout: float = 5.0, validate_certs: bool = True,
-                   ca_path: Optional[str] = None) -> tuple[int, Optional[str]]:
+                   ca_path: Optional[str] = None, transport: Optional[Transport] = None) -> tuple[int, Optional[str]]:
     """(2 or 3, the product name a Codis 3 dashboard reports), from one read-only request per pass: a Codis 3
     dashboard answers GET /api/topom/model with its model, a Codis 2 dashboard has no such route (404)."""
+    transport = transport or Transport(url, timeout, validate_certs, ca_path)
     try:
-        status, text = Transport(url, timeout, validate_certs, ca_path).request("GET", "/api/topom/model")
+        status, text = transport.request("GET", "/api/topom/model")
     except TransportError as exc:
         raise DashboardUnavailable(str(exc)) from None
     if status == 404:
         return 2, None
     try:
-        model = json.loads(text) if status == 200 else None
-    except ValueError:
+        model = json.loads(text, parse_constant=_no_constant) if status == 200 else None
+    except (ValueError, RecursionError):
         model = None
     if isinstance(model, dict) and isinstance(model.get("product_name"), str):
         return 3, model["product_name"]
     raise DashboardBadReply("%s answers GET /api/topom/model with HTTP %d %r: neither a Codis 3 model nor the "
-                            "Codis 2 404; set codis_version" % (url.rstrip("/"), status, text[:100]))
+                            "Codis 2 404; set codis_version" % (transport.url, status, text[:100]))
 
 
 def parse_group(item: Any, where: str) -> ServerGroup:
+    """One group; a server the tool cannot understand marks the group invalid (with the reason) instead of
+    failing the whole reply, so that the other groups are still protected."""
     if not isinstance(item, dict) or not isinstance(item.get("id"), int) or isinstance(item["id"], bool):
-        raise DashboardBadReply("%s: a group without an integer id: %r" % (where, _clip(item)))
+        raise DashboardBadReply("%s: a group without an integer id: %s" % (where, _clip(item)))
+    gid = item["id"]
     servers = item.get("servers")
     if servers is None:
-        return ServerGroup(item["id"], ())
+        return ServerGroup(gid, ())
     if not isinstance(servers, list):
-        raise DashboardBadReply("%s: group %d has servers that are not a list" % (where, item["id"]))
+        return ServerGroup(gid, (), invalid="the dashboard lists the group's servers as %s, not a list"
+                           % _clip(servers))
     parsed = []
+    problem = None
     for s in servers:
         if not isinstance(s, dict) or not isinstance(s.get("addr"), str) or not isinstance(s.get("type"), str):
-            raise DashboardBadReply("%s: group %d has a malformed server: %r" % (where, item["id"], _clip(s)))
-        host, sep, port = s["addr"].rpartition(":")
-        if not sep or not host or not port.isdigit():
-            raise DashboardBadReply("%s: group %d has a server with address %r, not host:port"
-                                    % (where, item["id"], s["addr"]))
+            problem = problem or "the dashboard lists a malformed server %s" % _clip(s)
+            continue
+        try:
+            parse_addr(s["addr"])
+        except ValueError as exc:
+            problem = problem or "the dashboard lists server address %s, which is not host:port (%s)" % (
+                _clip(s["addr"]), exc)
         parsed.append(Server(s["addr"], s["type"]))
-    if len({s.addr for s in parsed}) != len(parsed):
-        raise DashboardBadReply("%s: group %d lists the same address twice" % (where, item["id"]))
-    return ServerGroup(item["id"], tuple(parsed))
+    if problem is None and len({s.addr for s in parsed}) != len(parsed):
+        problem = "the dashboard lists the same address twice"
+    return ServerGroup(gid, tuple(parsed), invalid=problem)
+
+
+def _no_constant(name: str) -> Any:
+    # Python's json accepts NaN and Infinity, no dashboard sends them.
+    raise ValueError("%s is not JSON" % name)
 
 
 def _clip(value: Any) -> str:

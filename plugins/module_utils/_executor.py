@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from ansible_collections.codis.ha.plugins.module_utils._dashboard import DashboardClient, DashboardError
+from ansible_collections.codis.ha.plugins.module_utils._deadline import NO_DEADLINE, Deadline
 from ansible_collections.codis.ha.plugins.module_utils._planner import (
     PROMOTE,
     Action,
@@ -23,7 +24,7 @@ from ansible_collections.codis.ha.plugins.module_utils._planner import (
     Plan,
 )
 from ansible_collections.codis.ha.plugins.module_utils._probe import Prober
-from ansible_collections.codis.ha.plugins.module_utils._topology import ProbeResult, Server, Topology
+from ansible_collections.codis.ha.plugins.module_utils._topology import ProbeResult, Server, Topology, same_server
 
 PLANNED = "planned"
 DONE = "done"
@@ -59,8 +60,9 @@ class Outcome:
 class Executor:
     def __init__(self, dashboard: DashboardClient, prober: Prober, verify_timeout: float = 10.0,
                  verify_interval: float = 0.1, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, deadline: Deadline = NO_DEADLINE) -> None:
         self.dashboard = dashboard
+        self.deadline = deadline
         self.prober = prober
         self.verify_timeout = verify_timeout
         self.verify_interval = verify_interval
@@ -79,6 +81,10 @@ class Executor:
         return outcome
 
     def _run_group(self, decision: GroupDecision, topology: Topology, outcome: Outcome) -> None:
+        if self.deadline.expired:
+            outcome.results.extend(ActionResult(a, FAILED, "not attempted: the pass deadline (%s s) was reached"
+                                                % self.deadline.seconds) for a in decision.actions)
+            return
         planned = topology.group(decision.group)
         try:
             current = self.dashboard.group(decision.group)
@@ -86,7 +92,7 @@ class Executor:
             outcome.results.extend(ActionResult(a, FAILED, "not attempted: could not re-read the group "
                                                 "before acting: %s" % exc) for a in decision.actions)
             return
-        if planned is None or current.snapshot() != planned.snapshot():
+        if planned is None or current.snapshot() != planned.snapshot() or current.invalid:
             # Another runner (or an operator) changed the group since it was read: its plan is stale.
             outcome.skipped.append((decision.group, "the group changed in the dashboard between reading "
                                     "and acting (%s -> %s); left for the next pass"
@@ -139,7 +145,7 @@ class Executor:
 
     # ------------------------------------------------------------------ repoint / readd
     def _add_slave(self, action: Action) -> ActionResult:
-        if action.server == action.master:
+        if same_server(action.server, action.master):
             return ActionResult(action, FAILED, "refused: would demote the group's own master")
         answer = ""
         try:
@@ -166,7 +172,7 @@ class Executor:
         return ActionResult(action, DONE, detail)
 
     def _wait_for(self, addr: str, condition: Callable[[ProbeResult], bool]) -> ProbeResult:
-        deadline = self._clock() + self.verify_timeout
+        deadline = self._clock() + self.deadline.cap(self.verify_timeout)
         while True:
             seen = self.prober.probe(addr)
             if condition(seen) or self._clock() >= deadline:

@@ -10,10 +10,12 @@ exit_json / fail_json, so the pass can also run from tests and benchmarks withou
 
 from __future__ import annotations
 
+import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
+from ansible_collections.codis.ha.plugins.module_utils._checks import ca_file_problem, number_problem
 from ansible_collections.codis.ha.plugins.module_utils._dashboard import (
     Codis2Client,
     Codis3Client,
@@ -21,16 +23,27 @@ from ansible_collections.codis.ha.plugins.module_utils._dashboard import (
     DashboardError,
     detect_version,
 )
+from ansible_collections.codis.ha.plugins.module_utils._deadline import Deadline
 from ansible_collections.codis.ha.plugins.module_utils._executor import DONE, Executor, Outcome
+from ansible_collections.codis.ha.plugins.module_utils._http import Transport, url_problem
 from ansible_collections.codis.ha.plugins.module_utils._planner import PROMOTE, Plan, Policy, plan, predict
 from ansible_collections.codis.ha.plugins.module_utils._probe import ProbeSettings, Prober, redis_argument_spec
-from ansible_collections.codis.ha.plugins.module_utils._state import PassLock, load_state, save_state
+from ansible_collections.codis.ha.plugins.module_utils._state import (
+    PassLock,
+    StateError,
+    load_state,
+    not_regular,
+    save_state,
+)
 from ansible_collections.codis.ha.plugins.module_utils._topology import (
     DOWN,
     GroupHistory,
     ProbeResult,
     ServerGroup,
     Topology,
+    canonical_addr,
+    format_addr,
+    parse_addr,
 )
 
 
@@ -54,29 +67,43 @@ def argument_spec() -> dict[str, Any]:
         max_data_loss_bytes=dict(type="int"),
         max_failovers_per_pass=dict(type="int", no_log=False),
         force=dict(type="bool", default=False),
+        pass_timeout=dict(type="float", default=60.0, no_log=False),
     )
     spec.update(redis_argument_spec())
     return spec
 
 
+# (name, lowest, highest, must be above the lowest): every number option, checked finite and in range.
+NUMBER_RANGES = (
+    ("dashboard_timeout", 0, 3600, True),
+    ("pass_timeout", 0, 86400, True),
+    ("verify_timeout", 0, 3600, False),
+    ("down_after", 0, 86400, False),
+    ("min_failover_interval", 0, 366 * 86400, False),
+    ("stale_margin", 0, 86400, False),
+    ("max_data_loss_bytes", 0, 2 ** 62, False),
+    ("max_failovers_per_pass", 1, 100000, False),
+)
+
+
 def parameter_problems(params: dict[str, Any]) -> list[str]:
     problems = ProbeSettings.from_params(params).problems()
-    url = params["dashboard_url"]
-    if not url.startswith(("http://", "https://")) or len(url.split("://", 1)[1].strip("/")) == 0:
-        problems.append("dashboard_url must be an http:// or https:// URL, got %r" % url)
-    if params["dashboard_timeout"] <= 0:
-        problems.append("dashboard_timeout must be greater than 0")
-    for name in ("verify_timeout", "down_after", "min_failover_interval", "stale_margin",
-                 "max_data_loss_bytes"):
-        if params.get(name) is not None and params[name] < 0:
-            problems.append("%s must not be negative" % name)
-    if params.get("max_failovers_per_pass") is not None and params["max_failovers_per_pass"] < 1:
-        problems.append("max_failovers_per_pass must be at least 1")
+    problems.append(url_problem(params["dashboard_url"]))
+    problems.extend(number_problem(name, params.get(name), low, high, above)
+                    for name, low, high, above in NUMBER_RANGES)
+    bad_groups = [g for g in params.get("groups") or [] if not 0 <= g <= 2 ** 31]
+    if bad_groups:
+        problems.append("groups must be group ids (0 or more), got %s" % bad_groups[:5])
+    if params["validate_certs"]:
+        problems.append(ca_file_problem("ca_path", params.get("ca_path")))
     if params.get("codis_version") == "2" and params.get("product_name"):
         problems.append("product_name is a Codis 3 option; codis_version is 2")
-    if params["down_after"] > 0 and not params.get("state_path"):
+    if params["down_after"] and params["down_after"] > 0 and not params.get("state_path"):
         problems.append("down_after needs state_path: passes confirm a failure through the state file")
-    return problems
+    for path in filter(None, [params.get("state_path")]):
+        problems.extend(filter(None, ["state_path: %s" % p for p in [not_regular(path)] if p]
+                               + ["state_path lock: %s" % p for p in [not_regular(path + ".lock")] if p]))
+    return [p for p in problems if p]
 
 
 @dataclass
@@ -92,42 +119,67 @@ def run_pass(params: dict[str, Any], check_mode: bool = False, diff: bool = Fals
              planner: Callable[..., Plan] = plan) -> PassResult:
     """`planner` is replaceable so that tests can show the checks catch a naive policy."""
     started = time.monotonic()
+    deadline = Deadline(params.get("pass_timeout") or 60.0)
     try:
-        client = dashboard_client(params)
+        client = dashboard_client(params, deadline)
     except DashboardError as exc:
         return _nothing_done("cannot read the server groups from the dashboard, nothing was changed: %s" % exc)
     if not params.get("redis_password") and params.get("product_auth"):
         # codis-server's requirepass is the cluster's product_auth.
         params = dict(params, redis_password=params["product_auth"])
     try:
-        return _run(client, params, check_mode, diff, started, planner)
+        return _run(client, params, check_mode, diff, started, planner, deadline)
     finally:
         client.close()
 
 
-def dashboard_client(params: dict[str, Any]) -> DashboardClient:
-    """The client for the dashboard's version; `auto` asks the dashboard once."""
-    common = dict(timeout=params["dashboard_timeout"], validate_certs=params["validate_certs"],
-                  ca_path=params.get("ca_path"))
+def dashboard_client(params: dict[str, Any], deadline: Optional[Deadline] = None) -> DashboardClient:
+    """The client for the dashboard's version; `auto` asks the dashboard once. One HTTP session for the pass."""
+    try:
+        transport = Transport(params["dashboard_url"], params["dashboard_timeout"], params["validate_certs"],
+                              params.get("ca_path"), deadline or Deadline(None))
+    except ValueError as exc:
+        raise DashboardError(str(exc)) from None
     version = params.get("codis_version") or "auto"
     product_name = params.get("product_name")
-    if version == "auto":
-        detected, reported = detect_version(params["dashboard_url"], **common)
-        version = str(detected)
-        product_name = product_name or reported
-    if version == "3":
-        if not product_name:
-            raise DashboardError("Codis 3 needs product_name (the xauth token is derived from it)")
-        return Codis3Client(params["dashboard_url"], product_name, **common)
-    return Codis2Client(params["dashboard_url"], **common)
+    try:
+        if version == "auto":
+            detected, reported = detect_version(transport.url, transport=transport)
+            version = str(detected)
+            product_name = product_name or reported
+        if version == "3":
+            if not product_name:
+                raise DashboardError("Codis 3 needs product_name (the xauth token is derived from it)")
+            return Codis3Client(transport.url, product_name, transport=transport)
+        return Codis2Client(transport.url, transport=transport)
+    except BaseException:
+        transport.close()
+        raise
+
+
+def server_identity(addr: str) -> str:
+    """The server an address names: its host resolved, so that `localhost:6911`, `127.0.0.1:6911` and a host
+    name of the same machine are one server. An address that does not resolve stays as it is spelled."""
+    try:
+        host, port = parse_addr(addr)
+    except ValueError:
+        return addr
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        resolved = sorted({str(info[4][0]).split("%")[0] for info in infos})
+    except (OSError, UnicodeError, ValueError):
+        resolved = []
+    return (canonical_addr(format_addr(resolved[0], port)) if resolved else None) or format_addr(host, port)
 
 
 def _run(client: DashboardClient, params: dict[str, Any], check_mode: bool, diff: bool,
-         started: float, planner: Callable[..., Plan]) -> PassResult:
+         started: float, planner: Callable[..., Plan], deadline: Deadline) -> PassResult:
     try:
         topology = client.topology()
     except DashboardError as exc:
         return _nothing_done("cannot read the server groups from the dashboard, nothing was changed: %s" % exc)
+    resolved: dict[str, str] = {}
+    topology = topology.identity_conflicts(lambda a: resolved.get(a) or resolved.setdefault(a, server_identity(a)))
     policy = Policy(repoint_slaves=params["repoint_slaves"], reuse_offline=params["reuse_offline"],
                     groups=frozenset(params["groups"]) if params.get("groups") is not None else None,
                     down_after=params["down_after"], min_failover_interval=params["min_failover_interval"],
@@ -137,25 +189,28 @@ def _run(client: DashboardClient, params: dict[str, Any], check_mode: bool, diff
     state_path = params.get("state_path")
     if not state_path:
         return _decide_and_act(client, params, topology, selected, policy, {}, check_mode, diff, started,
-                               planner)
-    lock = PassLock(state_path + ".lock")
+                               planner, deadline)
+    lock = PassLock(state_path + ".lock", create=not check_mode)
     try:
         acquired = lock.acquire()
-    except OSError as exc:
-        return _nothing_done("cannot take the pass lock %s.lock: %s" % (state_path, exc))
+    except (OSError, StateError) as exc:
+        return _nothing_done("cannot take the pass lock %s.lock, nothing was changed: %s" % (state_path, exc))
     if not acquired:
         reason = "another pass is running on this host (lock %s.lock held)" % state_path
         return _nothing_done(None, reason + "; nothing was done.",
                              [{"group": g.id, "reason": reason} for g in selected])
     try:
-        history, warnings = load_state(state_path)
+        try:
+            history, warnings = load_state(state_path, move_aside=not check_mode)
+        except StateError as exc:
+            return _nothing_done("cannot use the state file, nothing was changed: %s" % exc)
         outcome = _decide_and_act(client, params, topology, selected, policy, history, check_mode, diff,
-                                  started, planner)
+                                  started, planner, deadline)
         outcome.warnings.extend(warnings)
         if not check_mode and outcome.history is not None:
             try:
                 save_state(state_path, outcome.history)
-            except OSError as exc:
+            except (OSError, StateError) as exc:
                 outcome.warnings.append("could not write the state file %s: %s" % (state_path, exc))
         return outcome
     finally:
@@ -173,7 +228,8 @@ def _nothing_done(failed_msg: Optional[str], msg: str = "",
 
 def _decide_and_act(client: DashboardClient, params: dict[str, Any], topology: Topology,
                     selected: list[ServerGroup], policy: Policy, history: dict[int, GroupHistory],
-                    check_mode: bool, diff: bool, started: float, planner: Callable[..., Plan]) -> PassResult:
+                    check_mode: bool, diff: bool, started: float, planner: Callable[..., Plan],
+                    deadline: Deadline) -> PassResult:
     prober = Prober(ProbeSettings.from_params(params))
     probes = prober.probe_all([s.addr for g in selected for s in g.servers])
     now = time.time()
@@ -184,7 +240,7 @@ def _decide_and_act(client: DashboardClient, params: dict[str, Any], topology: T
         return PassResult(result, "; ".join(the_plan.errors[:3]) + (
             "; and %d more server(s) like this" % more if more > 0 else ""))
 
-    outcome = Executor(client, prober, verify_timeout=params["verify_timeout"]).run(
+    outcome = Executor(client, prober, verify_timeout=params["verify_timeout"], deadline=deadline).run(
         the_plan, topology, check_mode)
     after: Optional[Topology] = None
     if diff:

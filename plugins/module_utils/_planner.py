@@ -123,10 +123,6 @@ def plan_group(group: ServerGroup, probes: dict[str, ProbeResult], policy: Polic
         return GroupDecision(group.id, SKIPPED, "no single master")
     seen = probes[master.addr]
 
-    if seen.status == ERROR:
-        return GroupDecision(group.id, SKIPPED, "master %s answered an error (%s); not deciding on an "
-                             "answer the tool does not understand" % (master.addr, seen.error), master.addr)
-
     if seen.alive:
         if seen.loading:
             return GroupDecision(group.id, SKIPPED, "master %s is loading its dataset; waiting for it"
@@ -152,7 +148,9 @@ def plan_group(group: ServerGroup, probes: dict[str, ProbeResult], policy: Polic
         return GroupDecision(group.id, REFUSED, "master %s is unreachable from here, but the dashboard's own "
                              "last poll of it succeeded; not failing over a master the dashboard still reaches "
                              "(force overrides)" % master.addr, master.addr)
-    down_for = now - history.down_since if history and history.down_since is not None else 0.0
+    # Only a clock started for this very master counts: a stored time for another master is no evidence.
+    down_for = (max(now - history.down_since, 0.0) if history and history.down_since is not None
+                and history.master == master.addr else 0.0)
     if down_for < policy.down_after and not policy.force:
         return GroupDecision(group.id, REFUSED, "%s, seen down for %.1f s so far; down_after is %s s, waiting "
                              "for later passes to confirm" % (down, down_for, policy.down_after), master.addr)
@@ -182,6 +180,8 @@ def plan_group(group: ServerGroup, probes: dict[str, ProbeResult], policy: Polic
 
 def group_problem(group: ServerGroup, probes: dict[str, ProbeResult]) -> Optional[str]:
     """Why the tool refuses to touch this group at all, or None."""
+    if group.invalid:
+        return group.invalid
     if group.busy:
         return group.busy
     if not group.servers:
@@ -199,6 +199,11 @@ def group_problem(group: ServerGroup, probes: dict[str, ProbeResult]) -> Optiona
     missing = [s.addr for s in group.servers if s.addr not in probes]
     if missing:
         return "no probe result for %s" % ", ".join(missing)
+    garbled = [s.addr for s in group.servers if probes[s.addr].status == ERROR]
+    if garbled:
+        # An answer the tool does not understand is no basis for a decision about the group, either way.
+        return "server %s answered something the tool does not understand (%s); not deciding for this group" % (
+            garbled[0], probes[garbled[0]].error)
     return None
 
 

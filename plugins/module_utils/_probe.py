@@ -17,12 +17,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
+from ansible_collections.codis.ha.plugins.module_utils._checks import (
+    ca_file_problem,
+    cert_pair_problem,
+    number_problem,
+)
 from ansible_collections.codis.ha.plugins.module_utils._topology import (
     ALIVE,
     AUTH_ERROR,
     DOWN,
     ERROR,
     ProbeResult,
+    parse_addr,
 )
 
 REDIS_IMPORT_ERROR: Optional[str]
@@ -90,18 +96,21 @@ class ProbeSettings:
                    interval=params["probe_interval"], concurrency=params["probe_concurrency"])
 
     def problems(self) -> list[str]:
-        out = []
-        if self.timeout <= 0:
-            out.append("probe_timeout must be greater than 0")
-        if self.attempts < 1:
-            out.append("probe_attempts must be at least 1")
-        if self.interval < 0:
-            out.append("probe_interval must not be negative")
-        if self.concurrency < 1:
-            out.append("probe_concurrency must be at least 1")
+        out = [
+            number_problem("probe_timeout", self.timeout, 0, 300, above_low=True),
+            number_problem("probe_attempts", self.attempts, 1, 100),
+            number_problem("probe_interval", self.interval, 0, 60),
+            number_problem("probe_concurrency", self.concurrency, 1, 4096),
+        ]
         if (self.tls_cert_path is None) != (self.tls_key_path is None):
             out.append("redis_tls_cert_path and redis_tls_key_path go together")
-        return out
+        elif self.tls:
+            out.append(cert_pair_problem("redis_tls_cert_path", self.tls_cert_path,
+                                         "redis_tls_key_path", self.tls_key_path))
+        if self.tls:
+            # A CA file that cannot be read would make every server look down.
+            out.append(ca_file_problem("redis_tls_ca_path", self.tls_ca_path))
+        return [p for p in out if p]
 
     @property
     def budget(self) -> float:
@@ -155,8 +164,11 @@ class Prober:
         return last
 
     def _probe_once(self, addr: str, attempt: int) -> ProbeResult:
-        host, port = addr.rsplit(":", 1)
-        client = redis.Redis(host=host.strip("[]"), port=int(port), **self._kwargs)
+        try:
+            host, port = parse_addr(addr)
+        except ValueError as exc:
+            return ProbeResult(addr, ERROR, "not a host:port address (%s)" % exc, attempt)
+        client = redis.Redis(host=host, port=port, **self._kwargs)
         try:
             pipe = client.pipeline(transaction=False)
             pipe.info()
@@ -170,7 +182,7 @@ class Prober:
                     raise reply
             if isinstance(info, ResponseError):
                 return _error_result(addr, info, attempt)
-            return parse_info(addr, info, role if isinstance(role, list) else None, attempt)
+            return parse_info(addr, info, role, attempt)
         except BusyLoadingError:
             return ProbeResult(addr, ALIVE, "loading", attempt, loading=True)
         except AuthenticationError as exc:
@@ -181,8 +193,15 @@ class Prober:
             return _error_result(addr, exc, attempt)
         except RedisError as exc:
             return ProbeResult(addr, ERROR, _text(exc), attempt)
+        except Exception as exc:  # pylint: disable=broad-exception-caught
+            # A reply redis-py cannot even parse (not UTF-8, a number where INFO goes): this server's problem,
+            # never the pass's.
+            return ProbeResult(addr, ERROR, "unparsable reply: %s" % _text(exc), attempt)
         finally:
-            client.close()
+            try:
+                client.close()
+            except Exception:  # pylint: disable=broad-exception-caught
+                pass
 
 
 def _error_result(addr: str, exc: Exception, attempt: int) -> ProbeResult:
@@ -196,19 +215,37 @@ def _text(exc: Exception) -> str:
 
 
 def _int(value: Any) -> Optional[int]:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        return None
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except ValueError:
         return None
 
 
-def parse_info(addr: str, info: dict[str, Any], role: Optional[list[Any]], attempt: int) -> ProbeResult:
-    """INFO is the source; ROLE only fills in what an old Redis leaves out of INFO."""
-    kind = info.get("role")
-    if kind is None and role:
-        kind = str(role[0])
+def _kind(value: Any) -> str:
+    text = repr(value)
+    return "%s %s" % (type(value).__name__, text if len(text) <= 60 else text[:60] + "...")
+
+
+def parse_info(addr: str, info: Any, role: Any, attempt: int) -> ProbeResult:
+    """INFO is the source; ROLE only fills in what an old Redis leaves out of INFO, and must not contradict it."""
+    if not isinstance(info, dict):
+        return ProbeResult(addr, ERROR, "answered INFO with %s, not an INFO text" % _kind(info), attempt)
+    role_says = None
+    if isinstance(role, list) and role and isinstance(role[0], str):
+        role_says = role[0]
+    elif not isinstance(role, ResponseError):  # an old Redis without ROLE answers an error: fine
+        return ProbeResult(addr, ERROR, "answered ROLE with %s, not a role" % _kind(role), attempt)
+    kind = info.get("role", role_says)
     if kind not in ("master", "slave"):
         return ProbeResult(addr, ERROR, "unknown role %r in INFO" % (kind,), attempt)
+    if role_says is not None and role_says != kind:
+        return ProbeResult(addr, ERROR, "INFO says role %s but ROLE says %s" % (kind, role_says), attempt)
+    for name in ("master_repl_offset", "slave_repl_offset", "master_port", "slave_priority", "replica_priority",
+                 "master_last_io_seconds_ago", "master_link_down_since_seconds"):
+        if name in info and _int(info[name]) is None:
+            return ProbeResult(addr, ERROR, "INFO field %s is %r, not a number" % (name, info[name]), attempt)
     keys = sum(_int(v.get("keys")) or 0 for k, v in info.items()
                if k.startswith("db") and isinstance(v, dict))
     common = dict(offset=_int(info.get("master_repl_offset")), replid=info.get("master_replid"),

@@ -8,6 +8,10 @@ The state file holds, per group, the last master seen alive with its offset and 
 current master is seen down, and the last failover time. It is written atomically (temp file, fsync,
 rename) with mode 0600. A state file that cannot be read is moved aside with a warning: losing the memory
 only makes the next pass more careful (down_after restarts, no offset bound), never less.
+
+Only a regular file (or none) is ever used as the state file or the lock: a device would be renamed aside and
+replaced (with /dev/null as root that breaks the host), a FIFO would block the pass. Anything else fails the
+pass before it acts, and nothing is renamed. Check mode writes nothing: no lock file, no file moved aside.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import errno
 import fcntl
 import json
 import os
+import stat
 import tempfile
 import time
 from dataclasses import asdict
@@ -30,15 +35,49 @@ class StateError(Exception):
     pass
 
 
-class PassLock:
-    """A non-blocking flock beside the state file; the loser of a race is told, never made to wait."""
+def not_regular(path: str) -> Optional[str]:
+    """Why an existing `path` must not be used as a state or lock file, or None (absent or a regular file)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return "%s cannot be examined: %s" % (path, exc.strerror or exc)
+    if stat.S_ISREG(st.st_mode):
+        return None
+    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+             (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"))
+    kind = next((name for test, name in kinds if test(st.st_mode)), "not a regular file")
+    return "%s is %s, not a regular file" % (path, kind)
 
-    def __init__(self, path: str) -> None:
+
+def _open_regular(path: str, flags: int) -> int:
+    """os.open that never blocks on a FIFO and refuses anything but a regular file (checked on the open fd,
+    so a file swapped after an earlier check is caught too)."""
+    fd = os.open(path, flags | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0), 0o600)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise StateError(not_regular(path) or "%s is not a regular file" % path)
+    return fd
+
+
+class PassLock:
+    """A non-blocking flock beside the state file; the loser of a race is told, never made to wait.
+
+    create=False (check mode) takes the lock only if its file exists already, and otherwise writes nothing."""
+
+    def __init__(self, path: str, create: bool = True) -> None:
         self.path = path
+        self.create = create
         self._fd: Optional[int] = None
 
     def acquire(self) -> bool:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fd = _open_regular(self.path, os.O_RDWR | os.O_CREAT if self.create else os.O_RDONLY)
+        except FileNotFoundError:
+            if self.create:
+                raise
+            return True
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -56,18 +95,27 @@ class PassLock:
             self._fd = None
 
 
-def load_state(path: str) -> tuple[dict[int, GroupHistory], list[str]]:
-    """The per-group history and any warnings; a missing file is an empty history."""
+def load_state(path: str, now: Optional[float] = None,
+               move_aside: bool = True) -> tuple[dict[int, GroupHistory], list[str]]:
+    """The per-group history and any warnings; a missing file is an empty history. StateError when `path` is
+    not a regular file (nothing is read, moved or written then)."""
+    now = time.time() if now is None else now
     try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-        if not isinstance(data, dict) or not isinstance(data.get("groups"), dict):
-            raise ValueError("not a codis.ha state file")
-        return {int(gid): GroupHistory.from_dict(h) for gid, h in data["groups"].items()}, []
+        fd = _open_regular(path, os.O_RDONLY)
     except FileNotFoundError:
         return {}, []
-    except (OSError, ValueError, TypeError, AttributeError) as exc:
-        aside = "%s.corrupt-%d" % (path, int(time.time()))
+    except OSError as exc:
+        raise StateError("state file %s cannot be opened: %s" % (path, exc.strerror or exc)) from None
+    try:
+        with os.fdopen(fd, "rb") as f:
+            data = json.loads(f.read(16 * 1024 * 1024 + 1).decode("utf-8"))
+        if not isinstance(data, dict) or not isinstance(data.get("groups"), dict):
+            raise ValueError("not a codis.ha state file")
+    except (OSError, ValueError, RecursionError) as exc:
+        if not move_aside:
+            return {}, ["state file %s could not be read (%s); starting with no history (check mode: left as "
+                        "it is)" % (path, exc)]
+        aside = "%s.corrupt-%d" % (path, int(now))
         try:
             os.replace(path, aside)
             where = "moved aside to %s" % aside
@@ -75,6 +123,17 @@ def load_state(path: str) -> tuple[dict[int, GroupHistory], list[str]]:
             where = "and could not be moved aside (%s)" % move_exc
         return {}, ["state file %s could not be read (%s); %s, starting with no history"
                     % (path, exc, where)]
+    history: dict[int, GroupHistory] = {}
+    notes = []
+    for key, value in data["groups"].items():
+        if not key.isdigit() or len(key) > 9:
+            notes.append("group %r ignored (not a group id)" % key[:40])
+            continue
+        history[int(key)], problems = GroupHistory.from_dict(value, now)
+        notes.extend("group %s: %s" % (key, p) for p in problems)
+    warnings = ["state file %s holds values that were ignored: %s" % (path, "; ".join(notes[:5]) + (
+        "; and %d more" % (len(notes) - 5) if len(notes) > 5 else ""))] if notes else []
+    return history, warnings
 
 
 def save_state(path: str, history: dict[int, GroupHistory]) -> None:

@@ -9,8 +9,10 @@ Plain data, no I/O: the dashboard client and the probe produce these, the planne
 
 from __future__ import annotations
 
+import ipaddress
+import math
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 KNOWN_TYPES = ("master", "slave", "offline")
 
@@ -20,17 +22,58 @@ AUTH_ERROR = "auth_error"
 ERROR = "error"
 
 
+def parse_addr(addr: Any) -> tuple[str, int]:
+    """(host, port) of a `host:port` or `[ipv6]:port` address, the host in one canonical spelling; ValueError
+    with the reason otherwise. Addresses are identities: two spellings of one server must compare equal."""
+    if not isinstance(addr, str):
+        raise ValueError("not a string")
+    text = addr.strip()
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        if not sep or not rest.startswith(":"):
+            raise ValueError("an IPv6 address must be written [address]:port")
+        port = rest[1:]
+    else:
+        host, sep, port = text.rpartition(":")
+        if not sep:
+            raise ValueError("no port")
+        if ":" in host:
+            raise ValueError("an IPv6 address must be written [address]:port")
+    if not port.isdigit() or not port.isascii() or len(port) > 5 or not 1 <= int(port) <= 65535:
+        raise ValueError("port %r is not a number from 1 to 65535" % port)
+    if not host or len(host) > 253 or any(c.isspace() or not c.isprintable() or c in "/@[]" for c in host):
+        raise ValueError("host %r is not a host name or IP address" % host)
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        host = host.lower().rstrip(".")
+        return ("127.0.0.1" if host == "localhost" else host), int(port)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.compressed, int(port)
+
+
+def format_addr(host: str, port: int) -> str:
+    return "[%s]:%d" % (host, port) if ":" in host else "%s:%d" % (host, port)
+
+
+def canonical_addr(addr: Any) -> Optional[str]:
+    """The canonical spelling of an address, or None when it is not one."""
+    try:
+        return format_addr(*parse_addr(addr))
+    except ValueError:
+        return None
+
+
 def normalize_addr(addr: Optional[str]) -> Optional[str]:
     """Compare addresses the way Redis and the dashboard may spell them ('localhost' is 127.0.0.1)."""
     if addr is None:
         return None
-    host, sep, port = addr.strip().rpartition(":")
-    if not sep:
-        return addr.strip().lower()
-    host = host.strip("[]").lower()
-    if host in ("localhost", "::ffff:127.0.0.1"):
-        host = "127.0.0.1"
-    return "%s:%s" % (host, port)
+    return canonical_addr(addr) or addr.strip().lower()
+
+
+def same_server(a: Optional[str], b: Optional[str]) -> bool:
+    return a is not None and b is not None and normalize_addr(a) == normalize_addr(b)
 
 
 @dataclass(frozen=True)
@@ -49,6 +92,9 @@ class ServerGroup:
     # Why the dashboard itself says the group must not be touched now (a promotion left half done, a slot
     # migration running), or None.
     busy: Optional[str] = None
+    # Why the group, as listed, is not something the tool may act on (a malformed or duplicated address, a
+    # server that another group lists too), or None.
+    invalid: Optional[str] = None
 
     def of_type(self, server_type: str) -> list[Server]:
         return [s for s in self.servers if s.type == server_type]
@@ -81,6 +127,33 @@ class Topology:
     def with_groups(self, groups: tuple[ServerGroup, ...]) -> "Topology":
         return replace(self, groups=groups)
 
+    def identity_conflicts(self, identity: Callable[[str], str]) -> "Topology":
+        """The same topology with every group that shares a server with another group, or lists one server
+        twice under two spellings, marked invalid. `identity` maps a listed address to the server it names."""
+        where: dict[str, list[tuple[int, str, str]]] = {}
+        for g in self.groups:
+            for s in g.servers:
+                where.setdefault(identity(s.addr), []).append((g.id, s.addr, s.type))
+        problems: dict[int, str] = {}
+        for ident, listed in sorted(where.items()):
+            gids = sorted({gid for gid, _, _ in listed})
+            if len(gids) > 1:
+                why = ("server %s is listed in groups %s; a server belongs to one group, an operator must remove "
+                       "it from all but one" % (ident, ", ".join("%d (%s as %s)" % (gid, addr, t)
+                                                                   for gid, addr, t in listed)))
+            elif len(listed) > 1:
+                why = ("server %s is listed %d times in the group (%s); one server under two spellings, an "
+                       "operator must remove the extra entry" % (ident, len(listed),
+                                                                 ", ".join("%s as %s" % (a, t) for _, a, t in listed)))
+            else:
+                continue
+            for gid in gids:
+                problems.setdefault(gid, why)
+        if not problems:
+            return self
+        return self.with_groups(tuple(g if g.id not in problems or g.invalid else replace(g, invalid=problems[g.id])
+                                      for g in self.groups))
+
     def snapshot(self) -> dict[str, dict[str, str]]:
         """The shape shown in --diff: group -> address -> type."""
         return {"group %d" % g.id: g.snapshot() for g in sorted(self.groups, key=lambda g: g.id)}
@@ -111,7 +184,7 @@ class ProbeResult:
         return self.status == ALIVE
 
     def replicates_from(self, master: str) -> bool:
-        return self.role == "slave" and normalize_addr(self.master_addr) == normalize_addr(master)
+        return self.role == "slave" and same_server(self.master_addr, master)
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -129,6 +202,31 @@ class GroupHistory:
     last_failover_at: Optional[float] = None
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "GroupHistory":
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+    def from_dict(cls, data: Any, now: float) -> tuple["GroupHistory", list[str]]:
+        """The history a state file holds, each field checked: a field of the wrong type, a time that is not
+        finite or lies in the future, is dropped with a note (forgetting only makes the pass more careful)."""
+        if not isinstance(data, dict):
+            return cls(), ["not an object"]
+        kept: dict[str, Any] = {}
+        notes = []
+        for f in fields(cls):
+            value = data.get(f.name)
+            if value is None:
+                continue
+            if f.name == "master":
+                ok = isinstance(value, str) and canonical_addr(value) is not None
+            elif f.name == "master_offset":
+                ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+            else:
+                ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+                      and 0 <= value <= now + 60)
+            if ok:
+                kept[f.name] = value
+            else:
+                notes.append("%s=%s ignored" % (f.name, _clip(value)))
+        return cls(**kept), notes
+
+
+def _clip(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:60] + "..."

@@ -29,6 +29,7 @@ author:
   - codis.ha contributors (@codis-ha)
 requirements:
   - redis (Python package, 4.x or newer)
+  - requests (Python package, 2.25 or newer)
 attributes:
   check_mode:
     support: full
@@ -60,15 +61,24 @@ options:
         O(redis_password) is not set.
     type: str
   dashboard_timeout:
-    description: Seconds to wait for each dashboard answer.
+    description:
+      - Seconds one dashboard request may take in all (connect, headers and the whole body), not per read.
+      - Answers larger than 64 MiB are refused.
     type: float
     default: 5.0
+  pass_timeout:
+    description:
+      - Seconds the whole pass may take. Every dashboard request and every verification wait is cut to what is
+        left; an action that would start after the deadline is reported as not attempted.
+      - Any finite number above 0 and up to 86400.
+    type: float
+    default: 60.0
   validate_certs:
     description: Validate the dashboard's TLS certificate when O(dashboard_url) is https.
     type: bool
     default: true
   ca_path:
-    description: CA bundle to validate the dashboard's certificate with.
+    description: CA bundle (PEM) to validate the dashboard's certificate with. Checked before the pass starts.
     type: path
   redis_username:
     description: ACL user name for the Redis servers (Redis 6 or newer).
@@ -168,6 +178,10 @@ options:
     default: false
 notes:
   - The pass is idempotent; run it from a timer (see the role C(codis.ha.codis_ha)) or a playbook.
+  - Every number option must be finite and in range; C(nan) and C(inf) are refused before anything is done.
+  - A group that lists a malformed address, lists one server twice under two spellings, or shares a server with
+    another group, or whose server answers something the pass does not understand, is skipped with the reason;
+    the other groups are handled as usual.
   - Supports Codis 2.x dashboards (C(codis-config dashboard)).
 """
 
@@ -270,8 +284,12 @@ pass_seconds:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.codis.ha.plugins.module_utils._http import HAS_REQUESTS, REQUESTS_IMPORT_ERROR
 from ansible_collections.codis.ha.plugins.module_utils._pass import argument_spec, parameter_problems, run_pass
 from ansible_collections.codis.ha.plugins.module_utils._probe import HAS_REDIS, REDIS_IMPORT_ERROR
+
+# A pass that ends on an exception of its own says so in one sentence; the fuzz tests fail on this prefix.
+INTERNAL_ERROR = "codis_ha stopped on an unexpected error (a bug in codis.ha)"
 
 
 def main() -> None:
@@ -279,10 +297,18 @@ def main() -> None:
                            required_together=[("redis_tls_cert_path", "redis_tls_key_path")])
     if not HAS_REDIS:
         module.fail_json(msg=missing_required_lib("redis"), exception=REDIS_IMPORT_ERROR)
-    problems = parameter_problems(module.params)
-    if problems:
-        module.fail_json(msg="invalid arguments: " + "; ".join(problems), changed=False)
-    outcome = run_pass(module.params, check_mode=module.check_mode, diff=module._diff)
+    if not HAS_REQUESTS:
+        module.fail_json(msg=missing_required_lib("requests"), exception=REQUESTS_IMPORT_ERROR)
+    try:
+        problems = parameter_problems(module.params)
+        if problems:
+            module.fail_json(msg="invalid arguments, nothing was done: " + "; ".join(problems), changed=False)
+        outcome = run_pass(module.params, check_mode=module.check_mode, diff=module._diff)
+    except Exception as exc:  # pylint: disable=broad-exception-caught
+        # Never a traceback in front of an operator; the message says the dashboard must be looked at, since
+        # the pass may have acted before it stopped.
+        module.fail_json(msg="%s: %s: %s; look at the dashboard, the pass may have acted before it stopped"
+                         % (INTERNAL_ERROR, type(exc).__name__, str(exc)[:300]), changed=False)
     for warning in outcome.warnings:
         module.warn(warning)
     if outcome.failed_msg:

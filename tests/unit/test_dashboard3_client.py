@@ -59,13 +59,23 @@ def test_promoting_and_migrations_make_groups_busy() -> None:
     (_stats({"id": 1}), "must be a list"),
     (_stats([_group(1, "h:1"), _group(1, "h:2")]), "appears twice"),
     (_stats([{"id": "1", "servers": []}]), "integer id"),
-    (_stats([{"id": 1, "servers": [{"server": "nohostport"}]}]), "not host:port"),
     (_stats([{"id": 1, "servers": ["h:1"]}]), "list of objects"),
-    (_stats([_group(1, "h:1", "h:1")]), "same address twice"),
 ])
 def test_broken_stats_are_clear_errors(data: Any, needle: str) -> None:
     with pytest.raises(DashboardBadReply, match=needle):
         parse_stats(data, "here")
+
+
+@pytest.mark.parametrize("servers, needle", [
+    ([{"server": "nohostport"}], "not host:port"),
+    ([{"server": "h:70000"}], "1 to 65535"),
+    ([{"server": 6379}], "malformed server"),
+    ([{"server": "h:1"}, {"server": "h:1"}], "same address twice"),
+])
+def test_a_group_the_tool_cannot_read_is_marked_not_the_reply(servers: Any, needle: str) -> None:
+    topology = parse_stats(_stats([{"id": 1, "servers": servers}, _group(2, "h:3", "h:4")]), "here")
+    assert needle in str(topology.group(1).invalid)
+    assert topology.group(2).invalid is None and topology.group(2).master.addr == "h:3"
 
 
 def test_a_closed_dashboard_is_unavailable() -> None:

@@ -14,6 +14,7 @@ from ansible_collections.codis.ha.plugins.module_utils._dashboard import (
     parse_group,
 )
 from ansible_collections.codis.ha.plugins.module_utils._probe import ProbeSettings, Prober, parse_info
+from ansible_collections.codis.ha.plugins.module_utils._topology import canonical_addr
 from ansible_collections.codis.ha.plugins.module_utils._topology import (
     ALIVE,
     AUTH_ERROR,
@@ -80,7 +81,7 @@ def test_unavailable_garbage_and_timeout(cluster2: Cluster) -> None:
         client(cluster2).topology()
     cluster2.clear_dashboard_faults()
     cluster2.dashboard_fault("slow", 500)
-    with pytest.raises(DashboardUnavailable, match="no answer within 0.1 s"):
+    with pytest.raises(DashboardUnavailable, match="no complete answer within 0.1 s"):
         client(cluster2, timeout=0.1).topology()
     cluster2.clear_dashboard_faults()
     cluster2.dashboard_fault("down")
@@ -91,14 +92,39 @@ def test_unavailable_garbage_and_timeout(cluster2: Cluster) -> None:
 @pytest.mark.parametrize("item,needle", [
     ("x", "without an integer id"),
     ({"id": "1"}, "without an integer id"),
-    ({"id": 1, "servers": {}}, "not a list"),
-    ({"id": 1, "servers": [{"addr": "a:1"}]}, "malformed server"),
-    ({"id": 1, "servers": [{"addr": "nohost", "type": "slave"}]}, "not host:port"),
-    ({"id": 1, "servers": [{"addr": "a:1", "type": "slave"}, {"addr": "a:1", "type": "master"}]}, "twice"),
+    ({"id": True}, "without an integer id"),
 ])
-def test_malformed_groups_are_rejected(item: object, needle: str) -> None:
+def test_a_group_without_an_id_is_a_bad_reply(item: object, needle: str) -> None:
     with pytest.raises(DashboardBadReply, match=needle):
         parse_group(item, "test")
+
+
+@pytest.mark.parametrize("servers,needle", [
+    ({}, "not a list"),
+    ([{"addr": "a:1"}], "malformed server"),
+    ([{"addr": "nohost", "type": "slave"}], "not host:port"),
+    ([{"addr": "a:0", "type": "slave"}], "1 to 65535"),
+    ([{"addr": "a:65536", "type": "slave"}], "1 to 65535"),
+    ([{"addr": "::1:6379", "type": "slave"}], "IPv6"),
+    ([{"addr": "[::1:6379", "type": "slave"}], "IPv6"),
+    ([{"addr": ":6379", "type": "slave"}], "not a host name"),
+    ([{"addr": "a:1", "type": "slave"}, {"addr": "a:1", "type": "master"}], "twice"),
+])
+def test_a_malformed_group_is_marked_invalid_with_the_culprit(servers: object, needle: str) -> None:
+    group = parse_group({"id": 4, "servers": servers}, "test")
+    assert group.invalid is not None and needle in group.invalid
+
+
+@pytest.mark.parametrize("spelling,canonical", [
+    ("localhost:6379", "127.0.0.1:6379"),
+    ("LOCALHOST:06379", "127.0.0.1:6379"),
+    ("[::FFFF:127.0.0.1]:6379", "127.0.0.1:6379"),
+    ("[0:0::1]:7000", "[::1]:7000"),
+    (" 10.0.0.1:1 ", "10.0.0.1:1"),
+    ("Redis-A.example.:6379", "redis-a.example:6379"),
+])
+def test_addresses_are_compared_in_one_spelling(spelling: str, canonical: str) -> None:
+    assert canonical_addr(spelling) == canonical
 
 
 def test_unknown_type_is_kept_for_the_planner_to_refuse() -> None:
@@ -174,10 +200,14 @@ def test_parse_info_old_redis_without_role_field_uses_role_reply() -> None:
 
 def test_settings_problems() -> None:
     assert settings(timeout=0, attempts=0, interval=-1, concurrency=0).problems() == [
-        "probe_timeout must be greater than 0", "probe_attempts must be at least 1",
-        "probe_interval must not be negative", "probe_concurrency must be at least 1"]
+        "probe_timeout must be greater than 0 and at most 300, got 0",
+        "probe_attempts must be at least 1 and at most 100, got 0",
+        "probe_interval must be at least 0 and at most 60, got -1",
+        "probe_concurrency must be at least 1 and at most 4096, got 0"]
+    assert settings(timeout=float("nan"), interval=float("inf")).problems() == [
+        "probe_timeout must be a finite number, got nan", "probe_interval must be a finite number, got inf"]
 
 
 def test_normalize_addr() -> None:
     assert normalize_addr("LOCALHOST:6379") == "127.0.0.1:6379"
-    assert normalize_addr("[::1]:6379") == "::1:6379"
+    assert normalize_addr("[::1]:6379") == "[::1]:6379"
