@@ -2,9 +2,14 @@
 from __future__ import annotations
 
 import json
+import os
+import resource
+import signal
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from simulator import Cluster
 from tests.helpers import process_running, wait_for
@@ -64,6 +69,7 @@ def test_a_spawned_pass_gives_the_same_result_as_a_forked_one(tmp_path: Path) ->
 
 def test_a_module_that_cannot_be_imported_is_a_failed_pass_not_a_crash(tmp_path: Path) -> None:
     config = tmp_path / "runner.json"
+    (tmp_path / "nothing-installed-here").mkdir()
     config.write_text(json.dumps({"module_args": {"dashboard_url": "http://127.0.0.1:1"}, "log": "stdout",
                                   "collections_path": str(tmp_path / "nothing-installed-here")}))
     done = _run(str(config))
@@ -76,7 +82,7 @@ def test_unreadable_config_is_a_clear_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text('{"module_args": [}')
     done = _run(str(bad))
-    assert done.returncode == 2 and "cannot read %s" % bad in done.stderr
+    assert done.returncode == 2 and "cannot use %s" % bad in done.stderr
 
 
 def _children(pid: int) -> list[int]:
@@ -95,3 +101,89 @@ def test_a_stopped_runner_takes_its_pass_with_it(tmp_path: Path) -> None:
         runner.terminate()
         assert runner.wait(timeout=10) == 143
         wait_for(lambda: not process_running(child), 10, what="the pass to be killed with its runner")
+
+
+# ------------------------------------------------------------------ hostile configurations and hooks
+def _runner_module():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("codis_ha_runner_under_test", RUNNER)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("change, culprit", [
+    ({"interval": 0}, "interval must be from 0.1"),
+    ({"interval": 1e-7}, "interval must be from 0.1"),
+    ({"interval": "1"}, "interval must be a number, got '1'"),
+    ({"interval": True}, "interval must be a number"),
+    ({"pass_timeout": 1e308 * 10}, "Infinity is not a number JSON allows"),
+    ({"pass_timeout": 0.5}, "pass_timeout must be from 1.0"),
+    ({"on_failover_timeout": -1}, "on_failover_timeout must be from"),
+    ({"collections_path": None}, "collections_path must name the directory"),
+    ({"collections_path": "/nonexistent/codis-ha"}, "collections_path /nonexistent/codis-ha is not a directory"),
+    ({"fork": "yes"}, "fork must be true or false"),
+    ({"log": "journal"}, "log must be syslog or stdout"),
+])
+def test_a_hostile_config_is_refused_naming_the_culprit(tmp_path: Path, change: dict, culprit: str) -> None:
+    config = _config(tmp_path, "http://127.0.0.1:1")
+    data = dict(json.loads(config.read_text()), **change)
+    text = json.dumps(data)  # 1e308 * 10 is inf: json writes Infinity, which the runner must refuse too
+    config.write_text(text)
+    done = _run(str(config))
+    assert done.returncode == 2 and culprit in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
+    assert not (tmp_path / "state.json.lock").exists()  # nothing ran
+
+
+def test_nan_in_the_config_is_refused(tmp_path: Path) -> None:
+    config = _config(tmp_path, "http://127.0.0.1:1")
+    config.write_text(config.read_text()[:-1] + ', "interval": NaN}')
+    done = _run(str(config))
+    assert done.returncode == 2 and "NaN" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_hook_that_leaves_a_background_child_does_not_block_the_runner(tmp_path: Path) -> None:
+    runner = _runner_module()
+    pidfile = tmp_path / "child.pid"
+    problem = runner.on_failover({"on_failover_command": "sleep 60 >/dev/null 2>&1 & echo $! > %s" % pidfile},
+                                 {"changed": True})
+    child = int(pidfile.read_text())
+    try:
+        assert problem is None
+        assert process_running(child)  # the hook returned while its background child still runs
+    finally:
+        os.kill(child, signal.SIGKILL)
+
+
+def test_a_timed_out_hook_is_killed_with_its_children(tmp_path: Path) -> None:
+    runner = _runner_module()
+    pidfile = tmp_path / "child.pid"
+    problem = runner.on_failover({"on_failover_command": "sleep 60 & echo $! > %s; wait" % pidfile,
+                                  "on_failover_timeout": 1.0}, {"changed": True})
+    assert problem is not None and "did not finish within 1.0s" in problem
+    child = int(pidfile.read_text())
+    wait_for(lambda: not process_running(child), 10, what="the hook's child to be killed")
+
+
+def test_a_chatty_hook_costs_the_runner_no_memory(tmp_path: Path) -> None:
+    runner = _runner_module()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    problem = runner.on_failover({"on_failover_command": "head -c 100000000 /dev/zero; echo; echo the last line; "
+                                  "exit 3"}, {"changed": True})
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert problem == "on_failover_command exited 3: the last line"
+    assert grown_mb < 50, "the hook's 100 MB of output was held in memory (%.0f MB)" % grown_mb
+
+
+def test_an_unreadable_failover_counter_is_reported_and_moved_aside(tmp_path: Path) -> None:
+    runner = _runner_module()
+    counter = tmp_path / "failovers_total"
+    counter.write_text("not a number\n")
+    total, problem = runner.count_failovers({"counter_path": str(counter)}, 1)
+    assert total == 1 and problem is not None and "could not be read" in problem and "moved aside" in problem
+    assert counter.read_text() == "1\n"
+    [aside] = list(tmp_path.glob("failovers_total.corrupt-*"))
+    assert aside.read_text() == "not a number\n"
+    assert runner.count_failovers({"counter_path": str(counter)}, 2) == (3, None)

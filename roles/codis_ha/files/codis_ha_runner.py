@@ -23,6 +23,7 @@ import argparse
 import importlib
 import io
 import json
+import math
 import os
 import runpy
 import select
@@ -39,12 +40,57 @@ MODULE = "ansible_collections.codis.ha.plugins.modules.codis_ha"
 MINUTE_MARGIN = 0.5
 
 
+# Most of a hook's output that is kept (its last line is logged when it fails); the rest is discarded.
+HOOK_OUTPUT_LIMIT = 64 * 1024
+
+# name -> (default, lowest, highest): the runner's numbers, each finite and in range. An interval of 0 or 1e-7
+# would spin a core and hold cron's lock for ever.
+NUMBERS = {
+    "interval": (1.0, 0.1, 3600.0),
+    "pass_timeout": (120.0, 1.0, 86400.0),
+    "on_failover_timeout": (60.0, 1.0, 3600.0),
+}
+
+
 def load_config(path: str) -> dict[str, Any]:
+    """The config, checked; ValueError naming the culprit otherwise."""
     with open(path, encoding="utf-8") as handle:
-        config = json.load(handle)
+        try:
+            config = json.load(handle, parse_constant=_no_constant)
+        except RecursionError:
+            raise ValueError("nested too deep to be a runner config") from None
     if not isinstance(config, dict) or not isinstance(config.get("module_args"), dict):
-        raise ValueError("%s: expected a JSON object with a module_args object" % path)
+        raise ValueError("expected a JSON object with a module_args object")
+    problems = []
+    for name, (default, low, high) in NUMBERS.items():
+        value = config.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            problems.append("%s must be a number, got %r" % (name, value))
+        elif not math.isfinite(value) or not low <= value <= high:
+            problems.append("%s must be from %s to %s, got %r" % (name, low, high, value))
+        else:
+            config[name] = float(value)
+    collections = config.get("collections_path")
+    if not isinstance(collections, str) or not collections:
+        problems.append("collections_path must name the directory that holds ansible_collections, got %r"
+                        % (collections,))
+    elif not os.path.isdir(collections):
+        problems.append("collections_path %s is not a directory" % collections)
+    for name in ("fork",):
+        if not isinstance(config.get(name, True), bool):
+            problems.append("%s must be true or false, got %r" % (name, config[name]))
+    for name in ("log", "syslog_socket", "tag", "metrics_path", "counter_path", "on_failover_command"):
+        if config.get(name) is not None and not isinstance(config[name], str):
+            problems.append("%s must be a string, got %r" % (name, config[name]))
+    if config.get("log", "syslog") not in ("syslog", "stdout"):
+        problems.append("log must be syslog or stdout, got %r" % (config["log"],))
+    if problems:
+        raise ValueError("; ".join(problems))
     return config
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError("%s is not a number JSON allows" % name)
 
 
 def run_module(config: dict[str, Any], check: bool = False) -> tuple[dict[str, Any], float]:
@@ -52,8 +98,10 @@ def run_module(config: dict[str, Any], check: bool = False) -> tuple[dict[str, A
     args = dict(config["module_args"])
     # _ansible_no_log keeps AnsibleModule from sending an "Invoked with" line to syslog on every pass.
     args.update(_ansible_no_log=True, _ansible_check_mode=check)
+    timeout = config.get("pass_timeout", NUMBERS["pass_timeout"][0])
+    # The pass ends itself (and reports what it did) before the runner has to kill it.
+    args.setdefault("pass_timeout", max(timeout * 0.9, timeout - 5.0))
     payload = json.dumps({"ANSIBLE_MODULE_ARGS": args}).encode()
-    timeout = float(config.get("pass_timeout", 120))
     started = time.monotonic()
     if config.get("fork", True):
         try:
@@ -205,20 +253,37 @@ def failovers(result: dict[str, Any]) -> int:
     return sum(1 for a in result.get("actions", []) if a.get("action") == "promote" and a.get("status") == "done")
 
 
-def count_failovers(config: dict[str, Any], new: int) -> int:
-    """The running total lives beside the state file, so it survives runner restarts and reboots."""
+def count_failovers(config: dict[str, Any], new: int) -> tuple[int, Optional[str]]:
+    """The running total lives beside the state file, so it survives runner restarts and reboots.
+    (total, a problem to log): a counter that cannot be read is said so, never silently reset."""
     path = config.get("counter_path")
     if not path:
-        return new
+        return new, None
+    problem = None
     try:
         with open(path, encoding="utf-8") as handle:
-            total = int(handle.read().strip() or 0)
-    except (OSError, ValueError):
+            text = handle.read(64).strip()
+        total = int(text or 0)
+        if total < 0:
+            raise ValueError("negative")
+    except FileNotFoundError:
         total = 0
-    if new:
-        total += new
-        write_atomically(path, "%d\n" % total, 0o600)
-    return total
+    except (OSError, ValueError) as exc:
+        aside = "%s.corrupt-%d" % (path, int(time.time()))
+        try:
+            os.replace(path, aside)
+            where = "moved aside to %s" % aside
+        except OSError as move_exc:
+            where = "not moved aside (%s)" % move_exc
+        problem = ("failover counter %s could not be read (%s); %s, counting again from 0"
+                   % (path, getattr(exc, "strerror", None) or exc, where))
+        total = 0
+    if new or problem:
+        try:
+            write_atomically(path, "%d\n" % (total + new), 0o600)
+        except OSError as exc:
+            problem = (problem + "; " if problem else "") + "cannot write failover counter %s: %s" % (path, exc)
+    return total + new, problem
 
 
 def metrics_text(result: dict[str, Any], seconds: float, total_failovers: int, now: float) -> str:
@@ -253,18 +318,45 @@ def write_atomically(path: str, text: str, mode: int) -> None:
 
 
 def on_failover(config: dict[str, Any], result: dict[str, Any]) -> Optional[str]:
+    """Runs the hook with the result on stdin, in a session of its own. Its output goes to a file, not a pipe:
+    a background child that keeps the pipe open would block the runner, and a chatty hook would fill its
+    memory. On timeout the hook's whole process group is killed, not just its shell."""
     command = config.get("on_failover_command")
     if not command:
         return None
+    timeout = config.get("on_failover_timeout", NUMBERS["on_failover_timeout"][0])
     try:
-        done = subprocess.run(["/bin/sh", "-c", command], input=json.dumps(result), capture_output=True,
-                              text=True, timeout=config.get("on_failover_timeout", 60), check=False)
-    except (OSError, subprocess.SubprocessError) as exc:
+        with tempfile.TemporaryFile() as stdin, tempfile.TemporaryFile() as output:
+            stdin.write(json.dumps(result).encode())
+            stdin.seek(0)
+            hook = subprocess.Popen(["/bin/sh", "-c", command], stdin=stdin, stdout=output, stderr=output,
+                                    start_new_session=True)
+            try:
+                code = hook.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                _kill_group(hook.pid)
+                hook.wait()
+                return "on_failover_command did not finish within %ss; it and its children were killed" % timeout
+            except BaseException:
+                _kill_group(hook.pid)
+                hook.wait()
+                raise
+            size = output.seek(0, os.SEEK_END)
+            output.seek(max(size - HOOK_OUTPUT_LIMIT, 0))
+            tail = output.read(HOOK_OUTPUT_LIMIT).decode(errors="replace")
+    except OSError as exc:
         return "on_failover_command did not run: %s" % exc
-    if done.returncode != 0:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-        return "on_failover_command exited %d: %s" % (done.returncode, tail[0][:300])
+    if code != 0:
+        last = tail.strip().splitlines()[-1:] or ["no output"]
+        return "on_failover_command exited %d: %s" % (code, last[0][:300])
     return None
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except OSError:
+        pass
 
 
 def one_pass(config: dict[str, Any]) -> bool:
@@ -273,7 +365,9 @@ def one_pass(config: dict[str, Any]) -> bool:
     line = log_line(result, seconds)
     if line:
         emit(config, line, bool(result.get("failed")))
-    total = count_failovers(config, failovers(result))
+    total, problem = count_failovers(config, failovers(result))
+    if problem:
+        emit(config, problem, True)
     if config.get("metrics_path"):
         try:
             write_atomically(config["metrics_path"], metrics_text(result, seconds, total, time.time()), 0o644)
@@ -288,7 +382,7 @@ def one_pass(config: dict[str, Any]) -> bool:
 
 def loop_until(config: dict[str, Any], ends: float) -> bool:
     """Passes every interval (wall clock) until `ends`; True when none failed."""
-    interval = float(config.get("interval", 1))
+    interval = config.get("interval", NUMBERS["interval"][0])
     ok = True
     next_start = time.time()
     while next_start < ends:
@@ -319,7 +413,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         config = load_config(options.config)
     except (OSError, ValueError) as exc:
-        print("codis-ha runner: cannot read %s: %s" % (options.config, exc), file=sys.stderr)
+        print("codis-ha runner: cannot use %s: %s" % (options.config, exc), file=sys.stderr)
         return 2
     if options.check:
         result, seconds = run_module(config, check=True)
