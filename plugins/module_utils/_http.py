@@ -54,6 +54,15 @@ def redact_url(url: str) -> str:
         return "<unparsable URL>"
 
 
+def url_password(url: str) -> Optional[str]:
+    """The password part of a URL, so that the module can keep it out of every output."""
+    netloc = url.split("://", 1)[-1].split("/", 1)[0]
+    if "@" not in netloc:
+        return None
+    password = netloc.rsplit("@", 1)[0].partition(":")[2]
+    return password or None
+
+
 def url_problem(url: str) -> Optional[str]:
     """Why `url` cannot be a dashboard URL, or None. Never echoes credentials."""
     shown = redact_url(url)
@@ -109,12 +118,12 @@ _CURRENT = _Current()
 
 
 def _watched(cls: Any) -> Any:
-    class Watched(cls):  # type: ignore[misc,valid-type]
+    class WatchedConnection(cls):  # type: ignore[misc,valid-type]
         def getresponse(self, *args: Any, **kwargs: Any) -> Any:
             if _CURRENT.exchange is not None and getattr(self, "sock", None) is not None:
                 _CURRENT.exchange.add(self.sock)
             return super().getresponse(*args, **kwargs)
-    return Watched
+    return WatchedConnection
 
 
 if HAS_REQUESTS:
@@ -190,6 +199,16 @@ class Transport:
                 response.close()
 
 
-def _short(exc: Exception, secret_url: str, shown_url: str) -> str:
+def _short(exc: BaseException, secret_url: str, shown_url: str) -> str:
+    """The root cause in a few words: requests wraps urllib3, which wraps the socket error that matters."""
+    for _depth in range(5):
+        inner = getattr(exc, "reason", None)
+        if not isinstance(inner, BaseException) and exc.args and isinstance(exc.args[0], BaseException):
+            inner = exc.args[0]
+        if not isinstance(inner, BaseException) or inner is exc:
+            break
+        exc = inner
     text = (str(exc) or type(exc).__name__).replace(secret_url, shown_url)
+    if "[Errno" in text:
+        text = text[text.index("[Errno"):]
     return text if len(text) <= 300 else text[:300] + "..."

@@ -170,8 +170,10 @@ class Prober:
             return ProbeResult(addr, ERROR, "not a host:port address (%s)" % exc, attempt)
         client = redis.Redis(host=host, port=port, **self._kwargs)
         try:
+            # INFO is parsed here, not by redis-py's callback, which crashes on a reply of the wrong type.
+            client.set_response_callback("INFO", _raw)
             pipe = client.pipeline(transaction=False)
-            pipe.info()
+            pipe.execute_command("INFO")
             pipe.execute_command("ROLE")
             info, role = pipe.execute(raise_on_error=False)
             # BusyLoadingError is a ConnectionError in redis-py, but a loading server is alive.
@@ -182,7 +184,7 @@ class Prober:
                     raise reply
             if isinstance(info, ResponseError):
                 return _error_result(addr, info, attempt)
-            return parse_info(addr, info, role, attempt)
+            return parse_info(addr, info_fields(info) if isinstance(info, str) else info, role, attempt)
         except BusyLoadingError:
             return ProbeResult(addr, ALIVE, "loading", attempt, loading=True)
         except AuthenticationError as exc:
@@ -202,6 +204,26 @@ class Prober:
                 client.close()
             except Exception:  # pylint: disable=broad-exception-caught
                 pass
+
+
+def _raw(response: Any, **_options: Any) -> Any:
+    return response
+
+
+def info_fields(text: str) -> dict[str, Any]:
+    """INFO's text as a dict: `key:value` lines; `dbN` and `slaveN` values are `a=b,c=d` lists."""
+    out: dict[str, Any] = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition(":")
+        if not sep:
+            continue
+        if (key.startswith("db") and key[2:].isdigit()) or (key.startswith("slave") and key[5:].isdigit()):
+            out[key] = dict(item.partition("=")[::2] for item in value.split(","))
+        else:
+            out[key] = value
+    return out
 
 
 def _error_result(addr: str, exc: Exception, attempt: int) -> ProbeResult:

@@ -131,8 +131,8 @@ def load_state(path: str, now: Optional[float] = None,
             continue
         history[int(key)], problems = GroupHistory.from_dict(value, now)
         notes.extend("group %s: %s" % (key, p) for p in problems)
-    warnings = ["state file %s holds values that were ignored: %s" % (path, "; ".join(notes[:5]) + (
-        "; and %d more" % (len(notes) - 5) if len(notes) > 5 else ""))] if notes else []
+    warnings = ["state file %s holds values that were ignored: %s" % (path, "; ".join(notes[:10]) + (
+        "; and %d more" % (len(notes) - 10) if len(notes) > 10 else ""))] if notes else []
     return history, warnings
 
 

@@ -284,7 +284,7 @@ pass_seconds:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.codis.ha.plugins.module_utils._http import HAS_REQUESTS, REQUESTS_IMPORT_ERROR
+from ansible_collections.codis.ha.plugins.module_utils._http import HAS_REQUESTS, REQUESTS_IMPORT_ERROR, url_password
 from ansible_collections.codis.ha.plugins.module_utils._pass import argument_spec, parameter_problems, run_pass
 from ansible_collections.codis.ha.plugins.module_utils._probe import HAS_REDIS, REDIS_IMPORT_ERROR
 
@@ -295,6 +295,9 @@ INTERNAL_ERROR = "codis_ha stopped on an unexpected error (a bug in codis.ha)"
 def main() -> None:
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
                            required_together=[("redis_tls_cert_path", "redis_tls_key_path")])
+    password = url_password(module.params["dashboard_url"])
+    if password:
+        module.no_log_values.add(password)  # user:password@ in the URL: never echoed, not even in `invocation`
     if not HAS_REDIS:
         module.fail_json(msg=missing_required_lib("redis"), exception=REDIS_IMPORT_ERROR)
     if not HAS_REQUESTS:
