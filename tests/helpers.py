@@ -17,8 +17,12 @@ from simulator.waiting import wait_until
 
 def run_module(args: dict[str, Any], check: bool = False, diff: bool = False) -> dict[str, Any]:
     """Run codis_ha's main() as Ansible would (args in, JSON on stdout out) and return the result."""
+    from ansible.module_utils.common import warnings as ansible_warnings
     from ansible_collections.codis.ha.plugins.modules import codis_ha
 
+    # Ansible keeps warnings in a process-wide list; one in-process run must not report another's.
+    ansible_warnings._global_warnings.clear()  # pylint: disable=protected-access
+    ansible_warnings._global_deprecations.clear()  # pylint: disable=protected-access
     full = dict(args, _ansible_check_mode=check, _ansible_diff=diff)
     out = io.StringIO()
     with patch_module_args(full), contextlib.redirect_stdout(out):

@@ -234,12 +234,6 @@ def _decide_and_act(client: DashboardClient, params: dict[str, Any], topology: T
     probes = prober.probe_all([s.addr for g in selected for s in g.servers])
     now = time.time()
     the_plan = planner(topology, probes, policy, history, now)
-    if the_plan.errors:
-        result = _report(topology, probes, the_plan, Outcome([], []), None, False, started)
-        more = len(the_plan.errors) - 3
-        return PassResult(result, "; ".join(the_plan.errors[:3]) + (
-            "; and %d more server(s) like this" % more if more > 0 else ""))
-
     outcome = Executor(client, prober, verify_timeout=params["verify_timeout"], deadline=deadline).run(
         the_plan, topology, check_mode)
     after: Optional[Topology] = None
@@ -247,11 +241,16 @@ def _decide_and_act(client: DashboardClient, params: dict[str, Any], topology: T
         after = predict(topology, the_plan) if check_mode else _reread(client, topology, outcome)
     result = _report(topology, probes, the_plan, outcome, after, diff, started)
     remembered = remember(history, selected, probes, outcome, now)
+    problems = []
+    if the_plan.errors:
+        more = len(the_plan.errors) - 3
+        problems.append("; ".join(the_plan.errors[:3]) + (
+            "; and %d more server(s) like this" % more if more > 0 else ""))
     if outcome.failed:
-        return PassResult(result, "%d action(s) failed: %s" % (len(outcome.failed), "; ".join(
+        problems.append("%d action(s) failed: %s" % (len(outcome.failed), "; ".join(
             "%s %s in group %d: %s" % (r.action.action, r.action.server, r.action.group, r.detail)
-            for r in outcome.failed)), history=remembered)
-    return PassResult(result, history=remembered)
+            for r in outcome.failed)))
+    return PassResult(result, "; ".join(problems) or None, history=remembered)
 
 
 def remember(history: dict[int, GroupHistory], groups: list[ServerGroup], probes: dict[str, ProbeResult],

@@ -92,13 +92,11 @@ def plan(topology: Topology, probes: dict[str, ProbeResult], policy: Policy,
          history: Optional[dict[int, GroupHistory]] = None, now: float = 0.0) -> Plan:
     groups = [g for g in sorted(topology.groups, key=lambda g: g.id)
               if policy.groups is None or g.id in policy.groups]
-    errors = _auth_errors(groups, probes)
-    if errors:
-        # A wrong password makes every server look dead; acting on that would fail over healthy masters.
-        return Plan(tuple(GroupDecision(g.id, SKIPPED, "not planned: authentication to Redis failed")
-                          for g in groups), tuple(errors))
+    # A refused password says nothing about a server's health: the groups that hold such a server are not
+    # planned, the others are (during a password rotation the rest of the cluster stays protected). The pass
+    # still fails, so that the refusal is seen.
     decisions = [plan_group(g, probes, policy, (history or {}).get(g.id), now) for g in groups]
-    return Plan(tuple(limit_failovers(decisions, policy)))
+    return Plan(tuple(limit_failovers(decisions, policy)), tuple(_auth_errors(groups, probes)))
 
 
 def limit_failovers(decisions: list[GroupDecision], policy: Policy) -> list[GroupDecision]:
@@ -199,6 +197,10 @@ def group_problem(group: ServerGroup, probes: dict[str, ProbeResult]) -> Optiona
     missing = [s.addr for s in group.servers if s.addr not in probes]
     if missing:
         return "no probe result for %s" % ", ".join(missing)
+    refused = [s.addr for s in group.servers if probes[s.addr].status == AUTH_ERROR]
+    if refused:
+        return "authentication to Redis failed at %s (%s); a server that refuses our credentials is not down, " \
+               "the group is not planned" % (", ".join(refused), probes[refused[0]].error)
     garbled = [s.addr for s in group.servers if probes[s.addr].status == ERROR]
     if garbled:
         # An answer the tool does not understand is no basis for a decision about the group, either way.
@@ -335,7 +337,7 @@ def _explain(exclusions: list[tuple[str, str]]) -> str:
 def _auth_errors(groups: list[ServerGroup], probes: dict[str, ProbeResult]) -> list[str]:
     addrs = sorted({s.addr for g in groups for s in g.servers})
     return ["authentication to Redis at %s failed (%s): check redis_password and redis_username; "
-            "a server that refuses our credentials is not down, so nothing was changed"
+            "a server that refuses our credentials is not down, so nothing was changed in its group"
             % (a, probes[a].error) for a in addrs if a in probes and probes[a].status == AUTH_ERROR]
 
 

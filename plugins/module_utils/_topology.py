@@ -39,7 +39,7 @@ def parse_addr(addr: Any) -> tuple[str, int]:
             raise ValueError("no port")
         if ":" in host:
             raise ValueError("an IPv6 address must be written [address]:port")
-    if not port.isdigit() or not port.isascii() or len(port) > 5 or not 1 <= int(port) <= 65535:
+    if not port.isdigit() or not port.isascii() or len(port) > 10 or not 1 <= int(port) <= 65535:
         raise ValueError("port %r is not a number from 1 to 65535" % port)
     if not host or len(host) > 253 or any(c.isspace() or not c.isprintable() or c in "/@[]" for c in host):
         raise ValueError("host %r is not a host name or IP address" % host)

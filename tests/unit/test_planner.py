@@ -196,11 +196,14 @@ def test_master_that_reports_role_slave_is_skipped() -> None:
     assert d.decision == SKIPPED and "reports role slave" in d.reason
 
 
-def test_auth_error_anywhere_plans_nothing() -> None:
+def test_an_auth_error_skips_its_group_and_the_others_are_planned() -> None:
     topo = Topology((G3, group((S3, "master"), gid=2)))
     p = probes(dead(M), slave_after_master_died(S1), slave_after_master_died(S2), ProbeResult(S3, AUTH_ERROR, "NOAUTH"))
     result = plan(topo, p, POLICY)
-    assert result.actions == [] and len(result.errors) == 1 and "NOAUTH" in result.errors[0]
+    assert len(result.errors) == 1 and "NOAUTH" in result.errors[0]
+    assert {a.group for a in result.actions} == {1}
+    [skipped] = result.skipped
+    assert skipped.group == 2 and "authentication to Redis failed at %s" % S3 in skipped.reason
 
 
 def test_groups_filter() -> None:
