@@ -71,6 +71,8 @@ class Node:
     password: Optional[str] = None
     users: dict[str, str] = field(default_factory=dict)
     priority: int = 100
+    ping_period: int = REPL_PING_PERIOD  # repl-ping-replica-period: how often it pings its replicas
+    replid2: str = "0" * 40
     # Codis's own redis build (codis-server) answers SLOTSINFO; the Codis 3 dashboard refuses plain Redis.
     codis_server: bool = False
     # faults
@@ -185,6 +187,7 @@ class World:
                 node.link_up = False
                 node.link_down_since = None
                 node.replid = self._hex40()
+                node.replid2 = "0" * 40
                 node.run_id = self._hex40()
                 node.started = now
             node.hung_since = None
@@ -273,7 +276,9 @@ class World:
                     node.master = None
                     node.link_up = False
                     node.link_down_since = None
-                    # Redis keeps the data and the offset and starts a new replication history.
+                    # Redis keeps the data and the offset and starts a new replication history, remembering
+                    # the one it continued from as replid2.
+                    node.replid2 = node.replid
                     node.replid = self._hex40()
                     self._sync_all()
                 return "OK"
@@ -472,7 +477,7 @@ def _cmd_client(world: World, node: Node, session: Session, args: list[str]) -> 
 
 def _config_values(node: Node) -> dict[str, str]:
     return {"replica-priority": str(node.priority), "slave-priority": str(node.priority),
-            "repl-timeout": str(int(REPL_TIMEOUT)), "repl-ping-replica-period": str(REPL_PING_PERIOD),
+            "repl-timeout": str(int(REPL_TIMEOUT)), "repl-ping-replica-period": str(node.ping_period),
             "port": str(node.port), "bind": node.host}
 
 
@@ -625,7 +630,8 @@ def _info_replication(world: World, node: Node, now: float) -> list[str]:
             if master is not None and master.hung_since is not None:
                 last_io = int(now - max(master.hung_since, node.last_io))
             else:
-                last_io = int(now - max(node.last_io, node.link_since)) % REPL_PING_PERIOD
+                period = master.ping_period if master is not None else REPL_PING_PERIOD
+                last_io = int(now - max(node.last_io, node.link_since)) % period
             lines.append("master_last_io_seconds_ago:%d" % last_io)
         else:
             lines.append("master_last_io_seconds_ago:-1")
@@ -638,7 +644,7 @@ def _info_replication(world: World, node: Node, now: float) -> list[str]:
         lines += ["slave_priority:%d" % node.priority, "slave_read_only:1", "replica_announced:1",
                   "connected_slaves:0"]
     lines += ["master_failover_state:no-failover", "master_replid:%s" % node.replid,
-              "master_replid2:%s" % ("0" * 40), "master_repl_offset:%d" % node.offset,
+              "master_replid2:%s" % node.replid2, "master_repl_offset:%d" % node.offset,
               "second_repl_offset:-1", "repl_backlog_active:%d" % int(bool(node.log)),
               "repl_backlog_size:1048576"]
     return lines

@@ -32,6 +32,7 @@ from ansible_collections.codis.ha.plugins.module_utils._state import (
     PassLock,
     StateError,
     load_state,
+    next_history,
     not_regular,
     save_state,
 )
@@ -240,7 +241,9 @@ def _decide_and_act(client: DashboardClient, params: dict[str, Any], topology: T
     if diff:
         after = predict(topology, the_plan) if check_mode else _reread(client, topology, outcome)
     result = _report(topology, probes, the_plan, outcome, after, diff, started)
-    remembered = remember(history, selected, probes, outcome, now)
+    remembered = next_history(history, selected, probes, the_plan.decisions,
+                              {r.action.group: r.action.server for r in outcome.results
+                               if r.action.action == PROMOTE and r.status == DONE}, now)
     problems = []
     if the_plan.errors:
         more = len(the_plan.errors) - 3
@@ -251,29 +254,6 @@ def _decide_and_act(client: DashboardClient, params: dict[str, Any], topology: T
             "%s %s in group %d: %s" % (r.action.action, r.action.server, r.action.group, r.detail)
             for r in outcome.failed)))
     return PassResult(result, "; ".join(problems) or None, history=remembered)
-
-
-def remember(history: dict[int, GroupHistory], groups: list[ServerGroup], probes: dict[str, ProbeResult],
-             outcome: Outcome, now: float) -> dict[int, GroupHistory]:
-    """The history the next pass starts from: who was alive, since when a master is down, failovers."""
-    out = {gid: GroupHistory(**vars(h)) for gid, h in history.items()}
-    for group in groups:
-        master = group.master
-        seen = probes.get(master.addr) if master else None
-        if master is None or seen is None:
-            continue
-        h = out.setdefault(group.id, GroupHistory())
-        if seen.alive and seen.role == "master":
-            h.master, h.master_offset, h.seen_alive_at, h.down_since = master.addr, seen.offset, now, None
-        elif seen.status == DOWN:
-            if h.master != master.addr:
-                h.master, h.master_offset, h.seen_alive_at = master.addr, None, None
-            h.down_since = h.down_since if h.down_since is not None else now
-    for r in outcome.results:
-        if r.action.action == PROMOTE and r.status == DONE:
-            out[r.action.group] = GroupHistory(master=r.action.server, master_offset=probes[r.action.server].offset,
-                                               seen_alive_at=now, last_failover_at=now)
-    return out
 
 
 def _reread(client: DashboardClient, before: Topology, outcome: Outcome) -> Topology:

@@ -28,6 +28,7 @@ REPOINT = "repoint"
 READD = "readd"
 
 HEALTHY = "healthy"
+DEGRADED = "degraded"
 REPAIR = "repair"
 FAILOVER = "failover"
 NO_CANDIDATE = "no_candidate"
@@ -72,6 +73,8 @@ class GroupDecision:
     reason: str
     master: Optional[str] = None
     actions: tuple[Action, ...] = ()
+    # The pass judged the master down (after the second opinion): the down_after clock runs only then.
+    master_down: bool = False
 
 
 @dataclass(frozen=True)
@@ -107,8 +110,8 @@ def limit_failovers(decisions: list[GroupDecision], policy: Policy) -> list[Grou
         return decisions
     why = ("%d groups would fail over in one pass, above max_failovers_per_pass=%d: this host is probably "
            "cut off from the masters, so none is failed over (force overrides)" % (len(failovers), limit))
-    return [GroupDecision(d.group, REFUSED, "%s; %s" % (why, d.reason), d.master) if d.decision == FAILOVER
-            else d for d in decisions]
+    return [GroupDecision(d.group, REFUSED, "%s; %s" % (why, d.reason), d.master, master_down=True)
+            if d.decision == FAILOVER else d for d in decisions]
 
 
 def plan_group(group: ServerGroup, probes: dict[str, ProbeResult], policy: Policy,
@@ -120,60 +123,115 @@ def plan_group(group: ServerGroup, probes: dict[str, ProbeResult], policy: Polic
     if master is None:  # group_problem() has ruled this out; kept for the type checker
         return GroupDecision(group.id, SKIPPED, "no single master")
     seen = probes[master.addr]
+    # Only what earlier passes saw of this very master is evidence about it.
+    record = history if history is not None and history.master == master.addr else None
 
     if seen.alive:
-        if seen.loading:
-            return GroupDecision(group.id, SKIPPED, "master %s is loading its dataset; waiting for it"
-                                 % master.addr, master.addr)
-        if seen.role != "master":
-            return GroupDecision(group.id, SKIPPED, "master %s is alive but reports role %s (of %s); an "
-                                 "operator must decide which server is the master"
-                                 % (master.addr, seen.role, seen.master_addr), master.addr)
-        actions = repair_actions(group, master.addr, probes, policy, exclude=())
-        if not actions:
-            return GroupDecision(group.id, HEALTHY, "master %s is alive and every live slave replicates "
-                                 "from it" % master.addr, master.addr)
-        return GroupDecision(group.id, REPAIR, "master %s is alive; %d server(s) to bring back under it"
-                             % (master.addr, len(actions)), master.addr, tuple(actions))
+        return _plan_live_master(group, master.addr, seen, probes, policy)
 
     down = "master %s is down (%d failed probe(s): %s)" % (master.addr, seen.attempts, seen.error)
-    witnesses = master_witnesses(group, master.addr, probes, policy)
+    witnesses = master_witnesses(group, master.addr, probes, policy, record, now)
     if witnesses:
         return GroupDecision(group.id, REFUSED, "master %s is unreachable from here, seen alive by %s; "
                              "not failing over a master that its slaves still see"
                              % (master.addr, ", ".join(witnesses)), master.addr)
     if master.dashboard_alive and not policy.force:
         return GroupDecision(group.id, REFUSED, "master %s is unreachable from here, but the dashboard's own "
-                             "last poll of it succeeded; not failing over a master the dashboard still reaches "
+                             "fresh poll of it succeeded; not failing over a master the dashboard still reaches "
                              "(force overrides)" % master.addr, master.addr)
-    # Only a clock started for this very master counts: a stored time for another master is no evidence.
-    down_for = (max(now - history.down_since, 0.0) if history and history.down_since is not None
-                and history.master == master.addr else 0.0)
+    # From here on the master is judged down: the down_after clock runs (a refusal above does not start it).
+    down_for = max(now - record.down_since, 0.0) if record and record.down_since is not None else 0.0
     if down_for < policy.down_after and not policy.force:
         return GroupDecision(group.id, REFUSED, "%s, seen down for %.1f s so far; down_after is %s s, waiting "
-                             "for later passes to confirm" % (down, down_for, policy.down_after), master.addr)
+                             "for later passes to confirm" % (down, down_for, policy.down_after), master.addr,
+                             master_down=True)
     since_failover = now - history.last_failover_at if history and history.last_failover_at else None
     if since_failover is not None and since_failover < policy.min_failover_interval and not policy.force:
         return GroupDecision(group.id, REFUSED, "%s, but the group failed over %.0f s ago, inside "
                              "min_failover_interval (%s s); not flapping (force overrides)"
-                             % (down, since_failover, policy.min_failover_interval), master.addr)
-    known_offset = history.master_offset if history and history.master == master.addr else None
-    candidate, exclusions = select_candidate(group, master.addr, probes, policy, down_for, known_offset)
-    if candidate is None:
+                             % (down, since_failover, policy.min_failover_interval), master.addr, master_down=True)
+    known_offset = record.master_offset if record else None
+    outage = _outage(group, master.addr, probes, record, down_for, now)
+    candidate, exclusions = select_candidate(group, master.addr, probes, policy, outage, known_offset)
+    finishing = half_done_promotion(group, master.addr, probes, record)
+    if finishing is not None and (candidate is None or (probes[finishing].offset or 0) >= (
+            probes[candidate].offset or 0)):
+        # The dashboard sent SLAVEOF NO ONE to this slave and then failed to record it: it holds the newest
+        # data, so the promotion to make is that one; promoting another would make it lose its writes.
+        candidate = finishing
+        why = ("%s; %s already answers role master with the newest data (offset %d, continued from the master's "
+               "history): finishing a half-done promotion" % (down, finishing, probes[finishing].offset or 0))
+    elif candidate is None:
         return GroupDecision(group.id, NO_CANDIDATE, "%s and no slave can take over: %s"
-                             % (down, _explain(exclusions) or "the group has no slave"), master.addr)
-    chosen = probes[candidate]
-    why = "%s; %s has the highest replication offset (%d) among eligible slaves" % (
-        down, candidate, chosen.offset or 0)
+                             % (down, _explain(exclusions) or "the group has no slave"), master.addr,
+                             master_down=True)
+    else:
+        why = "%s; %s has the highest replication offset (%d) among eligible slaves" % (
+            down, candidate, probes[candidate].offset or 0)
     if known_offset is not None:
         why += " (%d bytes behind the master's last known offset %d)" % (
-            max(known_offset - (chosen.offset or 0), 0), known_offset)
+            max(known_offset - (probes[candidate].offset or 0), 0), known_offset)
     if exclusions:
-        why += "; not eligible: %s" % _explain(exclusions)
+        why += "; not eligible: %s" % _explain([e for e in exclusions if e[0] != candidate])
     promote = Action(group.id, PROMOTE, candidate, master.addr, candidate, why)
     after = group.with_types({master.addr: "offline", candidate: "master"})
-    followers = repair_actions(after, candidate, probes, policy, exclude=(master.addr,))
-    return GroupDecision(group.id, FAILOVER, why, candidate, (promote,) + tuple(followers))
+    followers, kept = repair_actions(after, candidate, probes, policy, exclude=(master.addr,),
+                                     ceiling=probes[candidate])
+    if kept:
+        why += "; %s" % kept
+    return GroupDecision(group.id, FAILOVER, why, candidate, (promote,) + tuple(followers), master_down=True)
+
+
+def _plan_live_master(group: ServerGroup, master: str, seen: ProbeResult, probes: dict[str, ProbeResult],
+                      policy: Policy) -> GroupDecision:
+    if seen.loading:
+        return GroupDecision(group.id, SKIPPED, "master %s is loading its dataset; waiting for it" % master, master)
+    if seen.role != "master":
+        return GroupDecision(group.id, SKIPPED, "master %s is alive but reports role %s (of %s); an operator "
+                             "must decide which server is the master" % (master, seen.role, seen.master_addr),
+                             master)
+    actions, kept = repair_actions(group, master, probes, policy, exclude=(), ceiling=seen)
+    if actions:
+        return GroupDecision(group.id, REPAIR, "master %s is alive; %d server(s) to bring back under it%s"
+                             % (master, len(actions), "; " + kept if kept else ""), master, tuple(actions))
+    linked = [s.addr for s in group.of_type("slave") if probes[s.addr].alive
+              and probes[s.addr].replicates_from(master) and probes[s.addr].link_up]
+    if not linked:
+        # Alive but alone: one more failure and the group has nothing to fail over to.
+        return GroupDecision(group.id, DEGRADED, "master %s is alive but has no live slave with its link up; the "
+                             "group cannot fail over%s" % (master, "; " + kept if kept else ""), master)
+    return GroupDecision(group.id, HEALTHY, "master %s is alive and its live slaves replicate from it (%s)%s"
+                         % (master, ", ".join(linked), "; " + kept if kept else ""), master)
+
+
+def _outage(group: ServerGroup, master: str, probes: dict[str, ProbeResult], record: Optional[GroupHistory],
+            down_for: float, now: float) -> float:
+    """The longest the master can have been gone. The tool's own record bounds it (it saw the master alive at
+    seen_alive_at); without one, the freshest slave's link-down age is the only clue. The slaves' ages alone
+    would make every slave look fresh when they all lost the link long before the master died."""
+    if record is not None and record.seen_alive_at is not None:
+        return max(now - record.seen_alive_at, down_for)
+    ages = [p.link_down_seconds for p in (probes[s.addr] for s in group.of_type("slave"))
+            if p.alive and p.replicates_from(master) and p.link_up is False
+            and p.link_down_seconds is not None and p.link_down_seconds >= 0]
+    return max(min(ages) if ages else 0.0, down_for)
+
+
+def half_done_promotion(group: ServerGroup, master: str, probes: dict[str, ProbeResult],
+                        record: Optional[GroupHistory]) -> Optional[str]:
+    """A slave of the group that answers role master and continued from the master's replication history:
+    the dashboard's promote sent it SLAVEOF NO ONE and failed to record it. The one with the newest data."""
+    lineage = {p.replid for p in (probes[s.addr] for s in group.of_type("slave"))
+               if p.alive and p.replicates_from(master) and p.replid}
+    if record is not None and record.master_replid:
+        lineage.add(record.master_replid)
+    found = [probes[s.addr] for s in group.of_type("slave")
+             if s.addr != master and probes[s.addr].alive and probes[s.addr].role == "master"
+             and not probes[s.addr].loading and probes[s.addr].offset is not None
+             and probes[s.addr].replid2 in lineage]
+    if not found:
+        return None
+    return min(found, key=lambda p: (-(p.offset or 0), p.addr)).addr
 
 
 def group_problem(group: ServerGroup, probes: dict[str, ProbeResult]) -> Optional[str]:
@@ -209,24 +267,42 @@ def group_problem(group: ServerGroup, probes: dict[str, ProbeResult]) -> Optiona
     return None
 
 
-def master_witnesses(group: ServerGroup, master: str, probes: dict[str, ProbeResult],
-                     policy: Policy) -> list[str]:
-    """Slaves that still have a live link to the master: the second opinion before a failover."""
+def witness_window(policy: Policy, record: Optional[GroupHistory]) -> float:
+    """How recent a slave's last I/O from the master must be to count as a sign of life. A master pings its
+    replicas every repl-ping-replica-period, so an idle healthy master's slaves report up to that; the window
+    is the period learned from the master while it was alive plus half of it (at least a second), and the
+    policy's fixed window when the period is unknown."""
+    if record is not None and record.ping_period:
+        return record.ping_period + max(1.0, record.ping_period / 2.0)
+    return float(policy.witness_max_io_seconds)
+
+
+def master_witnesses(group: ServerGroup, master: str, probes: dict[str, ProbeResult], policy: Policy,
+                     record: Optional[GroupHistory] = None, now: float = 0.0) -> list[str]:
+    """Slaves that still have a live link to the master: the second opinion before a failover. A slave counts
+    only if it heard from the master after this tool last saw it alive (otherwise it knows nothing newer)."""
+    window = witness_window(policy, record)
+    lost_for = now - record.seen_alive_at if record is not None and record.seen_alive_at is not None else None
     out = []
     for server in sorted(group.of_type("slave"), key=lambda s: s.addr):
         seen = probes[server.addr]
-        if (seen.alive and seen.replicates_from(master) and seen.link_up
-                and seen.last_io_seconds is not None and seen.last_io_seconds <= policy.witness_max_io_seconds):
-            out.append("%s (link up, last I/O %d s ago)" % (server.addr, seen.last_io_seconds))
+        if not (seen.alive and seen.replicates_from(master) and seen.link_up and seen.last_io_seconds is not None):
+            continue
+        if seen.last_io_seconds > window:
+            continue
+        if lost_for is not None and seen.last_io_seconds > lost_for:
+            continue
+        out.append("%s (link up, last I/O %d s ago)" % (server.addr, seen.last_io_seconds))
     return out
 
 
 def select_candidate(group: ServerGroup, old_master: str, probes: dict[str, ProbeResult],
-                     policy: Optional[Policy] = None, down_for: float = 0.0,
+                     policy: Optional[Policy] = None, outage: Optional[float] = None,
                      known_offset: Optional[int] = None) -> tuple[Optional[str], list[tuple[str, str]]]:
-    """Sentinel-style: filter with a named reason per exclusion, then a total order."""
+    """Sentinel-style: filter with a named reason per exclusion, then a total order. `outage` is the longest
+    the master can have been gone (see _outage)."""
     policy = policy or Policy()
-    master_down_for = _master_down_for(group, old_master, probes, down_for)
+    master_down_for = _outage(group, old_master, probes, None, 0.0, 0.0) if outage is None else outage
     eligible: list[ProbeResult] = []
     exclusions: list[tuple[str, str]] = []
     for server in sorted(group.servers, key=lambda s: s.addr):
@@ -244,14 +320,6 @@ def select_candidate(group: ServerGroup, old_master: str, probes: dict[str, Prob
         return None, exclusions
     best = min(eligible, key=lambda p: (-(p.offset or 0), p.priority or 0, p.addr))
     return best.addr, exclusions
-
-
-def _master_down_for(group: ServerGroup, master: str, probes: dict[str, ProbeResult], down_for: float) -> float:
-    """How long the master has been gone: the freshest slave's link-down age, or what the passes saw."""
-    ages = [p.link_down_seconds for p in (probes[s.addr] for s in group.of_type("slave"))
-            if p.alive and p.replicates_from(master) and p.link_up is False
-            and p.link_down_seconds is not None and p.link_down_seconds >= 0]
-    return max(min(ages) if ages else 0.0, down_for)
 
 
 def _stale(seen: ProbeResult, master_down_for: float, policy: Policy) -> Optional[str]:
@@ -297,9 +365,15 @@ def _ineligible(server_type: str, seen: ProbeResult, old_master: str) -> Optiona
 
 
 def repair_actions(group: ServerGroup, master: str, probes: dict[str, ProbeResult], policy: Policy,
-                   exclude: tuple[str, ...]) -> list[Action]:
-    """Slaves that do not follow `master` are re-pointed; live `offline` servers are re-added."""
+                   exclude: tuple[str, ...], ceiling: Optional[ProbeResult] = None) -> tuple[list[Action], str]:
+    """Slaves that do not follow `master` are re-pointed; live `offline` servers are re-added. A slave that
+    answers role master, continued from the same replication history as `master` (what `ceiling` says of it)
+    and holds more data is never re-pointed: its writes would be lost to a full sync. (A returning old master
+    has started a history of its own; its divergent writes are reported when it is re-added.) Returns the
+    actions and a note on the servers kept out, if any."""
+    lineage = {r for r in (ceiling.replid, ceiling.replid2) if r} if ceiling is not None else set()
     actions = []
+    kept = []
     for server in sorted(group.servers, key=lambda s: s.addr):
         if server.addr == master or server.addr in exclude:
             continue
@@ -307,6 +381,12 @@ def repair_actions(group: ServerGroup, master: str, probes: dict[str, ProbeResul
         if not seen.alive or seen.loading:
             continue
         if server.type == "slave" and policy.repoint_slaves and not seen.replicates_from(master):
+            if (seen.role == "master" and ceiling is not None and seen.replid2 in lineage
+                    and (seen.offset or 0) > (ceiling.offset or 0)):
+                kept.append("%s answers role master with more data (offset %d) than %s (offset %d) and is not "
+                            "re-pointed; an operator must decide" % (server.addr, seen.offset or 0, master,
+                                                                      ceiling.offset or 0))
+                continue
             actions.append(Action(group.id, REPOINT, server.addr, None, master,
                                   "slave %s %s; re-pointed to master %s%s" % (
                                       server.addr, _following(seen), master, _divergence(seen))))
@@ -314,7 +394,7 @@ def repair_actions(group: ServerGroup, master: str, probes: dict[str, ProbeResul
             actions.append(Action(group.id, READD, server.addr, None, master,
                                   "offline server %s is alive (%s); re-added as a slave of %s%s" % (
                                       server.addr, _following(seen), master, _divergence(seen))))
-    return actions
+    return actions, "; ".join(kept)
 
 
 def _following(seen: ProbeResult) -> str:

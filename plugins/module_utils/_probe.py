@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Optional
 
 from ansible_collections.codis.ha.plugins.module_utils._checks import (
@@ -175,7 +175,9 @@ class Prober:
             pipe = client.pipeline(transaction=False)
             pipe.execute_command("INFO")
             pipe.execute_command("ROLE")
-            info, role = pipe.execute(raise_on_error=False)
+            # Redis 7 names it repl-ping-replica-period, codis-server (Redis 3.2) repl-ping-slave-period.
+            pipe.execute_command("CONFIG", "GET", "repl-ping-*-period")
+            info, role, config = pipe.execute(raise_on_error=False)
             # BusyLoadingError is a ConnectionError in redis-py, but a loading server is alive.
             if isinstance(info, BusyLoadingError):
                 return ProbeResult(addr, ALIVE, "loading", attempt, loading=True)
@@ -184,13 +186,14 @@ class Prober:
                     raise reply
             if isinstance(info, ResponseError):
                 return _error_result(addr, info, attempt)
-            return parse_info(addr, info_fields(info) if isinstance(info, str) else info, role, attempt)
+            result = parse_info(addr, info_fields(info) if isinstance(info, str) else info, role, attempt)
+            return replace(result, ping_period=_ping_period(config)) if result.alive else result
         except BusyLoadingError:
             return ProbeResult(addr, ALIVE, "loading", attempt, loading=True)
         except AuthenticationError as exc:
             return ProbeResult(addr, AUTH_ERROR, _text(exc), attempt)
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-            return ProbeResult(addr, DOWN, _text(exc), attempt)
+            return ProbeResult(addr, DOWN, _text(exc), attempt, refused=_refused(exc))
         except ResponseError as exc:
             return _error_result(addr, exc, attempt)
         except RedisError as exc:
@@ -208,6 +211,25 @@ class Prober:
 
 def _raw(response: Any, **_options: Any) -> Any:
     return response
+
+
+def _refused(exc: BaseException) -> bool:
+    while exc is not None:
+        if isinstance(exc, ConnectionRefusedError) or "Connection refused" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return False
+
+
+def _ping_period(config: Any) -> Optional[int]:
+    """The period from CONFIG GET's reply (a flat list or a dict), or None (no CONFIG for us, or nonsense)."""
+    if isinstance(config, list):
+        config = dict(zip(config[::2], config[1::2]))
+    if not isinstance(config, dict):
+        return None
+    values = [_int(v) for v in config.values()]
+    period = next((v for v in values if v is not None), None)
+    return period if period is not None and 1 <= period <= 3600 else None
 
 
 def info_fields(text: str) -> dict[str, Any]:
@@ -245,6 +267,10 @@ def _int(value: Any) -> Optional[int]:
         return None
 
 
+def _str(value: Any) -> Optional[str]:
+    return value if isinstance(value, str) and value and value.strip("0") else None
+
+
 def _kind(value: Any) -> str:
     text = repr(value)
     return "%s %s" % (type(value).__name__, text if len(text) <= 60 else text[:60] + "...")
@@ -270,8 +296,8 @@ def parse_info(addr: str, info: Any, role: Any, attempt: int) -> ProbeResult:
             return ProbeResult(addr, ERROR, "INFO field %s is %r, not a number" % (name, info[name]), attempt)
     keys = sum(_int(v.get("keys")) or 0 for k, v in info.items()
                if k.startswith("db") and isinstance(v, dict))
-    common = dict(offset=_int(info.get("master_repl_offset")), replid=info.get("master_replid"),
-                  keys=keys, loading=bool(_int(info.get("loading"))))
+    common = dict(offset=_int(info.get("master_repl_offset")), replid=_str(info.get("master_replid")),
+                  replid2=_str(info.get("master_replid2")), keys=keys, loading=bool(_int(info.get("loading"))))
     if kind == "master":
         replicas = tuple("%s:%s" % (v.get("ip"), v.get("port")) for k, v in sorted(info.items())
                          if k.startswith("slave") and k[5:].isdigit() and isinstance(v, dict))

@@ -23,10 +23,10 @@ import os
 import stat
 import tempfile
 import time
-from dataclasses import asdict
-from typing import Optional
+from dataclasses import asdict, replace
+from typing import Iterable, Optional
 
-from ansible_collections.codis.ha.plugins.module_utils._topology import GroupHistory
+from ansible_collections.codis.ha.plugins.module_utils._topology import GroupHistory, ProbeResult, ServerGroup
 
 VERSION = 1
 
@@ -159,3 +159,34 @@ def save_state(path: str, history: dict[int, GroupHistory]) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def next_history(history: dict[int, GroupHistory], groups: Iterable[ServerGroup], probes: dict[str, ProbeResult],
+                 decisions: Iterable[object], promoted: dict[int, str], now: float) -> dict[int, GroupHistory]:
+    """The history the next pass starts from. Per group: the master's record (last seen alive, its offset,
+    replication id and ping period), since when the pass has judged it down, and the last failover. The down
+    clock runs only while the pass judges the master down after the second opinion: a pass that refused because
+    a slave still sees the master does not start it (that would let down_after be bypassed later)."""
+    judged_down = {getattr(d, "group"): bool(getattr(d, "master_down", False)) for d in decisions}
+    out = {gid: replace(h) for gid, h in history.items()}
+    for group in groups:
+        master = group.master
+        seen = probes.get(master.addr) if master else None
+        if master is None or seen is None:
+            continue
+        h = out.get(group.id) or GroupHistory()
+        if h.master != master.addr:
+            h = GroupHistory(master=master.addr, last_failover_at=h.last_failover_at)
+        if seen.alive and seen.role == "master":
+            h = replace(h, master_offset=seen.offset, seen_alive_at=now, down_since=None,
+                        master_replid=seen.replid or h.master_replid, ping_period=seen.ping_period or h.ping_period)
+        elif judged_down.get(group.id):
+            h = replace(h, down_since=h.down_since if h.down_since is not None else now)
+        else:
+            h = replace(h, down_since=None)
+        out[group.id] = h
+    for gid, server in promoted.items():
+        seen = probes.get(server)
+        out[gid] = GroupHistory(master=server, master_offset=seen.offset if seen else None, seen_alive_at=now,
+                                last_failover_at=now, master_replid=None, ping_period=None)
+    return out

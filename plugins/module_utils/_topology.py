@@ -176,8 +176,15 @@ class ProbeResult:
     loading: bool = False
     syncing: bool = False
     replid: Optional[str] = None
+    # The replication history this server continued from (INFO master_replid2): a slave that was promoted keeps
+    # its old master's replid here, which tells a half-done promotion from a stranger.
+    replid2: Optional[str] = None
     keys: Optional[int] = None
     replicas: tuple[str, ...] = field(default_factory=tuple)
+    # The connection was refused (the host answered, nothing listens): a dead process, not a silent host.
+    refused: bool = False
+    # The master's repl-ping-replica-period (CONFIG GET), when it lets us read it: sizes the witness window.
+    ping_period: Optional[int] = None
 
     @property
     def alive(self) -> bool:
@@ -200,6 +207,8 @@ class GroupHistory:
     seen_alive_at: Optional[float] = None
     down_since: Optional[float] = None
     last_failover_at: Optional[float] = None
+    master_replid: Optional[str] = None
+    ping_period: Optional[int] = None
 
     @classmethod
     def from_dict(cls, data: Any, now: float) -> tuple["GroupHistory", list[str]]:
@@ -215,6 +224,10 @@ class GroupHistory:
                 continue
             if f.name == "master":
                 ok = isinstance(value, str) and canonical_addr(value) is not None
+            elif f.name == "master_replid":
+                ok = isinstance(value, str) and len(value) <= 64
+            elif f.name == "ping_period":
+                ok = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 3600
             elif f.name == "master_offset":
                 ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
             else:

@@ -51,7 +51,7 @@ def test_a_master_the_dashboard_still_reaches_is_not_failed_over_without_force(
     refused = run_module(args3)
     assert refused["changed"] is False and cluster3.master_of(1) == old
     [skip] = [s for s in refused["skipped_groups"] if s["group"] == 1]
-    assert "dashboard's own last poll" in skip["reason"]
+    assert "dashboard's own fresh poll" in skip["reason"]
     forced = run_module(dict(args3, force=True))
     assert len(promotions(forced)) == 1 and cluster3.master_of(1) != old
 

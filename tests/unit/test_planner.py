@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from ansible_collections.codis.ha.plugins.module_utils._planner import (
+    DEGRADED,
     FAILOVER,
     HEALTHY,
     NO_CANDIDATE,
@@ -160,12 +161,12 @@ def test_live_offline_server_is_readded() -> None:
     d = plan_group(g, probes(master(M), master(S1, 5, keys=2)), POLICY)
     assert [(a.action, a.server) for a in d.actions] == [(READD, S1)]
     assert "offset 5, 2 keys" in d.actions[0].reason
-    assert plan_group(g, probes(master(M), master(S1)), Policy(reuse_offline=False)).decision == HEALTHY
+    assert plan_group(g, probes(master(M), master(S1)), Policy(reuse_offline=False)).decision == DEGRADED
 
 
 def test_dead_offline_server_is_left_alone() -> None:
     g = group((M, "master"), (S1, "offline"))
-    assert plan_group(g, probes(master(M), dead(S1)), POLICY).decision == HEALTHY
+    assert plan_group(g, probes(master(M), dead(S1)), POLICY).decision == DEGRADED
 
 
 def test_old_master_is_not_readded_in_the_failover_pass() -> None:
