@@ -38,6 +38,7 @@ class DashboardFaults:
     promote_stuck: int = 0  # promote stops in "preparing" (proxies did not answer) and answers an error
     promote_slaveof_fails: int = 0  # the SLAVEOF NO ONE step fails; the real dashboard only logs it
     migration: int = 0  # running slot migrations (slot_action.executor); promote refuses meanwhile
+    migrating_slots: int = 0  # slots whose action state is "migrating" while the executor shows 0
     stale_stats: bool = False  # the dashboard's own stats loop is stuck: it serves what it saw last
 
 
@@ -86,7 +87,7 @@ class ModelRedis:
 
     def stats(self, addr: str) -> dict[str, Any]:
         """What the Codis 3 dashboard's stats loop records for a server (RedisStats)."""
-        now = int(time.time())
+        now = int(self.world.clock.now())
         node = self.world.nodes.get(addr)
         if node is None or node.killed:
             return {"error": {"cause": "dial tcp %s: connect: connection refused" % addr}, "unixtime": now}
@@ -194,6 +195,7 @@ class Codis2Dashboard:
             assert world is not None, "fake nodes need a World"
             redis_side = ModelRedis(world, redis_timeout)
         self.redis_side = redis_side
+        self.world = world
         self.state = Codis2State(product_name=product_name)
         self.faults = DashboardFaults()
         self.audit: list[AuditEntry] = []
@@ -455,6 +457,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
         pass
+
+    def date_time_string(self, timestamp: Optional[float] = None) -> str:
+        # The Date header follows the world's clock, which tests move forward without sleeping.
+        world = self.dashboard.world
+        return super().date_time_string(world.clock.now() if world is not None and timestamp is None else timestamp)
 
     def _dispatch(self) -> None:
         dash = self.dashboard

@@ -173,7 +173,7 @@ class Codis3Dashboard(Codis2Dashboard):
             models = [json.loads(json.dumps(self.groups3[gid])) for gid in sorted(self.groups3)]
             stats = {addr: dict(v) for addr, v in self.stats_cache.items()}
         return {
-            "closed": False, "slots": [],
+            "closed": False, "slots": self._slots(),
             # An empty Go slice marshals as null, not [].
             "group": {"models": models or None, "stats": stats},
             "proxy": {"models": [], "stats": {}},
@@ -181,6 +181,21 @@ class Codis3Dashboard(Codis2Dashboard):
                             "executor": self.faults.migration},
             "sentinels": {"model": {"servers": [], "out_of_sync": False}, "stats": {}, "masters": {}},
         }
+
+    def _slots(self) -> list[dict[str, Any]]:
+        """The slot mappings; with the `migrating_slots` fault the first N are being moved, which the real
+        dashboard shows only here (slot_action.executor stays 0 between batches)."""
+        with self._state_lock:
+            gids = sorted(self.groups3)
+        if not gids:
+            return []
+        out = []
+        for sid in range(16):
+            slot: dict[str, Any] = {"id": sid, "group_id": gids[sid % len(gids)], "action": {}}
+            if sid < self.faults.migrating_slots:
+                slot["action"] = {"index": sid + 1, "state": "migrating", "target_id": gids[(sid + 1) % len(gids)]}
+            out.append(slot)
+        return out
 
     # ------------------------------------------------------------------ group actions
     def _group(self, gid: int) -> dict[str, Any]:
@@ -246,8 +261,9 @@ class Codis3Dashboard(Codis2Dashboard):
                     raise DashboardError("group-[%d] is promoting index = %d" % (gid, index))
             elif index == 0:
                 raise DashboardError("group-[%d] can't promote master" % gid)
-            if self.faults.migration:
-                raise DashboardError("slots-migration is running = %d" % self.faults.migration)
+            if self.faults.migration or self.faults.migrating_slots:
+                raise DashboardError("slots-migration is running = %d" % (self.faults.migration
+                                                                          or self.faults.migrating_slots))
             if not promoting:
                 group["promoting"] = {"index": index, "state": "preparing"}
             if self.faults.promote_stuck > 0:

@@ -78,7 +78,7 @@ class _HTTPHandler(socketserver.BaseRequestHandler):
                     header = reader.readline(65537)
                     if header in (b"\r\n", b"\n", b""):
                         break
-                    name, _, value = header.decode("latin-1").partition(":")
+                    name, _colon, value = header.decode("latin-1").partition(":")
                     if name.strip().lower() == "content-length":
                         length = int(value.strip() or 0)
                 body = reader.read(length) if length else b""

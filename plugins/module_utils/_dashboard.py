@@ -25,10 +25,15 @@ from typing import Any, Callable, Optional
 from urllib.parse import quote
 
 from ansible_collections.codis.ha.plugins.module_utils._deadline import NO_DEADLINE, Deadline
-from ansible_collections.codis.ha.plugins.module_utils._http import DEFAULT_MAX_BYTES, Transport, TransportError
+from ansible_collections.codis.ha.plugins.module_utils._http import DEFAULT_MAX_BYTES, Transport, TransportError, now_or
 from ansible_collections.codis.ha.plugins.module_utils._topology import Server, ServerGroup, Topology, parse_addr
 
 LOCK_CONFLICT = "zkutil: obtaining lock timed out"
+# The Codis 3 dashboard polls every server about once a second; an older poll is no opinion (its stats loop may
+# have frozen, and it would go on showing a dead master alive).
+FRESH_POLL_SECONDS = 5.0
+# Slot actions that mean a migration is under way (the executor counter is almost never non-zero).
+MIGRATING_STATES = ("pending", "preparing", "prepared", "migrating")
 EMPTY_CLUSTER = "zk: node does not exist"
 
 
@@ -187,7 +192,9 @@ class Codis3Client(DashboardClient):
     # ------------------------------------------------------------------ reads
     def topology(self) -> Topology:
         path = "/api/topom/stats/%s" % self.xauth
-        return parse_stats(self._request("GET", path), "GET /api/topom/stats")
+        data = self._request("GET", path)
+        # Freshness is judged by the dashboard's own clock (its Date header), not by ours.
+        return parse_stats(data, "GET /api/topom/stats", now_or(self._transport.last_date))
 
     def group(self, gid: int) -> ServerGroup:
         group = self.topology().group(gid)
@@ -242,8 +249,9 @@ class Codis3Client(DashboardClient):
         raise DashboardRejected(status, cause)
 
 
-def parse_stats(data: Any, where: str) -> Topology:
-    """GET /api/topom/stats -> Topology: servers[0] is the master, the dashboard's polls are its opinion."""
+def parse_stats(data: Any, where: str, now: Optional[float] = None) -> Topology:
+    """GET /api/topom/stats -> Topology: servers[0] is the master, the dashboard's fresh polls are its opinion.
+    `now` is the dashboard's clock (None: the polls are taken as they are, for tests of the shape alone)."""
     if not isinstance(data, dict) or not isinstance(data.get("group"), dict):
         raise DashboardBadReply("%s: expected an object with a group object, got %s" % (where, _clip(data)))
     if data.get("closed") is True:
@@ -254,6 +262,7 @@ def parse_stats(data: Any, where: str) -> Topology:
         raise DashboardBadReply("%s: group.models must be a list and group.stats an object" % where)
     slot_action = data.get("slot_action") if isinstance(data.get("slot_action"), dict) else {}
     migrations = slot_action.get("executor") or 0
+    migrating = _migrating_slots(data.get("slots"))
     groups = []
     for item in models:
         if not isinstance(item, dict):
@@ -264,16 +273,16 @@ def parse_stats(data: Any, where: str) -> Topology:
         as_v2 = {"id": item.get("id"), "servers": [
             {"addr": s.get("server"), "type": "master" if i == 0 else "slave"} for i, s in enumerate(servers)]}
         group = parse_group(as_v2, where)
-        group = replace(group, servers=tuple(replace(s, dashboard_alive=_polled_alive(stats.get(s.addr)))
+        group = replace(group, servers=tuple(replace(s, dashboard_alive=_polled_alive(stats.get(s.addr), now))
                                              for s in group.servers))
         promoting = item.get("promoting") if isinstance(item.get("promoting"), dict) else {}
         if promoting.get("state"):
             group = replace(group, busy="the dashboard shows a promotion in progress (index %s, state %s); an "
                             "operator must finish or undo it, the group is not touched"
                             % (promoting.get("index", 0), promoting["state"]))
-        elif migrations:
-            group = replace(group, busy="a slot migration is running (%s executor(s)); the dashboard refuses "
-                            "promotions until it ends" % migrations)
+        elif migrations or migrating:
+            group = replace(group, busy="a slot migration is running (%s); the dashboard refuses promotions until "
+                            "it ends" % (migrating or "%s executor(s)" % migrations))
         groups.append(group)
     ids = [g.id for g in groups]
     if len(set(ids)) != len(ids):
@@ -281,12 +290,30 @@ def parse_stats(data: Any, where: str) -> Topology:
     return Topology(tuple(sorted(groups, key=lambda g: g.id)), demoted_type="slave")
 
 
-def _polled_alive(seen: Any) -> Optional[bool]:
+def _polled_alive(seen: Any, now: Optional[float]) -> Optional[bool]:
     if not isinstance(seen, dict):
         return None
+    polled = seen.get("unixtime")
+    if now is not None and (isinstance(polled, bool) or not isinstance(polled, (int, float))
+                            or not -FRESH_POLL_SECONDS <= now - polled <= FRESH_POLL_SECONDS):
+        return None  # a frozen (or future) poll says nothing about now
     if seen.get("timeout") or seen.get("error"):
         return False
     return True if isinstance(seen.get("stats"), dict) and seen["stats"] else None
+
+
+def _migrating_slots(slots: Any) -> str:
+    """'slots 3, 4 migrating to group 2' for the slots whose action is under way, or ''."""
+    if not isinstance(slots, list):
+        return ""
+    moving = [s for s in slots if isinstance(s, dict) and isinstance(s.get("action"), dict)
+              and s["action"].get("state") in MIGRATING_STATES]
+    if not moving:
+        return ""
+    more = " and %d more" % (len(moving) - 5) if len(moving) > 5 else ""
+    ids = ", ".join(str(s.get("id")) for s in moving[:5]) + more
+    states = sorted({str(s["action"].get("state")) for s in moving})
+    return "slot(s) %s in state %s" % (ids, "/".join(states))
 
 
 def _segment(addr: str) -> str:

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 import traceback
+from email.utils import parsedate_to_datetime
 from typing import Any, Optional
 from urllib.parse import urlsplit, urlunsplit
 
@@ -151,6 +153,8 @@ class Transport:
         self.timeout = timeout
         self.deadline = deadline
         self.max_bytes = max_bytes
+        # The dashboard's clock as its last answer's Date header gave it, when it sent one.
+        self.last_date: Optional[float] = None
         self._session = requests.Session()
         self._session.trust_env = False  # no proxy from the environment between a watcher and its dashboard
         self._session.verify = (ca_path or True) if validate_certs else False
@@ -185,6 +189,7 @@ class Transport:
                     raise TransportError("%s: the answer is larger than %d bytes" % (what, self.max_bytes))
             if exchange.fired:
                 raise TransportError("%s: no complete answer within %.3g s" % (what, budget))
+            self.last_date = _date(response.headers.get("Date"))
             return response.status_code, data.decode("utf-8", "replace")
         except TransportError:
             raise
@@ -197,6 +202,19 @@ class Transport:
             _CURRENT.exchange = None
             if response is not None:
                 response.close()
+
+
+def _date(value: Optional[str]) -> Optional[float]:
+    if not value:
+        return None
+    try:
+        return parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+def now_or(value: Optional[float]) -> float:
+    return time.time() if value is None else value
 
 
 def _short(exc: BaseException, secret_url: str, shown_url: str) -> str:

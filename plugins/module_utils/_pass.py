@@ -37,7 +37,6 @@ from ansible_collections.codis.ha.plugins.module_utils._state import (
     save_state,
 )
 from ansible_collections.codis.ha.plugins.module_utils._topology import (
-    DOWN,
     GroupHistory,
     ProbeResult,
     ServerGroup,
@@ -167,7 +166,7 @@ def server_identity(addr: str) -> str:
         return addr
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        resolved = sorted({str(info[4][0]).split("%")[0] for info in infos})
+        resolved = sorted({str(info[4][0]).split("%", maxsplit=1)[0] for info in infos})
     except (OSError, UnicodeError, ValueError):
         resolved = []
     return (canonical_addr(format_addr(resolved[0], port)) if resolved else None) or format_addr(host, port)

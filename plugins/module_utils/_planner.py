@@ -384,8 +384,8 @@ def repair_actions(group: ServerGroup, master: str, probes: dict[str, ProbeResul
             if (seen.role == "master" and ceiling is not None and seen.replid2 in lineage
                     and (seen.offset or 0) > (ceiling.offset or 0)):
                 kept.append("%s answers role master with more data (offset %d) than %s (offset %d) and is not "
-                            "re-pointed; an operator must decide" % (server.addr, seen.offset or 0, master,
-                                                                      ceiling.offset or 0))
+                            "re-pointed; an operator must decide"
+                            % (server.addr, seen.offset or 0, master, ceiling.offset or 0))
                 continue
             actions.append(Action(group.id, REPOINT, server.addr, None, master,
                                   "slave %s %s; re-pointed to master %s%s" % (

@@ -136,15 +136,15 @@ class Topology:
                 where.setdefault(identity(s.addr), []).append((g.id, s.addr, s.type))
         problems: dict[int, str] = {}
         for ident, listed in sorted(where.items()):
-            gids = sorted({gid for gid, _, _ in listed})
+            gids = sorted({entry[0] for entry in listed})
             if len(gids) > 1:
+                places = ", ".join("%d (%s as %s)" % entry for entry in listed)
                 why = ("server %s is listed in groups %s; a server belongs to one group, an operator must remove "
-                       "it from all but one" % (ident, ", ".join("%d (%s as %s)" % (gid, addr, t)
-                                                                   for gid, addr, t in listed)))
+                       "it from all but one" % (ident, places))
             elif len(listed) > 1:
+                spellings = ", ".join("%s as %s" % entry[1:] for entry in listed)
                 why = ("server %s is listed %d times in the group (%s); one server under two spellings, an "
-                       "operator must remove the extra entry" % (ident, len(listed),
-                                                                 ", ".join("%s as %s" % (a, t) for _, a, t in listed)))
+                       "operator must remove the extra entry" % (ident, len(listed), spellings))
             else:
                 continue
             for gid in gids:

@@ -46,14 +46,37 @@ def test_codis3_without_a_product_name_is_refused(cluster3: Cluster, args3: dict
 def test_a_master_the_dashboard_still_reaches_is_not_failed_over_without_force(
         cluster3: Cluster, args3: dict[str, Any]) -> None:
     old = cluster3.master_of(1)
-    cluster3.dashboard_fault("stale_stats")  # the dashboard's last poll still shows the master alive
-    cluster3.kill(old)
+    for slave in cluster3.slaves_of(1):
+        cluster3.cut_link(slave)  # no slave is a witness: only the dashboard's poll still sees the master
+    cluster3.partition(old, "refuse")  # this host alone cannot reach it; the dashboard's fresh poll can
     refused = run_module(args3)
     assert refused["changed"] is False and cluster3.master_of(1) == old
     [skip] = [s for s in refused["skipped_groups"] if s["group"] == 1]
     assert "dashboard's own fresh poll" in skip["reason"]
     forced = run_module(dict(args3, force=True))
     assert len(promotions(forced)) == 1 and cluster3.master_of(1) != old
+
+
+def test_a_frozen_stats_poll_is_no_opinion(cluster3: Cluster, args3: dict[str, Any]) -> None:
+    old = cluster3.master_of(1)
+    cluster3.dashboard_fault("stale_stats")  # the stats loop freezes with the master seen alive
+    cluster3.kill(old)
+    waiting = run_module(args3)  # the frozen poll is still fresh: it counts
+    assert waiting["changed"] is False and cluster3.master_of(1) == old
+    cluster3.clock.advance(10)  # by the dashboard's own clock (its Date header) the poll is 10 s old
+    result = run_module(args3)
+    assert len(promotions(result)) == 1 and cluster3.master_of(1) != old
+
+
+def test_slots_being_migrated_skip_every_group(cluster3: Cluster, args3: dict[str, Any]) -> None:
+    cluster3.dashboard_fault("migrating_slots", 3)  # slot actions under way while the executor shows 0
+    cluster3.kill(cluster3.master_of(1))
+    result = run_module(args3)
+    assert result["changed"] is False and result["actions"] == []
+    assert all("slot(s) 0, 1, 2 in state migrating" in s["reason"] for s in result["skipped_groups"])
+    assert {s["group"] for s in result["skipped_groups"]} == set(cluster3.group_ids())
+    cluster3.clear_dashboard_faults()
+    assert len(promotions(run_module(args3))) == 1
 
 
 def test_a_group_left_promoting_is_never_touched_again(cluster3: Cluster, args3: dict[str, Any]) -> None:

@@ -22,7 +22,6 @@ from tests.stubs import (
     StubHTTP,
     bulk,
     fixed,
-    http_answer,
     redis_reply,
 )
 
@@ -217,8 +216,8 @@ def _special_files(tmp_path: Path) -> dict[str, Path]:
 
 @pytest.mark.parametrize("kind", ["fifo", "device", "directory"])
 @pytest.mark.parametrize("which", ["state", "lock"])
-def test_a_state_path_that_is_not_a_regular_file_fails_before_acting(tmp_path: Path, cluster2: Cluster,
-                                                                      kind: str, which: str) -> None:
+def test_a_state_path_that_is_not_a_regular_file_fails_before_acting(
+        tmp_path: Path, cluster2: Cluster, kind: str, which: str) -> None:
     special = _special_files(tmp_path)[kind]
     state = special if which == "state" else tmp_path / "state.json"
     if which == "lock":
@@ -262,8 +261,8 @@ def test_a_state_file_with_wrong_types_is_used_for_what_it_holds_right(tmp_path:
         assert culprit in warning, culprit
 
 
-def test_a_stored_down_since_counts_only_for_the_master_it_was_started_for(tmp_path: Path,
-                                                                         cluster2: Cluster) -> None:
+def test_a_stored_down_since_counts_only_for_the_master_it_was_started_for(
+        tmp_path: Path, cluster2: Cluster) -> None:
     state = tmp_path / "state.json"
     master = cluster2.master_of(1)
     # A clock started long ago for another master must not satisfy down_after for this one.

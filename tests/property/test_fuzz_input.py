@@ -214,8 +214,8 @@ def addresses(world: World) -> st.SearchStrategy[Any]:
     good = st.builds(lambda spelling, port: spelling % port, st.sampled_from(SPELLINGS), ports)
     bad = st.builds(lambda spelling, port: spelling % port if "%d" in spelling else spelling,
                     st.sampled_from(BAD_SPELLINGS), ports)
-    other = st.one_of(st.integers(), st.none(), st.text(alphabet="abc-. ", max_size=8), st.lists(st.integers(),
-                                                                                                  max_size=2))
+    other = st.one_of(st.integers(), st.none(), st.text(alphabet="abc-. ", max_size=8),
+                      st.lists(st.integers(), max_size=2))
     return st.one_of(good, good, good, bad, other)
 
 
@@ -267,9 +267,8 @@ def strategies(world: World) -> dict[str, Any]:
 # ------------------------------------------------------------------ the properties
 @FUZZ
 @given(data=st.data(), behaviour=st.sampled_from(["answer"] * 10 + ["truncated", "trickle"]))
-def test_generated_dashboard_replies_never_lead_to_an_unsafe_act(world: World, dashboard: Dashboard,
-                                                                strategies: dict[str, Any], data: st.DataObject,
-                                                                behaviour: str) -> None:
+def test_generated_dashboard_replies_never_lead_to_an_unsafe_act(
+        world: World, dashboard: Dashboard, strategies: dict[str, Any], data: st.DataObject, behaviour: str) -> None:
     topology = data.draw(strategies["groups"], label="groups")
     result, elapsed = run(dashboard, json.dumps(topology).encode(), behaviour)
     check(result, elapsed, dashboard, well_formed(topology) if behaviour == "answer" else set())
@@ -277,8 +276,8 @@ def test_generated_dashboard_replies_never_lead_to_an_unsafe_act(world: World, d
 
 @FUZZ
 @given(data=st.data())
-def test_mutated_dashboard_json_never_leads_to_an_unsafe_act(world: World, dashboard: Dashboard,
-                                                           strategies: dict[str, Any], data: st.DataObject) -> None:
+def test_mutated_dashboard_json_never_leads_to_an_unsafe_act(
+        world: World, dashboard: Dashboard, strategies: dict[str, Any], data: st.DataObject) -> None:
     body = bytearray(json.dumps(data.draw(strategies["groups"], label="groups")).encode())
     for _step in range(data.draw(st.integers(1, 4), label="mutations")):
         kind = data.draw(st.sampled_from(["flip", "insert", "delete", "digit", "digit", "type"]))
@@ -314,12 +313,12 @@ RESP = st.recursive(
                                b"*-1\r\n", b"_\r\n", b"#t\r\n", b",nan\r\n"])),
     lambda inner: st.lists(inner, max_size=3).map(lambda items: b"*%d\r\n" % len(items) + b"".join(items)),
     max_leaves=6)
-INFO_VALUES = st.one_of(st.integers(-5, 2 ** 64).map(str), st.sampled_from(["up", "down", "master", "slave", "nan",
-                                                                             "1e9", "", "-1", "x:y"]))
+INFO_VALUES = st.one_of(st.integers(-5, 2 ** 64).map(str),
+                        st.sampled_from(["up", "down", "master", "slave", "nan", "1e9", "", "-1", "x:y"]))
 INFO_KEYS = st.sampled_from(["role", "master_host", "master_port", "master_link_status", "slave_repl_offset",
                              "master_repl_offset", "slave_priority", "master_last_io_seconds_ago", "loading",
                              "master_link_down_since_seconds", "master_sync_in_progress", "slave0", "db0"])
-INFO_TEXT = st.dictionaries(INFO_KEYS, INFO_VALUES, max_size=8).map(lambda d: _info(d))
+INFO_TEXT = st.dictionaries(INFO_KEYS, INFO_VALUES, max_size=8).map(_info)
 
 
 @FUZZ
@@ -401,9 +400,9 @@ def test_hostile_ip_spellings_are_one_server(world: World, dashboard: Dashboard,
     same_group = data.draw(st.booleans())
     a = {"addr": first % port, "type": "master"}
     b = {"addr": second % port, "type": "slave"}
+    dead_master = {"addr": "127.0.0.1:%d" % world.dead[0], "type": "master"}
     topology = ([{"id": 1, "servers": [a, b]}] if same_group else
-                [{"id": 1, "servers": [a]}, {"id": 2, "servers": [b, {"addr": "127.0.0.1:%d" % world.dead[0],
-                                                                     "type": "master"}]}])
+                [{"id": 1, "servers": [a]}, {"id": 2, "servers": [b, dead_master]}])
     result, elapsed = run(dashboard, json.dumps(topology).encode())
     check(result, elapsed, dashboard, set())
     assert {s["group"] for s in result["skipped_groups"]} == ({1} if same_group else {1, 2})
