@@ -24,9 +24,19 @@ from ansible_collections.codis.ha.plugins.module_utils._dashboard import (
     detect_version,
 )
 from ansible_collections.codis.ha.plugins.module_utils._deadline import Deadline
-from ansible_collections.codis.ha.plugins.module_utils._executor import DONE, Executor, Outcome
+from ansible_collections.codis.ha.plugins.module_utils._executor import DONE, FAILED, PLANNED, Executor, Outcome
 from ansible_collections.codis.ha.plugins.module_utils._http import Transport, url_problem
-from ansible_collections.codis.ha.plugins.module_utils._planner import PROMOTE, Plan, Policy, plan, predict
+from ansible_collections.codis.ha.plugins.module_utils._planner import (
+    FAILOVER,
+    HEALTHY,
+    PROMOTE,
+    REFUSED,
+    REPAIR,
+    Plan,
+    Policy,
+    plan,
+    predict,
+)
 from ansible_collections.codis.ha.plugins.module_utils._probe import ProbeSettings, Prober, redis_argument_spec
 from ansible_collections.codis.ha.plugins.module_utils._state import (
     PassLock,
@@ -37,6 +47,7 @@ from ansible_collections.codis.ha.plugins.module_utils._state import (
     save_state,
 )
 from ansible_collections.codis.ha.plugins.module_utils._topology import (
+    DOWN,
     GroupHistory,
     ProbeResult,
     ServerGroup,
@@ -116,8 +127,9 @@ class PassResult:
 
 
 def run_pass(params: dict[str, Any], check_mode: bool = False, diff: bool = False,
-             planner: Callable[..., Plan] = plan) -> PassResult:
-    """`planner` is replaceable so that tests can show the checks catch a naive policy."""
+             planner: Callable[..., Plan] = plan, clock: Callable[[], float] = time.time) -> PassResult:
+    """`planner` is replaceable so that tests can show the checks catch a naive policy; `clock` (wall time, for
+    the history: down_after, anti-flapping, the witness window) so that tests and the simulator can drive it."""
     started = time.monotonic()
     deadline = Deadline(params.get("pass_timeout") or 60.0)
     try:
@@ -128,7 +140,7 @@ def run_pass(params: dict[str, Any], check_mode: bool = False, diff: bool = Fals
         # codis-server's requirepass is the cluster's product_auth.
         params = dict(params, redis_password=params["product_auth"])
     try:
-        return _run(client, params, check_mode, diff, started, planner, deadline)
+        return _run(client, params, check_mode, diff, started, planner, deadline, clock)
     finally:
         client.close()
 
@@ -173,7 +185,8 @@ def server_identity(addr: str) -> str:
 
 
 def _run(client: DashboardClient, params: dict[str, Any], check_mode: bool, diff: bool,
-         started: float, planner: Callable[..., Plan], deadline: Deadline) -> PassResult:
+         started: float, planner: Callable[..., Plan], deadline: Deadline,
+         clock: Callable[[], float]) -> PassResult:
     try:
         topology = client.topology()
     except DashboardError as exc:
@@ -189,7 +202,7 @@ def _run(client: DashboardClient, params: dict[str, Any], check_mode: bool, diff
     state_path = params.get("state_path")
     if not state_path:
         return _decide_and_act(client, params, topology, selected, policy, {}, check_mode, diff, started,
-                               planner, deadline)
+                               planner, deadline, clock)
     lock = PassLock(state_path + ".lock", create=not check_mode)
     try:
         acquired = lock.acquire()
@@ -201,11 +214,11 @@ def _run(client: DashboardClient, params: dict[str, Any], check_mode: bool, diff
                              [{"group": g.id, "reason": reason} for g in selected])
     try:
         try:
-            history, warnings = load_state(state_path, move_aside=not check_mode)
+            history, warnings = load_state(state_path, clock(), move_aside=not check_mode)
         except StateError as exc:
             return _nothing_done("cannot use the state file, nothing was changed: %s" % exc)
         outcome = _decide_and_act(client, params, topology, selected, policy, history, check_mode, diff,
-                                  started, planner, deadline)
+                                  started, planner, deadline, clock)
         outcome.warnings.extend(warnings)
         if not check_mode and outcome.history is not None:
             try:
@@ -229,10 +242,10 @@ def _nothing_done(failed_msg: Optional[str], msg: str = "",
 def _decide_and_act(client: DashboardClient, params: dict[str, Any], topology: Topology,
                     selected: list[ServerGroup], policy: Policy, history: dict[int, GroupHistory],
                     check_mode: bool, diff: bool, started: float, planner: Callable[..., Plan],
-                    deadline: Deadline) -> PassResult:
+                    deadline: Deadline, clock: Callable[[], float]) -> PassResult:
     prober = Prober(ProbeSettings.from_params(params))
     probes = prober.probe_all([s.addr for g in selected for s in g.servers])
-    now = time.time()
+    now = clock()
     the_plan = planner(topology, probes, policy, history, now)
     outcome = Executor(client, prober, verify_timeout=params["verify_timeout"], deadline=deadline).run(
         the_plan, topology, check_mode)
@@ -252,7 +265,36 @@ def _decide_and_act(client: DashboardClient, params: dict[str, Any], topology: T
         problems.append("%d action(s) failed: %s" % (len(outcome.failed), "; ".join(
             "%s %s in group %d: %s" % (r.action.action, r.action.server, r.action.group, r.detail)
             for r in outcome.failed)))
+    masterless = without_working_master(selected, probes, the_plan, outcome)
+    if masterless:
+        problems.append("group(s) left without a working master: %s" % "; ".join(
+            "group %d (%s)" % (gid, _clip(reason)) for gid, reason in masterless))
     return PassResult(result, "; ".join(problems) or None, history=remembered)
+
+
+def without_working_master(groups: list[ServerGroup], probes: dict[str, ProbeResult], the_plan: Plan,
+                           outcome: Outcome) -> list[tuple[int, str]]:
+    """Groups whose listed master is down and that this pass did not fail over, with the reason. A master that
+    a slave or the dashboard still sees is not counted: the refusal says it may well be working."""
+    decisions = {d.group: d for d in the_plan.decisions}
+    promoted = {r.action.group for r in outcome.results if r.action.action == PROMOTE and r.status in (DONE, PLANNED)}
+    out = []
+    for group in groups:
+        master = group.master
+        decision = decisions.get(group.id)
+        if master is None or decision is None or group.id in promoted:
+            continue
+        seen = probes.get(master.addr)
+        if seen is None or seen.status != DOWN:
+            continue
+        if decision.decision == REFUSED and not decision.master_down:
+            continue
+        out.append((group.id, decision.reason))
+    return out
+
+
+def _clip(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _reread(client: DashboardClient, before: Topology, outcome: Outcome) -> Topology:
@@ -332,4 +374,11 @@ def _sentence(groups: list[dict[str, Any]], outcome: Outcome) -> str:
         "%d %s" % (n, d.replace("_", " ")) for d, n in sorted(counts.items())) or "none"))
     if outcome.skipped:
         parts.append("%d group(s) left for the next pass" % len(outcome.skipped))
+    # Every group that is not healthy is named with its reason: degraded must be loud.
+    trouble = [g for g in groups if g["decision"] not in (HEALTHY, FAILOVER, REPAIR)]
+    failed = {r.action.group for r in outcome.results if r.status == FAILED}
+    trouble += [g for g in groups if g["decision"] in (FAILOVER, REPAIR) and g["id"] in failed]
+    if trouble:
+        parts.append("not healthy: " + "; ".join("group %d %s: %s" % (g["id"], g["decision"].replace("_", " "),
+                                                                     _clip(g["reason"], 200)) for g in trouble))
     return "; ".join(parts) + "."

@@ -257,15 +257,28 @@ def test_hung_master_pass_time_is_one_probe_budget(module_args: dict[str, Any]) 
         assert elapsed < 2 * (2 * 0.5 + 0.1)
 
 
-def test_no_live_slave_leaves_group_as_is(cluster: Cluster, module_args: dict[str, Any]) -> None:
+def test_no_live_slave_leaves_group_as_is_and_the_task_fails_loudly(cluster: Cluster,
+                                                                     module_args: dict[str, Any]) -> None:
     old = cluster.master_of(1)
     for addr in [old] + cluster.slaves_of(1):
         cluster.kill(addr)
     result = run_module(module_args)
-    assert result["changed"] is False and "failed" not in result
+    assert result["changed"] is False and result["failed"] is True
+    assert "left without a working master: group 1 (master %s is down" % old in result["msg"]
     group = result["groups"][0]
     assert group["decision"] == "no_candidate" and "no slave can take over" in group["reason"]
     assert cluster.master_of(1) == old and cluster.audit == []
+
+
+def test_a_master_without_a_linked_slave_is_degraded_and_named(cluster: Cluster,
+                                                               module_args: dict[str, Any]) -> None:
+    for addr in cluster.slaves_of(2):
+        cluster.kill(addr)
+    result = run_module(module_args)
+    assert "failed" not in result and result["changed"] is False
+    assert [g["decision"] for g in result["groups"]] == ["healthy", "degraded", "healthy"]
+    assert "not healthy: group 2 degraded: master %s is alive but has no live slave" % cluster.master_of(2) \
+        in result["msg"]
 
 
 def test_unknown_server_type_skips_only_that_group(cluster2: Cluster, module_args2: dict[str, Any]) -> None:

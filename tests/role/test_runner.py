@@ -187,3 +187,31 @@ def test_an_unreadable_failover_counter_is_reported_and_moved_aside(tmp_path: Pa
     [aside] = list(tmp_path.glob("failovers_total.corrupt-*"))
     assert aside.read_text() == "not a number\n"
     assert runner.count_failovers({"counter_path": str(counter)}, 2) == (3, None)
+
+
+def _result(*groups: tuple[int, str], skipped: tuple[int, ...] = ()) -> dict:
+    return {"groups": [{"id": gid, "decision": decision, "reason": "because %s" % decision} for gid, decision in groups],
+            "skipped_groups": [{"group": gid, "reason": "skipped %d" % gid} for gid in skipped], "actions": []}
+
+
+def test_group_states_are_logged_on_change_and_again_while_unhealthy(tmp_path: Path) -> None:
+    runner = _runner_module()
+    config = {"group_states_path": str(tmp_path / "groups.json"), "unhealthy_log_interval": 300.0}
+    assert runner.group_log_lines(config, _result((1, "healthy"), (2, "healthy")), 1000.0) == []
+    assert runner.group_log_lines(config, _result((1, "healthy"), (2, "degraded")), 1001.0) == [
+        ("group 2 is now degraded: because degraded", True)]
+    # A new runner process (the systemd timer starts one per pass) remembers through the file.
+    again = _runner_module()
+    assert again.group_log_lines(config, _result((1, "healthy"), (2, "degraded")), 1100.0) == []
+    assert again.group_log_lines(config, _result((1, "healthy"), (2, "degraded")), 1301.0) == [
+        ("group 2 still degraded after 300s: because degraded", True)]
+    assert again.group_log_lines(config, _result((1, "healthy"), (2, "no_candidate")), 1302.0) == [
+        ("group 2 is now no candidate: because no_candidate", True)]
+    assert again.group_log_lines(config, _result((1, "healthy"), (2, "healthy")), 1303.0) == [
+        ("group 2 is healthy again", False)]
+
+
+def test_a_group_skipped_and_listed_counts_once_in_the_metrics() -> None:
+    runner = _runner_module()
+    result = _result((1, "skipped"), (2, "healthy"), (3, "refused"), skipped=(1, 3))
+    assert "codis_ha_groups_degraded 2\n" in runner.metrics_text(result, 0.1, 0, 1.0)

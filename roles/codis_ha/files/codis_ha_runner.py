@@ -49,6 +49,7 @@ NUMBERS = {
     "interval": (1.0, 0.1, 3600.0),
     "pass_timeout": (120.0, 1.0, 86400.0),
     "on_failover_timeout": (60.0, 1.0, 3600.0),
+    "unhealthy_log_interval": (300.0, 1.0, 86400.0),
 }
 
 
@@ -79,7 +80,8 @@ def load_config(path: str) -> dict[str, Any]:
     for name in ("fork",):
         if not isinstance(config.get(name, True), bool):
             problems.append("%s must be true or false, got %r" % (name, config[name]))
-    for name in ("log", "syslog_socket", "tag", "metrics_path", "counter_path", "on_failover_command"):
+    for name in ("log", "syslog_socket", "tag", "metrics_path", "counter_path", "on_failover_command",
+                 "group_states_path"):
         if config.get(name) is not None and not isinstance(config[name], str):
             problems.append("%s must be a string, got %r" % (name, config[name]))
     if config.get("log", "syslog") not in ("syslog", "stdout"):
@@ -286,9 +288,74 @@ def count_failovers(config: dict[str, Any], new: int) -> tuple[int, Optional[str
     return total + new, problem
 
 
+def unhealthy_groups(result: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """group id -> (state, reason) for every group that is not healthy; a group is counted once, whether it
+    shows up as a decision, a skipped group or both."""
+    out: dict[str, tuple[str, str]] = {}
+    for g in result.get("groups", []):
+        if isinstance(g, dict) and g.get("decision") != "healthy":
+            out[str(g.get("id"))] = (str(g.get("decision")), str(g.get("reason", "")))
+    for s in result.get("skipped_groups", []):
+        if isinstance(s, dict):
+            out.setdefault(str(s.get("group")), ("skipped", str(s.get("reason", ""))))
+    failed = {str(a.get("group")) for a in result.get("actions", []) if a.get("status") == "failed"}
+    for gid in failed:
+        state, reason = out.get(gid, ("failed", ""))
+        out[gid] = ("failed" if state in ("failover", "repair") else state, reason)
+    return {gid: v for gid, v in out.items() if v[0] not in ("failover", "repair")}
+
+
+def group_log_lines(config: dict[str, Any], result: dict[str, Any], now: float) -> list[tuple[str, bool]]:
+    """(line, is_error) for groups whose state changed since the last pass, and for groups that stay unhealthy,
+    again every unhealthy_log_interval seconds. The states live in a small file beside the counter, so a runner
+    started per pass (systemd timer) remembers them too."""
+    if result.get("failed") and not result.get("groups"):
+        return []  # the pass saw no groups (dashboard down): its own failure line says so
+    path = config.get("group_states_path")
+    every = config.get("unhealthy_log_interval", NUMBERS["unhealthy_log_interval"][0])
+    try:
+        with open(path, encoding="utf-8") as handle:  # type: ignore[arg-type]
+            known = json.load(handle)
+        if not isinstance(known, dict):
+            known = {}
+    except (OSError, TypeError, ValueError):
+        known = _MEMORY.get("groups", {}) if not path else {}
+    current = unhealthy_groups(result)
+    seen_ids = {str(g.get("id")) for g in result.get("groups", []) if isinstance(g, dict)}
+    lines = []
+    states: dict[str, Any] = {}
+    for gid, (state, reason) in sorted(current.items()):
+        before = known.get(gid) if isinstance(known.get(gid), dict) else None
+        if before is None or before.get("state") != state:
+            lines.append(("group %s is now %s: %s" % (gid, state.replace("_", " "), reason), True))
+            states[gid] = {"state": state, "since": now, "logged": now}
+        elif now - float(before.get("logged", 0)) >= every:
+            lines.append(("group %s still %s after %.0fs: %s" % (gid, state.replace("_", " "),
+                                                                 now - float(before.get("since", now)), reason), True))
+            states[gid] = dict(before, logged=now)
+        else:
+            states[gid] = before
+    for gid in sorted(set(known) - set(current)):
+        if gid in seen_ids:
+            lines.append(("group %s is healthy again" % gid, False))
+        elif result.get("groups"):
+            continue  # no longer listed: forget it quietly
+        else:
+            states[gid] = known[gid]
+    _MEMORY["groups"] = states
+    if path:
+        try:
+            write_atomically(path, json.dumps(states), 0o600)
+        except OSError as exc:
+            lines.append(("cannot write group states to %s: %s" % (path, exc), True))
+    return lines
+
+
+_MEMORY: dict[str, Any] = {}
+
+
 def metrics_text(result: dict[str, Any], seconds: float, total_failovers: int, now: float) -> str:
-    degraded = sum(1 for g in result.get("groups", []) if g.get("decision") != "healthy")
-    degraded += len(result.get("skipped_groups", []))
+    degraded = len(unhealthy_groups(result))
     rows = [
         ("codis_ha_last_pass_timestamp_seconds", "gauge", "When the last pass ended (Unix time).", "%.3f" % now),
         ("codis_ha_last_pass_duration_seconds", "gauge", "How long the last pass took.", "%.3f" % seconds),
@@ -365,6 +432,8 @@ def one_pass(config: dict[str, Any]) -> bool:
     line = log_line(result, seconds)
     if line:
         emit(config, line, bool(result.get("failed")))
+    for group_line, is_error in group_log_lines(config, result, time.time()):
+        emit(config, group_line, is_error)
     total, problem = count_failovers(config, failovers(result))
     if problem:
         emit(config, problem, True)
