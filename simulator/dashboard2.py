@@ -33,6 +33,7 @@ class DashboardFaults:
     truncated: bool = False
     slow_ms: int = 0
     promote_500_after_commit: int = 0
+    promote_half_done: int = 0  # SLAVEOF NO ONE sent, then the coordinator write fails: nothing recorded
     lock_conflict: int = 0
     # Codis 3.x only
     promote_stuck: int = 0  # promote stops in "preparing" (proxies did not answer) and answers an error
@@ -406,6 +407,11 @@ class Codis2Dashboard:
             if not any(s["addr"] == addr for s in servers):
                 raise DashboardError("no such addr")
         self._send_slaveof(addr, None)
+        if self.faults.promote_half_done > 0:
+            # The coordinator write failed after SLAVEOF NO ONE (a ZooKeeper session expired): the target is a
+            # Redis master now, the group still lists the old one.
+            self.faults.promote_half_done -= 1
+            raise DashboardError("zk: session has been expired by the server")
         with self._state_lock:
             for s in self.state.groups.get(gid, []):
                 if s["type"] == "master" and s["addr"] != addr:

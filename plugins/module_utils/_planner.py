@@ -191,6 +191,10 @@ def _plan_live_master(group: ServerGroup, master: str, seen: ProbeResult, probes
                              "must decide which server is the master" % (master, seen.role, seen.master_addr),
                              master)
     actions, kept = repair_actions(group, master, probes, policy, exclude=(), ceiling=seen)
+    if kept:
+        # Writes went to a server the dashboard does not route to (a half-done promotion while the master
+        # lived on, an operator's SLAVEOF NO ONE): neither side may be discarded by the tool.
+        return GroupDecision(group.id, SKIPPED, "master %s is alive, but %s" % (master, kept), master)
     if actions:
         return GroupDecision(group.id, REPAIR, "master %s is alive; %d server(s) to bring back under it%s"
                              % (master, len(actions), "; " + kept if kept else ""), master, tuple(actions))

@@ -1,0 +1,129 @@
+"""Issue 'Real faults' on the simulator: stale slaves judged by the tool's own record, half-done promotions,
+the down_after clock, the witness window sized from the master's ping period. The pass runs in-process with the
+simulator's clock, so that hours pass without sleeping."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ansible_collections.codis.ha.plugins.module_utils._pass import run_pass
+from simulator import Cluster
+from tests.helpers import FAST, pass_params, promotions
+
+
+def _pass(cluster: Cluster, tmp_path: Path, **extra: Any) -> dict[str, Any]:
+    params = pass_params(**dict(FAST, dashboard_url=cluster.dashboard_url, state_path=str(tmp_path / "state.json"),
+                                **extra))
+    outcome = run_pass(params, clock=cluster.clock.now)
+    return dict(outcome.result, failed_msg=outcome.failed_msg)
+
+
+def test_a_slave_cut_off_an_hour_ago_is_stale_though_it_is_the_only_one(cluster2: Cluster, tmp_path: Path) -> None:
+    master = cluster2.master_of(1)
+    stale, other = cluster2.slaves_of(1)
+    cluster2.kill(other)  # every live slave is equally stale: the slaves' own ages say nothing
+    cluster2.write(1, 100)
+    cluster2.cut_link(stale)
+    cluster2.clock.advance(3600)
+    cluster2.write(1, 500)  # acknowledged by the master only
+    assert _pass(cluster2, tmp_path)["changed"] is False  # the tool sees the master alive and records it
+    cluster2.kill(master)
+    result = _pass(cluster2, tmp_path)
+    assert promotions(result) == [] and cluster2.master_of(1) == master
+    group = result["groups"][0]
+    assert group["decision"] == "no_candidate" and "stale: link down for 3600 s" in group["reason"]
+    assert "left without a working master: group 1" in result["failed_msg"]
+
+
+def test_without_a_record_the_slaves_ages_are_all_there_is(cluster2: Cluster, tmp_path: Path) -> None:
+    """The same world, but the pass never saw the master alive (a new watcher): nothing better to go on than the
+    slaves' own ages, and the stale slave is promoted (documented; the state file is what prevents it)."""
+    master = cluster2.master_of(1)
+    stale, other = cluster2.slaves_of(1)
+    cluster2.kill(other)
+    cluster2.cut_link(stale)
+    cluster2.clock.advance(3600)
+    cluster2.kill(master)
+    assert promotions(_pass(cluster2, tmp_path)) == [stale]
+
+
+def test_a_half_done_promotion_is_finished_on_the_server_that_holds_the_newest_data(cluster2: Cluster,
+                                                                                    tmp_path: Path) -> None:
+    master = cluster2.master_of(1)
+    ahead, behind = cluster2.slaves_of(1)
+    cluster2.set_lag(behind, 50)  # 50 writes behind the other slave
+    acknowledged = cluster2.write(1, 200)
+    cluster2.kill(master)
+    cluster2.dashboard_fault("promote_half_done", 1)
+    first = _pass(cluster2, tmp_path)  # SLAVEOF NO ONE reaches `ahead`, then the dashboard fails to record it
+    assert cluster2.role(ahead)["role"] == "master" and cluster2.master_of(1) == master
+    assert first["failed_msg"] and "promote %s in group 1" % ahead in first["failed_msg"]
+    second = _pass(cluster2, tmp_path)
+    assert promotions(second) == [ahead], second["msg"]
+    assert "finishing a half-done promotion" in second["actions"][0]["reason"]
+    assert cluster2.master_of(1) == ahead and cluster2.lost_writes(1) == []
+    assert cluster2.role(behind)["master"] == ahead  # the other slave follows the finished promotion
+    assert set(acknowledged) <= set(w.write_id for w in cluster2.world.nodes[ahead].log)
+
+
+def test_a_slave_with_more_data_of_the_same_history_is_never_repointed(cluster2: Cluster, tmp_path: Path) -> None:
+    master = cluster2.master_of(1)
+    ahead, _behind = cluster2.slaves_of(1)
+    cluster2.write(1, 20)
+    cluster2.slaveof(ahead, None)  # a half-done promotion while the old master lives on
+    taken = cluster2.world.write(ahead, 5)  # and clients found it: writes only it holds
+    result = _pass(cluster2, tmp_path)
+    assert result["actions"] == [] and cluster2.role(ahead)["role"] == "master"
+    [skipped] = result["skipped_groups"]
+    assert skipped["group"] == 1 and "%s answers role master with more data" % ahead in skipped["reason"]
+    assert set(taken) <= {w.write_id for w in cluster2.world.nodes[ahead].log}
+    assert cluster2.master_of(1) == master
+
+
+def test_a_returning_old_master_with_its_own_history_is_still_readded(cluster2: Cluster, tmp_path: Path) -> None:
+    old = cluster2.master_of(1)
+    cluster2.write(1, 10)
+    cluster2.kill(old)
+    assert len(promotions(_pass(cluster2, tmp_path))) == 1
+    cluster2.revive(old)  # back empty, with a history of its own
+    cluster2.world.write(old, 50)  # more writes than the new master holds, but not of its history
+    result = _pass(cluster2, tmp_path, min_failover_interval=0)
+    assert [(a["action"], a["server"]) for a in result["actions"]] == [("readd", old)]
+
+
+def test_a_refused_pass_does_not_start_the_down_clock(cluster2: Cluster, tmp_path: Path) -> None:
+    master = cluster2.master_of(1)
+    cluster2.hang(master)  # SIGSTOP: its slaves keep the link up until repl-timeout
+    refused = _pass(cluster2, tmp_path, down_after=30)
+    assert "seen alive by" in refused["groups"][0]["reason"]
+    state = json.loads((tmp_path / "state.json").read_text())["groups"]["1"]
+    assert state["down_since"] is None
+    cluster2.clock.advance(120)  # repl-timeout passes: no more witnesses, and two minutes have gone by
+    waiting = _pass(cluster2, tmp_path, down_after=30)
+    assert promotions(waiting) == [] and "seen down for 0.0 s so far; down_after is 30" in \
+        waiting["groups"][0]["reason"]
+    cluster2.clock.advance(31)
+    assert len(promotions(_pass(cluster2, tmp_path, down_after=30))) == 1
+
+
+def test_the_witness_window_follows_the_masters_ping_period(cluster2: Cluster, tmp_path: Path) -> None:
+    master = cluster2.master_of(1)
+    cluster2.world.nodes[master].ping_period = 1  # repl-ping-replica-period 1
+    assert _pass(cluster2, tmp_path)["changed"] is False  # learns the period while the master is alive
+    assert json.loads((tmp_path / "state.json").read_text())["groups"]["1"]["ping_period"] == 1
+    cluster2.hang(master)  # a frozen host: no reset, the links stay up until repl-timeout
+    cluster2.clock.advance(1)
+    assert "seen alive by" in _pass(cluster2, tmp_path)["groups"][0]["reason"]
+    cluster2.clock.advance(2)  # last I/O 3 s ago: beyond 1 s + 1 s, no slave heard from it since
+    result = _pass(cluster2, tmp_path)
+    assert len(promotions(result)) == 1, result["msg"]
+
+
+def test_an_unknown_ping_period_keeps_the_fixed_window(cluster2: Cluster, tmp_path: Path) -> None:
+    master = cluster2.master_of(1)
+    cluster2.hang(master)
+    cluster2.clock.advance(3)
+    assert "seen alive by" in _pass(cluster2, tmp_path)["groups"][0]["reason"]  # window 15 s
+    cluster2.clock.advance(13)
+    assert len(promotions(_pass(cluster2, tmp_path))) == 1
