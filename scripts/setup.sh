@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in redis-server redis-sentinel cron python3-venv procps util-linux bsdutils openssl systemd; do
+for pkg in redis-server redis-sentinel cron python3-venv procps util-linux bsdutils openssl systemd iptables; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -1,0 +1,113 @@
+"""Real faults with real redis-server processes: a stale slave, a half-done promotion, a frozen host (the master
+stopped and its port's packets dropped, so nothing answers and the slaves' links stay up). Every wait is on a
+condition with a deadline; the iptables rules touch loopback only and are removed whatever happens."""
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from simulator.real import RealCluster
+from tests.e2e.test_real_redis import ARGS
+from tests.helpers import promotions, run_module, wait_for
+
+
+def _pass(cluster: RealCluster, tmp_path: Path, **extra: Any) -> dict[str, Any]:
+    return run_module(dict(ARGS, dashboard_url=cluster.dashboard_url, state_path=str(tmp_path / "state.json"),
+                           **extra))
+
+
+def _info(cluster: RealCluster, addr: str) -> dict[str, Any]:
+    return cluster.processes[addr].replication()
+
+
+def test_a_slave_cut_off_before_the_master_died_is_not_promoted(tmp_path: Path) -> None:
+    with RealCluster.start(groups=1, slaves=1) as real:
+        master = real.master_of(1)
+        [slave] = real.slaves_of(1)
+        real.write(1, 100)
+        real.wait_in_sync(1)
+        # Cut the slave off for good: a wrong masterauth fails every reconnect, its master stays the same.
+        with contextlib.closing(real.processes[slave].client()) as c:
+            c.config_set("masterauth", "not-the-password")
+            c.execute_command("CLIENT", "KILL", "TYPE", "master")
+        wait_for(lambda: (_info(real, slave).get("master_link_down_since_seconds") or 0) >= 4, 20,
+                 what="the slave's link to be down for 4 s")
+        keys = real.write(1, 500, prefix="late")  # acknowledged by the master alone
+        assert _pass(real, tmp_path, stale_margin=1)["changed"] is False  # the master is seen alive, recorded
+        real.kill(master)
+        result = _pass(real, tmp_path, stale_margin=1)
+        assert promotions(result) == [] and real.master_of(1) == master
+        assert result["groups"][0]["decision"] == "no_candidate" and "stale" in result["groups"][0]["reason"]
+        assert result["failed"] is True and "left without a working master" in result["msg"]
+        assert real.missing(slave, keys) == keys  # what a promotion would have lost
+
+
+def test_a_half_done_promotion_is_finished_on_the_slave_holding_every_write(tmp_path: Path) -> None:
+    with RealCluster.start(groups=1, slaves=2) as real:
+        master = real.master_of(1)
+        ahead, behind = real.slaves_of(1)
+        real.write(1, 100)
+        real.wait_in_sync(1)
+        real.pause(behind)  # falls behind: it misses the next writes
+        keys = real.write(1, 300, prefix="late")
+        wait_for(lambda: real.missing(ahead, keys) == [], 20, what="the other slave to hold every write")
+        real.kill(master)
+        real.resume(behind)
+        real.dashboard.faults.promote_half_done = 1  # SLAVEOF NO ONE reaches `ahead`, the record is not written
+        first = _pass(real, tmp_path)
+        assert first["failed"] is True and real.role(ahead) == "master" and real.master_of(1) == master
+        second = _pass(real, tmp_path)
+        assert promotions(second) == [ahead], second["msg"]
+        assert "finishing a half-done promotion" in second["actions"][0]["reason"]
+        assert real.missing(ahead, keys) == []
+        real.wait_linked(behind, ahead)
+        assert real.missing(behind, keys) == []
+
+
+@contextlib.contextmanager
+def _dropped(port: int) -> Iterator[None]:
+    """Every packet to the port on loopback dropped: a host that froze or lost power sends no reset."""
+    rule = ["INPUT", "-i", "lo", "-p", "tcp", "--dport", str(port), "-j", "DROP"]
+    subprocess.run(["iptables", "-w", "-I"] + rule, check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["iptables", "-w", "-D"] + rule, check=True)
+
+
+@pytest.mark.parametrize("ping_period", [1])
+def test_a_frozen_host_is_failed_over_once_no_slave_heard_from_it_within_its_ping_period(
+        tmp_path: Path, ping_period: int) -> None:
+    extra = ["--repl-ping-replica-period", str(ping_period), "--repl-timeout", "60"]
+    with RealCluster.start(groups=1, slaves=2, extra=extra) as real:
+        master = real.master_of(1)
+        keys = real.write(1, 200)
+        real.wait_in_sync(1)
+        assert _pass(real, tmp_path)["changed"] is False  # learns the master's ping period while it lives
+        real.pause(master)
+        with _dropped(real.processes[master].port):
+            frozen_at = time.monotonic()
+            results = []
+
+            def failed_over() -> bool:
+                results.append(_pass(real, tmp_path, probe_timeout=0.3))
+                return bool(promotions(results[-1]))
+
+            wait_for(failed_over, 40, interval=0.5, what="a failover of the frozen master")
+            elapsed = time.monotonic() - frozen_at
+            result = results[-1]
+            # The slaves' links were still up (repl-timeout is 60 s): the failover came from the window sized by
+            # the ping period, not from the links dropping.
+            links = {s["addr"]: s["link_up"] for s in result["groups"][0]["servers"] if s["addr"] != master}
+            assert all(links.values()), links
+            assert any("seen alive by" in r["groups"][0]["reason"] for r in results[:-1]), \
+                "the first passes must have heard the slaves' opinion"
+            [new] = promotions(result)
+            assert real.missing(new, keys) == []
+        real.resume(master)
+        print("frozen master (ping period %d s) failed over after %.1f s" % (ping_period, elapsed))
