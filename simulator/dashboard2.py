@@ -34,6 +34,9 @@ class DashboardFaults:
     slow_ms: int = 0
     promote_500_after_commit: int = 0
     promote_half_done: int = 0  # SLAVEOF NO ONE sent, then the coordinator write fails: nothing recorded
+    # Codis 2: a proxy killed while still registered. A promote stores the new master, then holds the coordinator
+    # lock for this many seconds (the real one: about 30, until the proxy's session expires) and answers 500.
+    dead_proxy_wait: float = 0.0
     lock_conflict: int = 0
     # Codis 3.x only
     promote_stuck: int = 0  # promote stops in "preparing" (proxies did not answer) and answers an error
@@ -421,6 +424,10 @@ class Codis2Dashboard:
         if self.faults.promote_500_after_commit > 0:
             self.faults.promote_500_after_commit -= 1
             raise DashboardError("Some proxies may not stop cleanly: proxy_1 receiver timeout")
+        if self.faults.dead_proxy_wait > 0:
+            # Still under the coordinator lock: every other mutating call meanwhile gets the lock timeout.
+            time.sleep(self.faults.dead_proxy_wait)
+            raise DashboardError("zk: node does not exist")
         return 200, _OK
 
 

@@ -29,6 +29,7 @@ from ansible_collections.codis.ha.plugins.module_utils._http import DEFAULT_MAX_
 from ansible_collections.codis.ha.plugins.module_utils._topology import Server, ServerGroup, Topology, parse_addr
 
 LOCK_CONFLICT = "zkutil: obtaining lock timed out"
+DEFAULT_PROMOTE_TIMEOUT = 40.0
 # The Codis 3 dashboard polls every server about once a second; an older poll is no opinion (its stats loop may
 # have frozen, and it would go on showing a dead master alive).
 FRESH_POLL_SECONDS = 5.0
@@ -72,6 +73,8 @@ class DashboardClient:
         self._transport = transport or Transport(url, timeout, validate_certs, ca_path, deadline, max_bytes)
         self.url = self._transport.url  # credentials in the URL never reach a message
         self.timeout = timeout
+        # A promote waits for every proxy: the Codis 2 dashboard holds it about 30 s when a registered proxy died.
+        self.promote_timeout = max(timeout, DEFAULT_PROMOTE_TIMEOUT)
         self.mutations = 0
 
     def close(self) -> None:
@@ -93,9 +96,10 @@ class DashboardClient:
         """Ask the dashboard to make its listed master `addr` a Redis master again; False if it cannot."""
         return False
 
-    def _call(self, method: str, path: str, body: Optional[bytes] = None) -> tuple[int, str]:
+    def _call(self, method: str, path: str, body: Optional[bytes] = None,
+              timeout: Optional[float] = None) -> tuple[int, str]:
         try:
-            return self._transport.request(method, path, body)
+            return self._transport.request(method, path, body, timeout=timeout)
         except TransportError as exc:
             raise DashboardUnavailable(str(exc)) from None
 
@@ -147,7 +151,7 @@ class Codis2Client(DashboardClient):
     def promote(self, gid: int, server: Server) -> None:
         # The dashboard takes the group from the body, not the URL: never omit group_id.
         self._mutate("POST", "/api/server_group/%d/promote" % gid,
-                     {"type": server.type, "group_id": gid, "addr": server.addr})
+                     {"type": server.type, "group_id": gid, "addr": server.addr}, timeout=self.promote_timeout)
 
     def add_server(self, gid: int, addr: str, server_type: str) -> None:
         if not addr or server_type not in ("master", "slave", "offline"):
@@ -155,11 +159,11 @@ class Codis2Client(DashboardClient):
         self._mutate("PUT", "/api/server_group/%d/addServer" % gid,
                      {"type": server_type, "group_id": gid, "addr": addr})
 
-    def _mutate(self, method: str, path: str, body: dict[str, Any]) -> None:
+    def _mutate(self, method: str, path: str, body: dict[str, Any], timeout: Optional[float] = None) -> None:
         for attempt in range(self.lock_retries + 1):
             try:
                 self.mutations += 1
-                self._request(method, path, body)
+                self._request(method, path, body, timeout)
                 return
             except LockConflict:
                 if attempt == self.lock_retries:
@@ -167,8 +171,9 @@ class Codis2Client(DashboardClient):
                 self._sleep(self.lock_backoff * (2 ** attempt))
 
     # ------------------------------------------------------------------ transport
-    def _request(self, method: str, path: str, body: Optional[dict[str, Any]] = None) -> Any:
-        status, text = self._call(method, path, None if body is None else json.dumps(body).encode())
+    def _request(self, method: str, path: str, body: Optional[dict[str, Any]] = None,
+                 timeout: Optional[float] = None) -> Any:
+        status, text = self._call(method, path, None if body is None else json.dumps(body).encode(), timeout)
         if status != 200:
             cls = LockConflict if LOCK_CONFLICT in text else DashboardRejected
             raise cls(status, text)
@@ -205,7 +210,8 @@ class Codis3Client(DashboardClient):
     # ------------------------------------------------------------------ mutations
     def promote(self, gid: int, server: Server) -> None:
         self.mutations += 1
-        self._request("PUT", "/api/topom/group/promote/%s/%d/%s" % (self.xauth, gid, _segment(server.addr)))
+        self._request("PUT", "/api/topom/group/promote/%s/%d/%s" % (self.xauth, gid, _segment(server.addr)),
+                      timeout=self.promote_timeout)
 
     def add_server(self, gid: int, addr: str, server_type: str) -> None:
         """Codis 3 has no types: a server of the group is made a slave of servers[0] by a sync action."""
@@ -233,8 +239,8 @@ class Codis3Client(DashboardClient):
         self._request("PUT", "/api/topom/group/action/create/%s/%s" % (self.xauth, _segment(addr)))
 
     # ------------------------------------------------------------------ transport
-    def _request(self, method: str, path: str) -> Any:
-        status, text = self._call(method, path)
+    def _request(self, method: str, path: str, timeout: Optional[float] = None) -> Any:
+        status, text = self._call(method, path, timeout=timeout)
         shown = "%s %s%s" % (method, self.url, path.replace(self.xauth, "<xauth>"))
         if status == 200:
             return self._json(shown, text)

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from ansible_collections.codis.ha.plugins.module_utils._dashboard import DashboardClient, DashboardError
+from ansible_collections.codis.ha.plugins.module_utils._dashboard import DashboardClient, DashboardError, LockConflict
 from ansible_collections.codis.ha.plugins.module_utils._deadline import NO_DEADLINE, Deadline
 from ansible_collections.codis.ha.plugins.module_utils._planner import (
     PROMOTE,
@@ -111,6 +111,10 @@ class Executor:
         answer = ""
         try:
             self.dashboard.promote(action.group, Server(action.server, "slave"))
+        except LockConflict as exc:
+            # The lock was never taken: nothing was changed, and there is nothing to wait for.
+            return ActionResult(action, FAILED, "not applied, the dashboard's lock is held by another client "
+                                "(%s); left for the next pass" % exc)
         except DashboardError as exc:
             answer = str(exc)
         try:
@@ -150,6 +154,9 @@ class Executor:
         answer = ""
         try:
             self.dashboard.add_server(action.group, action.server, "slave")
+        except LockConflict as exc:
+            return ActionResult(action, FAILED, "not applied, the dashboard's lock is held by another client "
+                                "(%s); left for the next pass" % exc)
         except DashboardError as exc:
             answer = str(exc)
         try:

@@ -166,10 +166,11 @@ class Transport:
         self._session.close()
 
     def request(self, method: str, path: str, body: Optional[bytes] = None,
-                headers: Optional[dict[str, str]] = None) -> tuple[int, str]:
-        """(HTTP status, body as text) or TransportError with a message for an operator."""
+                headers: Optional[dict[str, str]] = None, timeout: Optional[float] = None) -> tuple[int, str]:
+        """(HTTP status, body as text) or TransportError with a message for an operator. `timeout` replaces the
+        transport's own for this request (a promote that waits for the proxies); the pass deadline caps both."""
         what = "%s %s%s" % (method, self.url, path)
-        budget = self.deadline.cap(self.timeout)
+        budget = self.deadline.cap(self.timeout if timeout is None else timeout)
         if budget <= 0:
             raise TransportError("%s: not sent, the pass deadline (%s s) was reached" % (what, self.deadline.seconds))
         exchange = _Exchange()

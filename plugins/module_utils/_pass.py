@@ -65,6 +65,7 @@ def argument_spec() -> dict[str, Any]:
         product_name=dict(type="str"),
         product_auth=dict(type="str", no_log=True),
         dashboard_timeout=dict(type="float", default=5.0),
+        promote_timeout=dict(type="float", default=40.0),
         validate_certs=dict(type="bool", default=True),
         ca_path=dict(type="path"),
         repoint_slaves=dict(type="bool", default=True),
@@ -87,6 +88,7 @@ def argument_spec() -> dict[str, Any]:
 # (name, lowest, highest, must be above the lowest): every number option, checked finite and in range.
 NUMBER_RANGES = (
     ("dashboard_timeout", 0, 3600, True),
+    ("promote_timeout", 0, 3600, True),
     ("pass_timeout", 0, 86400, True),
     ("verify_timeout", 0, 3600, False),
     ("down_after", 0, 86400, False),
@@ -162,11 +164,17 @@ def dashboard_client(params: dict[str, Any], deadline: Optional[Deadline] = None
         if version == "3":
             if not product_name:
                 raise DashboardError("Codis 3 needs product_name (the xauth token is derived from it)")
-            return Codis3Client(transport.url, product_name, transport=transport)
-        return Codis2Client(transport.url, transport=transport)
+            return _with_promote_timeout(Codis3Client(transport.url, product_name, transport=transport), params)
+        return _with_promote_timeout(Codis2Client(transport.url, transport=transport), params)
     except BaseException:
         transport.close()
         raise
+
+
+def _with_promote_timeout(client: DashboardClient, params: dict[str, Any]) -> DashboardClient:
+    client.timeout = params["dashboard_timeout"]
+    client.promote_timeout = max(params.get("promote_timeout") or 40.0, params["dashboard_timeout"])
+    return client
 
 
 def server_identity(addr: str) -> str:

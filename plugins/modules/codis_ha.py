@@ -66,6 +66,13 @@ options:
       - Answers larger than 64 MiB are refused.
     type: float
     default: 5.0
+  promote_timeout:
+    description:
+      - Seconds a promote request may take. A promote waits for every proxy to acknowledge; with a registered
+        proxy that died, a Codis 2 dashboard holds the request about 30 s and then answers an error although it
+        applied the promotion, so this is longer than O(dashboard_timeout). The pass deadline still caps it.
+    type: float
+    default: 40.0
   pass_timeout:
     description:
       - Seconds the whole pass may take. Every dashboard request and every verification wait is cut to what is

@@ -127,3 +127,27 @@ def test_an_unknown_ping_period_keeps_the_fixed_window(cluster2: Cluster, tmp_pa
     assert "seen alive by" in _pass(cluster2, tmp_path)["groups"][0]["reason"]  # window 15 s
     cluster2.clock.advance(13)
     assert len(promotions(_pass(cluster2, tmp_path))) == 1
+
+
+def test_codis2_promote_outwaits_a_dead_proxy_and_finishes_in_one_pass(cluster2: Cluster, tmp_path: Path) -> None:
+    master = cluster2.master_of(1)
+    cluster2.kill(master)
+    # A dead but registered proxy: the dashboard stores the promotion, holds its lock (2 s here, about 30 s on
+    # the real one) and answers 500. A promote deadline shorter than that would leave the other slave waiting.
+    cluster2.dashboard_fault("dead_proxy_wait", 2.0)
+    result = _pass(cluster2, tmp_path, dashboard_timeout=0.5, promote_timeout=5.0)
+    [promote, repoint] = result["actions"]
+    assert promote["status"] == "done" and "had applied the promotion" in promote["detail"]
+    assert repoint["action"] == "repoint" and repoint["status"] == "done"
+
+
+def test_a_call_refused_for_the_lock_is_not_waited_for(cluster2: Cluster, tmp_path: Path) -> None:
+    old = cluster2.master_of(1)
+    stray = cluster2.slaves_of(1)[0]
+    cluster2.slaveof(stray, cluster2.master_of(2))  # a stray slave to re-point
+    cluster2.dashboard_fault("lock_conflict", 100)  # every mutating call: zkutil: obtaining lock timed out
+    result = _pass(cluster2, tmp_path, verify_timeout=600, pass_timeout=30)
+    [repoint] = result["actions"]
+    assert repoint["status"] == "failed" and "not applied, the dashboard's lock is held" in repoint["detail"]
+    assert result["pass_seconds"] < 30  # it did not sit out verify_timeout (600 s) or the pass deadline
+    assert cluster2.master_of(1) == old
