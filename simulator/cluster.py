@@ -137,6 +137,17 @@ class Cluster(Closing):
         if not self.dashboard.faults.stale_stats:
             self.dashboard.poll()
 
+    # ------------------------------------------------------------------ proxies (Codis 3)
+    def add_proxy(self) -> str:
+        token = self.dashboard.add_proxy()
+        self._dashboard_notices()
+        return token
+
+    def kill_proxy(self, token: str) -> None:
+        """The proxy dies (its host went down with a master, say) but stays registered with the dashboard."""
+        self.dashboard.kill_proxy(token)
+        self._dashboard_notices()
+
     def slow(self, addr: str, ms: int) -> None:
         self.world.set_slow(addr, ms)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import socket
 import threading
 import time
 from typing import Any, Optional
@@ -39,6 +40,11 @@ class Codis3Dashboard(Codis2Dashboard):
         self.xauth = xauth(product_name)
         self.groups3: dict[int, dict[str, Any]] = {}
         self.stats_cache: dict[str, dict[str, Any]] = {}
+        # Registered proxies: token -> model, and the admin port of each live one (a listening socket that a
+        # killed proxy closes, so that connecting to it is refused).
+        self.proxies: dict[str, dict[str, Any]] = {}
+        self.proxy_ports: dict[str, socket.socket] = {}
+        self.proxy_stats: dict[str, dict[str, Any]] = {}
         self.stats_interval = stats_interval
         self.action_interval = action_interval
         self._topom_lock = threading.Lock()  # the real topom serialises every call on one mutex
@@ -55,7 +61,34 @@ class Codis3Dashboard(Codis2Dashboard):
             self._background = threading.Thread(target=self._run_background, name="simulator-topom", daemon=True)
             self._background.start()
 
+    def add_proxy(self) -> str:
+        """A registered proxy whose admin port accepts connections; returns its token."""
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        with self._state_lock:
+            token = "%032x" % (len(self.proxies) + 1)
+            port = listener.getsockname()[1]
+            self.proxies[token] = {"id": len(self.proxies) + 1, "token": token, "start_time": "2026-01-01 00:00:00",
+                                   "admin_addr": "127.0.0.1:%d" % port, "proto_type": "tcp4",
+                                   "proxy_addr": "127.0.0.1:%d" % (port + 1), "product_name": self.state.product_name}
+            self.proxy_ports[token] = listener
+        return token
+
+    def kill_proxy(self, token: str) -> None:
+        """The proxy process dies; it stays registered. Its admin port now refuses connections."""
+        with self._state_lock:
+            listener = self.proxy_ports.pop(token, None)
+        if listener is not None:
+            listener.close()
+
+    def proxy_alive(self, token: str) -> bool:
+        with self._state_lock:
+            return token in self.proxy_ports
+
     def stop(self) -> None:
+        for token in list(self.proxy_ports):
+            self.kill_proxy(token)
         thread, self._background = self._background, None
         if thread is not None:
             self._stop_background.set()
@@ -104,8 +137,14 @@ class Codis3Dashboard(Codis2Dashboard):
         with self._state_lock:
             addrs = [s["server"] for g in self.groups3.values() for s in g["servers"]]
         seen = {addr: self.redis_side.stats(addr) for addr in addrs}
+        now = int(self.world.clock.now()) if self.world is not None else int(time.time())
         with self._state_lock:
             self.stats_cache = seen
+            self.proxy_stats = {
+                token: ({"stats": {"online": True, "closed": False}, "unixtime": now} if token in self.proxy_ports
+                        else {"error": {"Cause": "dial tcp %s: connect: connection refused" % model["admin_addr"]},
+                              "unixtime": now})
+                for token, model in self.proxies.items()}
 
     # ------------------------------------------------------------------ API
     def handle(self, method: str, path: str, body: bytes) -> tuple[int, str]:
@@ -144,6 +183,10 @@ class Codis3Dashboard(Codis2Dashboard):
                 return self._del(gid, addr)
             if verb == "promote" and addr and datacenter is None:
                 return self._promote(gid, addr)
+        m = re.fullmatch(r"/api/topom/proxy/remove/([^/]*)/([^/]+)/([01])", path)
+        if m and method == "PUT":
+            self._check_xauth(m.group(1))
+            return self._remove_proxy(m.group(2), m.group(3) == "1")
         m = re.fullmatch(r"/api/topom/group/action/(create|remove)/([^/]*)/([^/]+)", path)
         if m and method == "PUT":
             self._check_xauth(m.group(2))
@@ -176,11 +219,19 @@ class Codis3Dashboard(Codis2Dashboard):
             "closed": False, "slots": self._slots(),
             # An empty Go slice marshals as null, not [].
             "group": {"models": models or None, "stats": stats},
-            "proxy": {"models": [], "stats": {}},
+            "proxy": {"models": self._proxy_models(), "stats": self._proxy_stats()},
             "slot_action": {"interval": 0, "disabled": False, "progress": {"status": ""},
                             "executor": self.faults.migration},
             "sentinels": {"model": {"servers": [], "out_of_sync": False}, "stats": {}, "masters": {}},
         }
+
+    def _proxy_models(self) -> list[dict[str, Any]]:
+        with self._state_lock:
+            return [dict(m) for m in self.proxies.values()]
+
+    def _proxy_stats(self) -> dict[str, Any]:
+        with self._state_lock:
+            return {token: dict(v) for token, v in self.proxy_stats.items() if token in self.proxies}
 
     def _slots(self) -> list[dict[str, Any]]:
         """The slot mappings; with the `migrating_slots` fault the first N are being moved, which the real
@@ -266,6 +317,11 @@ class Codis3Dashboard(Codis2Dashboard):
                                                                           or self.faults.migrating_slots))
             if not promoting:
                 group["promoting"] = {"index": index, "state": "preparing"}
+            dead = sorted(t for t in self.proxies if t not in self.proxy_ports)
+            if dead:
+                # A registered proxy cannot resync its slots: the promotion stays in "preparing".
+                raise DashboardError("proxy-[%s] resync slots failed: dial tcp %s: connect: connection refused"
+                                     % (dead[0], self.proxies[dead[0]]["admin_addr"]))
             if self.faults.promote_stuck > 0:
                 # The proxies did not take the slot lock: the real dashboard rolls back to "preparing" and
                 # leaves the group there for an operator.
@@ -289,6 +345,20 @@ class Codis3Dashboard(Codis2Dashboard):
             pass  # the real dashboard only logs this
         with self._state_lock:
             group["promoting"] = {}
+        return 200, _OK
+
+    def _remove_proxy(self, token: str, force: bool) -> tuple[int, str]:
+        with self._state_lock:
+            if token not in self.proxies:
+                raise DashboardError("proxy-[%s] doesn't exist" % token)
+            alive = token in self.proxy_ports
+        if not alive and not force:
+            # The real dashboard first asks the proxy to shut down; a dead one cannot answer.
+            raise DashboardError("dial tcp %s: connect: connection refused" % self.proxies[token]["admin_addr"])
+        with self._state_lock:
+            del self.proxies[token]
+            self.proxy_stats.pop(token, None)
+        self.kill_proxy(token)
         return 200, _OK
 
     def _create_action(self, addr: str) -> tuple[int, str]:

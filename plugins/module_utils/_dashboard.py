@@ -26,7 +26,13 @@ from urllib.parse import quote
 
 from ansible_collections.codis.ha.plugins.module_utils._deadline import NO_DEADLINE, Deadline
 from ansible_collections.codis.ha.plugins.module_utils._http import DEFAULT_MAX_BYTES, Transport, TransportError, now_or
-from ansible_collections.codis.ha.plugins.module_utils._topology import Server, ServerGroup, Topology, parse_addr
+from ansible_collections.codis.ha.plugins.module_utils._topology import (
+    Proxy,
+    Server,
+    ServerGroup,
+    Topology,
+    parse_addr,
+)
 
 LOCK_CONFLICT = "zkutil: obtaining lock timed out"
 DEFAULT_PROMOTE_TIMEOUT = 40.0
@@ -95,6 +101,9 @@ class DashboardClient:
     def retry_master(self, gid: int, addr: str) -> bool:
         """Ask the dashboard to make its listed master `addr` a Redis master again; False if it cannot."""
         return False
+
+    def remove_proxy(self, token: str) -> None:
+        raise DashboardError("this dashboard lists no proxies to remove")
 
     def _call(self, method: str, path: str, body: Optional[bytes] = None,
               timeout: Optional[float] = None) -> tuple[int, str]:
@@ -233,6 +242,11 @@ class Codis3Client(DashboardClient):
         self._sync_action(addr)
         return True
 
+    def remove_proxy(self, token: str) -> None:
+        """Force the dashboard to forget a proxy (what Codis 3's own codis-ha does with a dead one)."""
+        self.mutations += 1
+        self._request("PUT", "/api/topom/proxy/remove/%s/%s/1" % (self.xauth, quote(token, safe="")))
+
     def _sync_action(self, addr: str) -> None:
         """SLAVEOF the group's servers[0] (NO ONE for servers[0] itself), carried out by the dashboard later."""
         self.mutations += 1
@@ -283,9 +297,12 @@ def parse_stats(data: Any, where: str, now: Optional[float] = None) -> Topology:
                                              for s in group.servers))
         promoting = item.get("promoting") if isinstance(item.get("promoting"), dict) else {}
         if promoting.get("state"):
-            group = replace(group, busy="the dashboard shows a promotion in progress (index %s, state %s); an "
-                            "operator must finish or undo it, the group is not touched"
-                            % (promoting.get("index", 0), promoting["state"]))
+            index = promoting.get("index", 0)
+            target = (group.servers[index].addr if isinstance(index, int) and not isinstance(index, bool)
+                      and 0 < index < len(group.servers) else None)
+            group = replace(group, promoting=target, busy="the dashboard shows a promotion of %s left in state %s "
+                            "(index %s); only a promotion of that same server may finish it, nothing else touches "
+                            "the group" % (target or "an unknown server", promoting["state"], index))
         elif migrations or migrating:
             group = replace(group, busy="a slot migration is running (%s); the dashboard refuses promotions until "
                             "it ends" % (migrating or "%s executor(s)" % migrations))
@@ -293,7 +310,22 @@ def parse_stats(data: Any, where: str, now: Optional[float] = None) -> Topology:
     ids = [g.id for g in groups]
     if len(set(ids)) != len(ids):
         raise DashboardBadReply("%s: the same group id appears twice" % where)
-    return Topology(tuple(sorted(groups, key=lambda g: g.id)), demoted_type="slave")
+    return Topology(tuple(sorted(groups, key=lambda g: g.id)), demoted_type="slave",
+                    proxies=_proxies(data.get("proxy"), now))
+
+
+def _proxies(section: Any, now: Optional[float]) -> tuple[Proxy, ...]:
+    """The proxies the dashboard lists, with its fresh poll of each; entries it cannot read are left out."""
+    if not isinstance(section, dict) or not isinstance(section.get("models"), list):
+        return ()
+    stats = section.get("stats") if isinstance(section.get("stats"), dict) else {}
+    out = []
+    for model in section["models"]:
+        if not isinstance(model, dict) or not isinstance(model.get("token"), str) \
+                or not isinstance(model.get("admin_addr"), str):
+            continue
+        out.append(Proxy(model["token"], model["admin_addr"], _polled_alive(stats.get(model["token"]), now)))
+    return tuple(out)
 
 
 def _polled_alive(seen: Any, now: Optional[float]) -> Optional[bool]:

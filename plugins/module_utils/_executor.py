@@ -19,6 +19,7 @@ from ansible_collections.codis.ha.plugins.module_utils._dashboard import Dashboa
 from ansible_collections.codis.ha.plugins.module_utils._deadline import NO_DEADLINE, Deadline
 from ansible_collections.codis.ha.plugins.module_utils._planner import (
     PROMOTE,
+    REMOVE_PROXY,
     Action,
     GroupDecision,
     Plan,
@@ -99,11 +100,17 @@ class Executor:
                                     % (planned.snapshot() if planned else {}, current.snapshot())))
             return
         for index, action in enumerate(decision.actions):
-            result = self._promote(action) if action.action == PROMOTE else self._add_slave(action)
+            if action.action == PROMOTE:
+                result = self._promote(action)
+            elif action.action == REMOVE_PROXY:
+                result = self._remove_proxy(action)
+            else:
+                result = self._add_slave(action)
             outcome.results.append(result)
-            if result.status == FAILED and action.action == PROMOTE:
-                outcome.results.extend(ActionResult(a, FAILED, "not attempted: the promotion failed")
-                                       for a in decision.actions[index + 1:])
+            if result.status == FAILED and action.action in (PROMOTE, REMOVE_PROXY):
+                outcome.results.extend(ActionResult(a, FAILED, "not attempted: %s failed" % (
+                    "the promotion" if action.action == PROMOTE else "removing the dead proxy"))
+                    for a in decision.actions[index + 1:])
                 return
 
     # ------------------------------------------------------------------ promote
@@ -146,6 +153,24 @@ class Executor:
         if answer:
             detail = "the dashboard answered an error (%s) but had applied the promotion; %s" % (answer, detail)
         return ActionResult(action, DONE, detail)
+
+    # ------------------------------------------------------------------ a dead proxy
+    def _remove_proxy(self, action: Action) -> ActionResult:
+        answer = ""
+        try:
+            self.dashboard.remove_proxy(action.proxy or "")
+        except DashboardError as exc:
+            answer = str(exc)
+        try:
+            listed = [p.token for p in self.dashboard.topology().proxies]
+        except DashboardError as exc:
+            return ActionResult(action, FAILED, "%s; and the proxies could not be re-read: %s" % (
+                answer or "remove answered OK", exc))
+        if action.proxy in listed:
+            return ActionResult(action, FAILED, "%sthe dashboard still lists proxy %s" % (
+                answer + "; " if answer else "", action.proxy))
+        return ActionResult(action, DONE, "the dashboard no longer lists proxy %s%s" % (
+            action.proxy, " (it answered: %s)" % answer if answer else ""))
 
     # ------------------------------------------------------------------ repoint / readd
     def _add_slave(self, action: Action) -> ActionResult:

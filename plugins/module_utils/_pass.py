@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Optional
 
 from ansible_collections.codis.ha.plugins.module_utils._checks import ca_file_problem, number_problem
@@ -79,6 +79,7 @@ def argument_spec() -> dict[str, Any]:
         max_data_loss_bytes=dict(type="int"),
         max_failovers_per_pass=dict(type="int", no_log=False),
         force=dict(type="bool", default=False),
+        remove_dead_proxies=dict(type="bool", default=True),
         pass_timeout=dict(type="float", default=60.0, no_log=False),
     )
     spec.update(redis_argument_spec())
@@ -177,6 +178,29 @@ def _with_promote_timeout(client: DashboardClient, params: dict[str, Any]) -> Da
     return client
 
 
+def check_proxies(topology: Topology, timeout: float) -> Topology:
+    """Our own look at each proxy the dashboard says is not answering: does its admin port refuse? Dead takes
+    both opinions; a proxy that only the dashboard cannot reach is not removed."""
+    doubtful = [p for p in topology.proxies if p.dashboard_alive is False]
+    if not doubtful:
+        return topology
+    checked = {p.token: replace(p, refused=port_refuses(p.admin_addr, timeout)) for p in doubtful}
+    return replace(topology, proxies=tuple(checked.get(p.token, p) for p in topology.proxies))
+
+
+def port_refuses(addr: str, timeout: float) -> Optional[bool]:
+    """True when a TCP connect is refused (the host answers, nothing listens), False when it connects, None when
+    it cannot tell (a timeout, a name that does not resolve)."""
+    try:
+        host, port = parse_addr(addr)
+        with socket.create_connection((host, port), timeout=timeout):
+            return False
+    except ConnectionRefusedError:
+        return True
+    except (OSError, ValueError):
+        return None
+
+
 def server_identity(addr: str) -> str:
     """The server an address names: its host resolved, so that `localhost:6911`, `127.0.0.1:6911` and a host
     name of the same machine are one server. An address that does not resolve stays as it is spelled."""
@@ -201,11 +225,13 @@ def _run(client: DashboardClient, params: dict[str, Any], check_mode: bool, diff
         return _nothing_done("cannot read the server groups from the dashboard, nothing was changed: %s" % exc)
     resolved: dict[str, str] = {}
     topology = topology.identity_conflicts(lambda a: resolved.get(a) or resolved.setdefault(a, server_identity(a)))
+    topology = check_proxies(topology, params["probe_timeout"])
     policy = Policy(repoint_slaves=params["repoint_slaves"], reuse_offline=params["reuse_offline"],
                     groups=frozenset(params["groups"]) if params.get("groups") is not None else None,
                     down_after=params["down_after"], min_failover_interval=params["min_failover_interval"],
                     stale_margin=params["stale_margin"], max_data_loss_bytes=params.get("max_data_loss_bytes"),
-                    max_failovers_per_pass=params.get("max_failovers_per_pass"), force=params["force"])
+                    max_failovers_per_pass=params.get("max_failovers_per_pass"), force=params["force"],
+                    remove_dead_proxies=params.get("remove_dead_proxies", True))
     selected = [g for g in topology.groups if policy.groups is None or g.id in policy.groups]
     state_path = params.get("state_path")
     if not state_path:

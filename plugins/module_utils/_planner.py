@@ -10,7 +10,7 @@ and a sentence that says why. Refusals are decisions too.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional
 
 from ansible_collections.codis.ha.plugins.module_utils._topology import (
@@ -26,6 +26,7 @@ from ansible_collections.codis.ha.plugins.module_utils._topology import (
 PROMOTE = "promote"
 REPOINT = "repoint"
 READD = "readd"
+REMOVE_PROXY = "remove_proxy"
 
 HEALTHY = "healthy"
 DEGRADED = "degraded"
@@ -50,6 +51,7 @@ class Policy:
     max_data_loss_bytes: Optional[int] = None
     max_failovers_per_pass: Optional[int] = None
     force: bool = False
+    remove_dead_proxies: bool = True
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class Action:
     previous_master: Optional[str]
     master: str  # the master of the group once this action is done
     reason: str
+    proxy: Optional[str] = None  # the proxy's token, for remove_proxy
 
     def as_dict(self) -> dict[str, object]:
         return {"group": self.group, "action": self.action, "server": self.server,
@@ -99,7 +102,30 @@ def plan(topology: Topology, probes: dict[str, ProbeResult], policy: Policy,
     # planned, the others are (during a password rotation the rest of the cluster stays protected). The pass
     # still fails, so that the refusal is seen.
     decisions = [plan_group(g, probes, policy, (history or {}).get(g.id), now) for g in groups]
-    return Plan(tuple(limit_failovers(decisions, policy)), tuple(_auth_errors(groups, probes)))
+    decisions = clear_dead_proxies(limit_failovers(decisions, policy), topology, policy)
+    return Plan(tuple(decisions), tuple(_auth_errors(groups, probes)))
+
+
+def clear_dead_proxies(decisions: list[GroupDecision], topology: Topology, policy: Policy) -> list[GroupDecision]:
+    """A dead proxy that the dashboard still lists makes every Codis 3 promote fail and leaves the group
+    'promoting' for an operator (measured on the real binaries). Codis 3's own codis-ha removes it first; so
+    does this pass, before its first promotion, unless remove_dead_proxies is off: then nothing is promoted."""
+    dead = [p for p in topology.proxies if p.dead]
+    failovers = [d for d in decisions if d.decision == FAILOVER]
+    if not dead or not failovers:
+        return decisions
+    names = ", ".join("%s (%s)" % (p.token, p.admin_addr) for p in dead)
+    if not policy.remove_dead_proxies:
+        why = ("proxy %s is dead (the dashboard's poll failed and its admin port refuses) and still registered: a "
+               "promote would fail and leave the group promoting; remove it, or set remove_dead_proxies" % names)
+        return [GroupDecision(d.group, REFUSED, "%s; %s" % (why, d.reason), d.master, master_down=True)
+                if d.decision == FAILOVER else d for d in decisions]
+    first = failovers[0]
+    removals = tuple(Action(first.group, REMOVE_PROXY, p.admin_addr, None, first.master or "",
+                            "proxy %s at %s is dead (the dashboard's poll failed and its admin port refuses) and "
+                            "would make the promote fail; removed from the dashboard first" % (p.token, p.admin_addr),
+                            proxy=p.token) for p in dead)
+    return [replace(d, actions=removals + d.actions) if d is first else d for d in decisions]
 
 
 def limit_failovers(decisions: list[GroupDecision], policy: Policy) -> list[GroupDecision]:
@@ -117,6 +143,8 @@ def limit_failovers(decisions: list[GroupDecision], policy: Policy) -> list[Grou
 def plan_group(group: ServerGroup, probes: dict[str, ProbeResult], policy: Policy,
                history: Optional[GroupHistory] = None, now: float = 0.0) -> GroupDecision:
     problem = group_problem(group, probes)
+    if problem and group.promoting and problem == group.busy:
+        return _resume_promotion(group, probes, policy, history, now)
     if problem:
         return GroupDecision(group.id, SKIPPED, problem)
     master = group.master
@@ -180,6 +208,23 @@ def plan_group(group: ServerGroup, probes: dict[str, ProbeResult], policy: Polic
     if kept:
         why += "; %s" % kept
     return GroupDecision(group.id, FAILOVER, why, candidate, (promote,) + tuple(followers), master_down=True)
+
+
+def _resume_promotion(group: ServerGroup, probes: dict[str, ProbeResult], policy: Policy,
+                      history: Optional[GroupHistory], now: float) -> GroupDecision:
+    """The dashboard stopped half way through promoting a server (Codis 3 leaves the group 'promoting'). It
+    accepts a promote of that same server again, which resumes its state machine; anything else it refuses. So
+    the group is planned as if it were free, and resumed only if the plan promotes that very server."""
+    decision = plan_group(replace(group, busy=None, promoting=None), probes, policy, history, now)
+    if decision.decision == FAILOVER and decision.actions and decision.actions[0].server == group.promoting:
+        why = "resuming the dashboard's unfinished promotion of %s: %s" % (group.promoting, decision.reason)
+        first = replace(decision.actions[0], reason=why)
+        return replace(decision, reason=why, actions=(first,) + decision.actions[1:])
+    would = ("the pass would promote %s instead" % decision.actions[0].server
+             if decision.decision == FAILOVER and decision.actions else "the pass would not promote it (%s: %s)"
+             % (decision.decision.replace("_", " "), decision.reason))
+    return GroupDecision(group.id, SKIPPED, "%s; %s" % (group.busy, would), decision.master,
+                         master_down=decision.master_down)
 
 
 def _plan_live_master(group: ServerGroup, master: str, seen: ProbeResult, probes: dict[str, ProbeResult],
@@ -436,7 +481,7 @@ def predict(topology: Topology, plan_: Plan) -> Topology:
             if action.action == PROMOTE:
                 types[action.previous_master or ""] = topology.demoted_type
                 types[action.server] = "master"
-            else:
+            elif action.action != REMOVE_PROXY:
                 types[action.server] = "slave"
         groups.append(group.with_types(types))
     return topology.with_groups(tuple(groups))

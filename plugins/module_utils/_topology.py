@@ -92,6 +92,8 @@ class ServerGroup:
     # Why the dashboard itself says the group must not be touched now (a promotion left half done, a slot
     # migration running), or None.
     busy: Optional[str] = None
+    # Codis 3: the server the dashboard was promoting when it stopped (promoting.index), if the group is busy so.
+    promoting: Optional[str] = None
     # Why the group, as listed, is not something the tool may act on (a malformed or duplicated address, a
     # server that another group lists too), or None.
     invalid: Optional[str] = None
@@ -112,8 +114,25 @@ class ServerGroup:
 
 
 @dataclass(frozen=True)
+class Proxy:
+    """A proxy the dashboard lists (Codis 3). A dead one blocks every promotion until it is removed."""
+    token: str
+    admin_addr: str
+    # The dashboard's fresh poll of it: True answered, False an error or a timeout, None no fresh view.
+    dashboard_alive: Optional[bool] = None
+    # This host's own check of its admin port: True refused (nothing listens), None not checked.
+    refused: Optional[bool] = None
+
+    @property
+    def dead(self) -> bool:
+        """Dead by two opinions: the dashboard's poll failed and its admin port refuses a connection."""
+        return self.dashboard_alive is False and self.refused is True
+
+
+@dataclass(frozen=True)
 class Topology:
     groups: tuple[ServerGroup, ...] = ()
+    proxies: tuple[Proxy, ...] = ()
     # What a promotion makes of the old master: Codis 2 marks it offline, Codis 3 keeps it last, as a slave.
     demoted_type: str = "offline"
 

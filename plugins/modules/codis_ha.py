@@ -177,6 +177,15 @@ options:
     description: When more groups than this would fail over in one pass, none is (many masters down at
       once usually means this host is cut off), unless O(force). No limit when omitted.
     type: int
+  remove_dead_proxies:
+    description:
+      - Codis 3. A proxy that the dashboard still lists but that is dead (the dashboard's fresh poll of it failed
+        and its admin port refuses a connection from this host) makes every promote fail and leaves the group
+        C(promoting). With this on, such a proxy is removed through the dashboard (forced, as Codis 3's own
+        codis-ha does) and reported, before the first promotion of the pass.
+      - With this off, no group is failed over while a dead proxy is listed; the reason says so.
+    type: bool
+    default: true
   force:
     description: Override the refusals of O(down_after), O(min_failover_interval), O(stale_margin),
       O(max_data_loss_bytes) and O(max_failovers_per_pass). A master that a slave still sees is never

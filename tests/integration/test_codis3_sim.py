@@ -79,19 +79,22 @@ def test_slots_being_migrated_skip_every_group(cluster3: Cluster, args3: dict[st
     assert len(promotions(run_module(args3))) == 1
 
 
-def test_a_group_left_promoting_is_never_touched_again(cluster3: Cluster, args3: dict[str, Any]) -> None:
+def test_a_group_left_promoting_by_our_promote_is_resumed_by_the_next_pass(cluster3: Cluster,
+                                                                          args3: dict[str, Any]) -> None:
     cluster3.kill(cluster3.master_of(1))
     cluster3.kill(cluster3.master_of(2))
     cluster3.dashboard_fault("promote_stuck", 1)  # the first promote (group 1) stops in "preparing"
     first = run_module(args3)
     by_group = {a["group"]: a["status"] for a in first["actions"] if a["action"] == "promote"}
     assert by_group == {1: "failed", 2: "done"} and first["failed"] is True
+    assert "left without a working master: group 1" in first["msg"]
     assert cluster3.dashboard.promoting(1)["state"] == "preparing"
-    audit_before = len(cluster3.audit)
+    [target] = [a["server"] for a in first["actions"] if a["action"] == "promote" and a["group"] == 1]
     second = run_module(args3)
-    [skip] = [s for s in second["skipped_groups"] if s["group"] == 1]
-    assert "promotion in progress" in skip["reason"] and "state preparing" in skip["reason"]
-    assert second["changed"] is False and len(cluster3.audit) == audit_before
+    [promote] = [a for a in second["actions"] if a["action"] == "promote"]
+    assert (promote["server"], promote["status"]) == (target, "done")
+    assert "resuming the dashboard's unfinished promotion" in promote["reason"]
+    assert cluster3.dashboard.promoting(1) == {} and cluster3.master_of(1) == target
 
 
 def test_a_running_slot_migration_skips_every_group(cluster3: Cluster, args3: dict[str, Any]) -> None:
@@ -127,3 +130,78 @@ def test_the_old_master_stays_listed_last_and_follows_once_back(cluster3: Cluste
     back = run_module(args3)
     assert [(a["action"], a["server"], a["status"]) for a in back["actions"]] == [("repoint", old, "done")]
     assert cluster3.role(old)["master"] == new and cluster3.lost_writes(1) == []
+
+
+def _index(cluster: Cluster, gid: int, addr: str) -> int:
+    return [s["server"] for s in cluster.dashboard.groups3[gid]["servers"]].index(addr)
+
+
+def test_a_dead_proxy_is_removed_before_the_promotion(cluster3: Cluster, args3: dict[str, Any]) -> None:
+    alive, dead = cluster3.add_proxy(), cluster3.add_proxy()
+    old = cluster3.master_of(1)
+    cluster3.kill(old)
+    cluster3.kill_proxy(dead)  # its host went down with the master
+    planned = run_module(args3, check=True)
+    assert [(a["action"], a["status"]) for a in planned["actions"]][:2] == [("remove_proxy", "planned"),
+                                                                           ("promote", "planned")]
+    result = run_module(args3)
+    remove, promote = result["actions"][:2]
+    assert remove["action"] == "remove_proxy" and remove["status"] == "done" and dead in remove["reason"]
+    assert promote["status"] == "done" and cluster3.master_of(1) != old
+    assert set(cluster3.dashboard.proxies) == {alive}  # the live proxy is never touched
+
+
+def test_without_proxy_removal_a_dead_proxy_blocks_the_failover_with_a_reason(cluster3: Cluster,
+                                                                             args3: dict[str, Any]) -> None:
+    dead = cluster3.add_proxy()
+    old = cluster3.master_of(1)
+    cluster3.kill(old)
+    cluster3.kill_proxy(dead)
+    result = run_module(dict(args3, remove_dead_proxies=False))
+    assert result["actions"] == [] and result["failed"] is True and cluster3.master_of(1) == old
+    [skip] = [s for s in result["skipped_groups"] if s["group"] == 1]
+    assert "proxy %s" % dead in skip["reason"] and "remove_dead_proxies" in skip["reason"]
+    assert cluster3.dashboard.promoting(1) == {}  # never left promoting
+
+
+def test_a_proxy_only_the_dashboard_cannot_reach_is_not_removed(cluster3: Cluster, args3: dict[str, Any]) -> None:
+    token = cluster3.add_proxy()
+    cluster3.dashboard.proxy_stats[token] = {"error": {"Cause": "i/o timeout"},
+                                             "unixtime": int(cluster3.clock.now())}
+    cluster3.dashboard_fault("stale_stats")  # keep that poll; its admin port still accepts
+    cluster3.kill(cluster3.master_of(1))
+    result = run_module(args3)
+    assert all(a["action"] != "remove_proxy" for a in result["actions"])
+    assert token in cluster3.dashboard.proxies
+
+
+def test_a_promotion_the_dashboard_left_half_way_is_resumed_for_the_same_server(cluster3: Cluster,
+                                                                               args3: dict[str, Any]) -> None:
+    dead = cluster3.add_proxy()
+    old = cluster3.master_of(1)
+    cluster3.kill(old)
+    cluster3.kill_proxy(dead)
+    # A promote while the proxy was dead (the real codis-ha's, or an operator's) left the group "preparing".
+    [target] = [a["server"] for a in run_module(args3, check=True)["actions"] if a["action"] == "promote"]
+    cluster3.dashboard.groups3[1]["promoting"] = {"index": _index(cluster3, 1, target),
+                                                  "state": "preparing"}
+    result = run_module(args3)
+    assert [a["action"] for a in result["actions"]][:2] == ["remove_proxy", "promote"]
+    promote = [a for a in result["actions"] if a["action"] == "promote"]
+    assert [(a["server"], a["status"]) for a in promote] == [(target, "done")], result["msg"]
+    assert "resuming the dashboard's unfinished promotion of %s" % target in promote[0]["reason"]
+    assert cluster3.dashboard.promoting(1) == {} and cluster3.master_of(1) == target
+
+
+def test_a_half_way_promotion_of_another_server_is_left_alone(cluster3: Cluster, args3: dict[str, Any]) -> None:
+    old = cluster3.master_of(1)
+    cluster3.kill(old)
+    [best] = [a["server"] for a in run_module(args3, check=True)["actions"] if a["action"] == "promote"]
+    [worse] = [a for a in cluster3.slaves_of(1) if a != best]
+    cluster3.dashboard.groups3[1]["promoting"] = {"index": _index(cluster3, 1, worse),
+                                                  "state": "preparing"}
+    result = run_module(args3)
+    assert result["actions"] == [] and result["failed"] is True
+    [skip] = [s for s in result["skipped_groups"] if s["group"] == 1]
+    assert "promotion of %s left in state preparing" % worse in skip["reason"]
+    assert "would promote %s instead" % best in skip["reason"]
