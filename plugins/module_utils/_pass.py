@@ -31,6 +31,7 @@ from ansible_collections.codis.ha.plugins.module_utils._planner import (
     HEALTHY,
     PROMOTE,
     REFUSED,
+    REMOVE_PROXY,
     REPAIR,
     Plan,
     Policy,
@@ -370,17 +371,34 @@ def _report(topology: Topology, probes: dict[str, ProbeResult], the_plan: Plan, 
         wanted = {g["id"] for g in groups}
         before = topology.with_groups(tuple(g for g in topology.groups if g.id in wanted))
         after_t = topology.with_groups(tuple(g for g in (after or topology).groups if g.id in wanted))
-        result["diff"] = {"before": _diff_text(before), "after": _diff_text(after_t)}
+        roles_before = {addr: _role_text(seen) for addr, seen in probes.items()}
+        roles_after = dict(roles_before)
+        for r in outcome.results:
+            if r.status in (DONE, PLANNED) and r.action.action == PROMOTE:
+                roles_after[r.action.server] = "role master"
+            elif r.status in (DONE, PLANNED) and r.action.action != REMOVE_PROXY:
+                roles_after[r.action.server] = "follows %s" % r.action.master
+        result["diff"] = {"before": _diff_text(before, roles_before), "after": _diff_text(after_t, roles_after)}
     return result
 
 
-def _diff_text(topology: Topology) -> str:
-    """One line per server, so that Ansible's line diff shows exactly which types changed."""
+def _diff_text(topology: Topology, roles: dict[str, str]) -> str:
+    """One line per server with its type in the dashboard and what it does in Redis, so that Ansible's line
+    diff shows exactly what changed (on Codis 3 a re-point changes no type, only whom the server follows)."""
     lines = []
     for name, servers in topology.snapshot().items():
         lines.append("%s:" % name)
-        lines.extend("  %s: %s" % (addr, server_type) for addr, server_type in servers.items())
+        lines.extend("  %s: %s (%s)" % (addr, server_type, roles.get(addr, "not probed"))
+                     for addr, server_type in servers.items())
     return "\n".join(lines) + "\n"
+
+
+def _role_text(seen: ProbeResult) -> str:
+    if not seen.alive:
+        return seen.status
+    if seen.role == "slave":
+        return "follows %s" % seen.master_addr
+    return "role %s" % seen.role
 
 
 def _server_report(addr: str, server_type: str, seen: Optional[ProbeResult]) -> dict[str, Any]:

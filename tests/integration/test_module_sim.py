@@ -139,15 +139,29 @@ def test_check_mode_plans_and_changes_nothing(cluster: Cluster, module_args: dic
 
 def test_diff_shows_topology_before_and_after(cluster: Cluster, module_args: dict[str, Any]) -> None:
     old = cluster.master_of(3)
+    other = cluster.slaves_of(3)
     cluster.kill(old)
     planned = run_module(module_args, check=True, diff=True)
     done = run_module(module_args, diff=True)
     new = cluster.master_of(3)
-    assert "  %s: master\n" % old in planned["diff"]["before"]
-    assert "  %s: %s\n" % (old, cluster.demoted_type) in planned["diff"]["after"]
-    assert "  %s: master\n" % new in planned["diff"]["after"]
-    assert "  %s: slave\n" % new in planned["diff"]["before"]
+    [follower] = [s for s in other if s != new]
+    assert "  %s: master (down)\n" % old in planned["diff"]["before"]
+    assert "  %s: %s (down)\n" % (old, cluster.demoted_type) in planned["diff"]["after"]
+    assert "  %s: master (role master)\n" % new in planned["diff"]["after"]
+    assert "  %s: slave (follows %s)\n" % (new, old) in planned["diff"]["before"]
+    # The re-point shows even on Codis 3, where the dashboard's types do not change for it.
+    assert "  %s: slave (follows %s)\n" % (follower, old) in planned["diff"]["before"]
+    assert "  %s: slave (follows %s)\n" % (follower, new) in planned["diff"]["after"]
     assert done["diff"]["after"] == planned["diff"]["after"]
+
+
+def test_diff_of_a_codis3_repoint_shows_the_change(cluster: Cluster, module_args: dict[str, Any]) -> None:
+    stray = cluster.slaves_of(1)[0]
+    cluster.slaveof(stray, cluster.master_of(2))
+    done = run_module(module_args, diff=True)
+    assert [a["action"] for a in done["actions"]] == ["repoint"]
+    assert done["diff"]["before"] != done["diff"]["after"]
+    assert "  %s: slave (follows %s)\n" % (stray, cluster.master_of(1)) in done["diff"]["after"]
 
 
 def test_stray_slave_is_repointed(cluster: Cluster, module_args: dict[str, Any]) -> None:
