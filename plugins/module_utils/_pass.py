@@ -121,6 +121,43 @@ def parameter_problems(params: dict[str, Any]) -> list[str]:
     return [p for p in problems if p]
 
 
+@dataclass(frozen=True)
+class PassOptions:
+    """The module's arguments, parsed once at the edge: nothing below run_pass reads the raw params dict."""
+    dashboard_url: str
+    codis_version: str = "auto"
+    product_name: Optional[str] = None
+    dashboard_timeout: float = 5.0
+    promote_timeout: float = 40.0
+    pass_timeout: float = 60.0
+    validate_certs: bool = True
+    ca_path: Optional[str] = None
+    verify_timeout: float = 10.0
+    state_path: Optional[str] = None
+    probe: ProbeSettings = field(default_factory=ProbeSettings)
+    policy: Policy = field(default_factory=Policy)
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> "PassOptions":
+        # codis-server's requirepass is the cluster's product_auth.
+        password = params.get("redis_password") or params.get("product_auth")
+        groups = params.get("groups")
+        return cls(
+            dashboard_url=params["dashboard_url"], codis_version=params.get("codis_version") or "auto",
+            product_name=params.get("product_name"), dashboard_timeout=params["dashboard_timeout"],
+            promote_timeout=max(params.get("promote_timeout") or 40.0, params["dashboard_timeout"]),
+            pass_timeout=params.get("pass_timeout") or 60.0, validate_certs=params["validate_certs"],
+            ca_path=params.get("ca_path"), verify_timeout=params["verify_timeout"],
+            state_path=params.get("state_path"),
+            probe=ProbeSettings.from_params(dict(params, redis_password=password)),
+            policy=Policy(repoint_slaves=params["repoint_slaves"], reuse_offline=params["reuse_offline"],
+                          groups=frozenset(groups) if groups is not None else None,
+                          down_after=params["down_after"], min_failover_interval=params["min_failover_interval"],
+                          stale_margin=params["stale_margin"], max_data_loss_bytes=params.get("max_data_loss_bytes"),
+                          max_failovers_per_pass=params.get("max_failovers_per_pass"), force=params["force"],
+                          remove_dead_proxies=params.get("remove_dead_proxies", True)))
+
+
 @dataclass
 class PassResult:
     """What the module returns: `failed_msg` set means fail_json."""
@@ -135,30 +172,29 @@ def run_pass(params: dict[str, Any], check_mode: bool = False, diff: bool = Fals
     """`planner` is replaceable so that tests can show the checks catch a naive policy; `clock` (wall time, for
     the history: down_after, anti-flapping, the witness window) so that tests and the simulator can drive it."""
     started = time.monotonic()
-    deadline = Deadline(params.get("pass_timeout") or 60.0)
+    options = PassOptions.from_params(params)
+    deadline = Deadline(options.pass_timeout)
     try:
-        client = dashboard_client(params, deadline)
+        client = dashboard_client(options, deadline)
     except DashboardError as exc:
         return _nothing_done("cannot read the server groups from the dashboard, nothing was changed: %s" % exc)
-    if not params.get("redis_password") and params.get("product_auth"):
-        # codis-server's requirepass is the cluster's product_auth.
-        params = dict(params, redis_password=params["product_auth"])
     try:
-        return _run(client, params, check_mode, diff, started, planner, deadline, clock)
+        return _run(client, options, check_mode, diff, started, planner, deadline, clock)
     finally:
         client.close()
 
 
-def dashboard_client(params: dict[str, Any], deadline: Optional[Deadline] = None) -> DashboardClient:
+def dashboard_client(options: PassOptions, deadline: Optional[Deadline] = None) -> DashboardClient:
     """The client for the dashboard's version; `auto` asks the dashboard once. One HTTP session for the pass."""
     try:
-        transport = Transport(params["dashboard_url"], params["dashboard_timeout"], params["validate_certs"],
-                              params.get("ca_path"), deadline or Deadline(None))
+        transport = Transport(options.dashboard_url, options.dashboard_timeout, options.validate_certs,
+                              options.ca_path, deadline or Deadline(None))
     except ValueError as exc:
         raise DashboardError(str(exc)) from None
-    version = params.get("codis_version") or "auto"
-    product_name = params.get("product_name")
+    version = options.codis_version
+    product_name = options.product_name
     try:
+        client: DashboardClient
         if version == "auto":
             detected, reported = detect_version(transport.url, transport=transport)
             version = str(detected)
@@ -166,17 +202,14 @@ def dashboard_client(params: dict[str, Any], deadline: Optional[Deadline] = None
         if version == "3":
             if not product_name:
                 raise DashboardError("Codis 3 needs product_name (the xauth token is derived from it)")
-            return _with_promote_timeout(Codis3Client(transport.url, product_name, transport=transport), params)
-        return _with_promote_timeout(Codis2Client(transport.url, transport=transport), params)
+            client = Codis3Client(transport.url, product_name, options.dashboard_timeout, transport=transport)
+        else:
+            client = Codis2Client(transport.url, options.dashboard_timeout, transport=transport)
+        client.promote_timeout = options.promote_timeout
+        return client
     except BaseException:
         transport.close()
         raise
-
-
-def _with_promote_timeout(client: DashboardClient, params: dict[str, Any]) -> DashboardClient:
-    client.timeout = params["dashboard_timeout"]
-    client.promote_timeout = max(params.get("promote_timeout") or 40.0, params["dashboard_timeout"])
-    return client
 
 
 def check_proxies(topology: Topology, timeout: float) -> Topology:
@@ -217,7 +250,7 @@ def server_identity(addr: str) -> str:
     return (canonical_addr(format_addr(resolved[0], port)) if resolved else None) or format_addr(host, port)
 
 
-def _run(client: DashboardClient, params: dict[str, Any], check_mode: bool, diff: bool,
+def _run(client: DashboardClient, options: PassOptions, check_mode: bool, diff: bool,
          started: float, planner: Callable[..., Plan], deadline: Deadline,
          clock: Callable[[], float]) -> PassResult:
     try:
@@ -226,17 +259,12 @@ def _run(client: DashboardClient, params: dict[str, Any], check_mode: bool, diff
         return _nothing_done("cannot read the server groups from the dashboard, nothing was changed: %s" % exc)
     resolved: dict[str, str] = {}
     topology = topology.identity_conflicts(lambda a: resolved.get(a) or resolved.setdefault(a, server_identity(a)))
-    topology = check_proxies(topology, params["probe_timeout"])
-    policy = Policy(repoint_slaves=params["repoint_slaves"], reuse_offline=params["reuse_offline"],
-                    groups=frozenset(params["groups"]) if params.get("groups") is not None else None,
-                    down_after=params["down_after"], min_failover_interval=params["min_failover_interval"],
-                    stale_margin=params["stale_margin"], max_data_loss_bytes=params.get("max_data_loss_bytes"),
-                    max_failovers_per_pass=params.get("max_failovers_per_pass"), force=params["force"],
-                    remove_dead_proxies=params.get("remove_dead_proxies", True))
+    topology = check_proxies(topology, options.probe.timeout)
+    policy = options.policy
     selected = [g for g in topology.groups if policy.groups is None or g.id in policy.groups]
-    state_path = params.get("state_path")
+    state_path = options.state_path
     if not state_path:
-        return _decide_and_act(client, params, topology, selected, policy, {}, check_mode, diff, started,
+        return _decide_and_act(client, options, topology, selected, policy, {}, check_mode, diff, started,
                                planner, deadline, clock)
     lock = PassLock(state_path + ".lock", create=not check_mode)
     try:
@@ -252,7 +280,7 @@ def _run(client: DashboardClient, params: dict[str, Any], check_mode: bool, diff
             history, warnings = load_state(state_path, clock(), move_aside=not check_mode)
         except StateError as exc:
             return _nothing_done("cannot use the state file, nothing was changed: %s" % exc)
-        outcome = _decide_and_act(client, params, topology, selected, policy, history, check_mode, diff,
+        outcome = _decide_and_act(client, options, topology, selected, policy, history, check_mode, diff,
                                   started, planner, deadline, clock)
         outcome.warnings.extend(warnings)
         if not check_mode and outcome.history is not None:
@@ -274,15 +302,15 @@ def _nothing_done(failed_msg: Optional[str], msg: str = "",
     return PassResult(result, failed_msg)
 
 
-def _decide_and_act(client: DashboardClient, params: dict[str, Any], topology: Topology,
+def _decide_and_act(client: DashboardClient, options: PassOptions, topology: Topology,
                     selected: list[ServerGroup], policy: Policy, history: dict[int, GroupHistory],
                     check_mode: bool, diff: bool, started: float, planner: Callable[..., Plan],
                     deadline: Deadline, clock: Callable[[], float]) -> PassResult:
-    prober = Prober(ProbeSettings.from_params(params))
+    prober = Prober(options.probe)
     probes = prober.probe_all([s.addr for g in selected for s in g.servers])
     now = clock()
     the_plan = planner(topology, probes, policy, history, now)
-    outcome = Executor(client, prober, verify_timeout=params["verify_timeout"], deadline=deadline).run(
+    outcome = Executor(client, prober, verify_timeout=options.verify_timeout, deadline=deadline).run(
         the_plan, topology, check_mode)
     after: Optional[Topology] = None
     if diff:

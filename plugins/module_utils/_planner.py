@@ -331,6 +331,10 @@ def master_witnesses(group: ServerGroup, master: str, probes: dict[str, ProbeRes
     """Slaves that still have a live link to the master: the second opinion before a failover. A slave counts
     only if it heard from the master after this tool last saw it alive (otherwise it knows nothing newer)."""
     window = witness_window(policy, record)
+    if probes[master].refused:
+        # Refused: the host answers and nothing listens, so the process is gone; a killed Redis resets its
+        # replicas' links at once. Only a slave that heard from it within the last second still counts.
+        window = min(window, 1.0)
     lost_for = now - record.seen_alive_at if record is not None and record.seen_alive_at is not None else None
     out = []
     for server in sorted(group.of_type("slave"), key=lambda s: s.addr):

@@ -299,9 +299,7 @@ def parse_info(addr: str, info: Any, role: Any, attempt: int) -> ProbeResult:
     common = dict(offset=_int(info.get("master_repl_offset")), replid=_str(info.get("master_replid")),
                   replid2=_str(info.get("master_replid2")), keys=keys, loading=bool(_int(info.get("loading"))))
     if kind == "master":
-        replicas = tuple("%s:%s" % (v.get("ip"), v.get("port")) for k, v in sorted(info.items())
-                         if k.startswith("slave") and k[5:].isdigit() and isinstance(v, dict))
-        return ProbeResult(addr, ALIVE, "", attempt, role="master", replicas=replicas, **common)
+        return ProbeResult(addr, ALIVE, "", attempt, role="master", **common)
     common["offset"] = _int(info.get("slave_repl_offset", common["offset"]))
     link_up = info.get("master_link_status") == "up"
     priority = _int(info.get("slave_priority", info.get("replica_priority")))

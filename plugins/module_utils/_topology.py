@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any, Callable, Optional
 
 KNOWN_TYPES = ("master", "slave", "offline")
@@ -199,7 +199,6 @@ class ProbeResult:
     # its old master's replid here, which tells a half-done promotion from a stranger.
     replid2: Optional[str] = None
     keys: Optional[int] = None
-    replicas: tuple[str, ...] = field(default_factory=tuple)
     # The connection was refused (the host answered, nothing listens): a dead process, not a silent host.
     refused: bool = False
     # The master's repl-ping-replica-period (CONFIG GET), when it lets us read it: sizes the witness window.
@@ -212,10 +211,6 @@ class ProbeResult:
     def replicates_from(self, master: str) -> bool:
         return self.role == "slave" and same_server(self.master_addr, master)
 
-    def as_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["replicas"] = list(self.replicas)
-        return out
 
 
 @dataclass

@@ -289,3 +289,25 @@ def test_mass_failure_refuses_all() -> None:
 def test_force_never_overrides_a_witness() -> None:
     d = plan_group(G3, probes(dead(M), slave(S1), slave_after_master_died(S2)), Policy(force=True))
     assert d.decision == REFUSED
+
+
+def test_a_refused_master_is_stronger_evidence_than_a_silent_one() -> None:
+    silent = ProbeResult(M, DOWN, "Timeout connecting to server", 2)
+    refused = ProbeResult(M, DOWN, "Connection refused", 2, refused=True)
+    heard_3s_ago = probes(slave(S1, last_io_seconds=3), slave(S2, last_io_seconds=3))
+    assert plan_group(G3, dict(heard_3s_ago, **{M: silent}), POLICY).decision == REFUSED
+    assert plan_group(G3, dict(heard_3s_ago, **{M: refused}), POLICY).decision == FAILOVER
+    heard_now = probes(slave(S1, last_io_seconds=0), slave(S2, last_io_seconds=0))
+    assert plan_group(G3, dict(heard_now, **{M: refused}), POLICY).decision == REFUSED
+
+
+def test_the_witness_window_comes_from_the_masters_ping_period() -> None:
+    silent = ProbeResult(M, DOWN, "Timeout", 2)
+    heard_3s_ago = dict(probes(slave(S1, last_io_seconds=3), slave(S2, last_io_seconds=3)), **{M: silent})
+    learned = GroupHistory(master=M, seen_alive_at=90.0, ping_period=1)
+    assert plan_group(G3, heard_3s_ago, POLICY, learned, now=100.0).decision == FAILOVER  # window 2 s
+    assert plan_group(G3, heard_3s_ago, POLICY, GroupHistory(master=M, seen_alive_at=90.0), now=100.0).decision \
+        == REFUSED  # period unknown: the fixed 15 s
+    # A slave that last heard from the master before this tool lost it knows nothing newer.
+    assert plan_group(G3, heard_3s_ago, POLICY, GroupHistory(master=M, seen_alive_at=98.5), now=100.0).decision \
+        == FAILOVER
