@@ -110,8 +110,8 @@ def test_auth_missing_is_not_a_dead_master_and_changes_nothing() -> None:
         assert c.audit == []
 
 
-def test_wrong_password_is_reported_and_never_leaks(cluster: Cluster) -> None:
-    with Cluster.start(groups=1, slaves=1, password="right") as c:
+def test_wrong_password_is_reported_and_never_leaks(codis: int) -> None:
+    with Cluster.start(groups=1, slaves=1, password="right", codis=codis) as c:
         result = run_module(dict(FAST, dashboard_url=c.dashboard_url, redis_password="wrong-secret-42"))
         assert result["failed"] is True and "invalid username-password pair" in result["msg"]
         assert "wrong-secret-42" not in repr(result)
@@ -256,8 +256,8 @@ def test_empty_cluster_is_not_an_outage() -> None:
         assert "failed" not in result and result["groups"] == [] and result["changed"] is False
 
 
-def test_hung_master_pass_time_is_one_probe_budget(module_args: dict[str, Any]) -> None:
-    with Cluster.start(groups=4, slaves=2) as c:
+def test_hung_master_pass_time_is_one_probe_budget(module_args: dict[str, Any], codis: int) -> None:
+    with Cluster.start(groups=4, slaves=2, codis=codis) as c:
         for gid in (1, 2, 3):
             c.hang(c.master_of(gid))
         c.clock.advance(20)  # past the slaves' last I/O threshold: they stop vouching for the masters

@@ -144,9 +144,9 @@ def test_concurrent_passes_on_one_host_promote_once(cluster: Cluster, module_arg
 
 
 def test_concurrent_passes_on_two_hosts_never_promote_two_servers(module_args: dict[str, Any],
-                                                                  tmp_path: Path) -> None:
+                                                                  tmp_path: Path, codis: int) -> None:
     for attempt in range(5):
-        with Cluster.start(groups=2, slaves=2) as c:
+        with Cluster.start(groups=2, slaves=2, codis=codis) as c:
             c.kill(c.master_of(1))
             args = dict(module_args, dashboard_url=c.dashboard_url)
             results = _race(c, args, [str(tmp_path / ("a%d" % attempt)), str(tmp_path / ("b%d" % attempt))])
