@@ -137,6 +137,11 @@ class Cluster(Closing):
         if not self.dashboard.faults.stale_stats:
             self.dashboard.poll()
 
+    def advance(self, seconds: float) -> None:
+        """Time passes on the simulator's clock, and a Codis 3 dashboard's stats loop notices."""
+        self.clock.advance(seconds)
+        self._dashboard_notices()
+
     # ------------------------------------------------------------------ proxies (Codis 3)
     def add_proxy(self) -> str:
         token = self.dashboard.add_proxy()
