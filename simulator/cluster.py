@@ -4,7 +4,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Optional
 
-from .dashboard2 import Codis2Dashboard, DashboardFaults
+from .dashboard2 import Codis2Dashboard
+from .http_base import DashboardFaults
 from .dashboard3 import Codis3Dashboard
 from .lifecycle import Closing
 from .model import Clock, Node, World
@@ -23,7 +24,7 @@ class Cluster(Closing):
         self.world = World(seed=seed, clock=Clock())
         self.host = NodeServerHost(self.world)
         self.codis = codis
-        self.dashboard: Codis2Dashboard
+        self.dashboard: Any  # Codis2Dashboard or Codis3Dashboard: the same reading and fault methods
         if codis == 3:
             self.dashboard = Codis3Dashboard(self.world, port=dashboard_port, product_name=product_name,
                                              product_auth=product_auth or (password or ""),
@@ -33,7 +34,8 @@ class Cluster(Closing):
                                              redis_timeout=redis_timeout)
         else:
             raise ValueError("codis must be 2 or 3, got %r" % codis)
-        self.dashboard.state.sort_servers = sort_servers
+        if codis == 2:
+            self.dashboard.state.sort_servers = sort_servers
         self.password = password
         self.users = dict(users or {})
         self.acknowledged: dict[int, list[int]] = {}

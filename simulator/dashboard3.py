@@ -18,7 +18,7 @@ import threading
 import time
 from typing import Any, Optional
 
-from .dashboard2 import AuditEntry, Codis2Dashboard, DashboardError
+from .http_base import AuditEntry, DashboardError, DashboardHTTP
 from .model import World
 
 MAX_GROUP_ID = 9999
@@ -28,7 +28,7 @@ def xauth(product_name: str) -> str:
     return hashlib.sha256(("Codis-XAuth-[%s]" % product_name).encode()).hexdigest()[:32]
 
 
-class Codis3Dashboard(Codis2Dashboard):
+class Codis3Dashboard(DashboardHTTP):
     error_status = 800
     content_type = "application/json; charset=utf-8"
     server_version = "codis-dashboard-simulator"
@@ -52,6 +52,7 @@ class Codis3Dashboard(Codis2Dashboard):
         self._background: Optional[threading.Thread] = None
         super().__init__(world, host=host, port=port, product_name=product_name, redis_timeout=redis_timeout,
                          redis_side=redis_side)
+        self.start()
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -71,7 +72,7 @@ class Codis3Dashboard(Codis2Dashboard):
             port = listener.getsockname()[1]
             self.proxies[token] = {"id": len(self.proxies) + 1, "token": token, "start_time": "2026-01-01 00:00:00",
                                    "admin_addr": "127.0.0.1:%d" % port, "proto_type": "tcp4",
-                                   "proxy_addr": "127.0.0.1:%d" % (port + 1), "product_name": self.state.product_name}
+                                   "proxy_addr": "127.0.0.1:%d" % (port + 1), "product_name": self.product_name}
             self.proxy_ports[token] = listener
         return token
 
@@ -202,13 +203,13 @@ class Codis3Dashboard(Codis2Dashboard):
     # ------------------------------------------------------------------ reads
     def _model(self) -> dict[str, Any]:
         return {"token": "0b1d5e7e3f2a4c6d8e9f0a1b2c3d4e5f", "start_time": time.strftime("%Y-%m-%d %H:%M:%S"),
-                "admin_addr": "%s:%d" % (self._host, self._port), "product_name": self.state.product_name,
+                "admin_addr": "%s:%d" % (self._host, self._port), "product_name": self.product_name,
                 "pid": 4242, "pwd": "/opt/codis", "sys": "Linux simulator"}
 
     def _overview(self) -> dict[str, Any]:
         return {"version": "3.2.2-simulator", "compile": "simulated",
                 "config": {"coordinator_name": "filesystem", "admin_addr": "%s:%d" % (self._host, self._port),
-                           "product_name": self.state.product_name, "product_auth": self.product_auth},
+                           "product_name": self.product_name, "product_auth": self.product_auth},
                 "model": self._model(), "stats": self._stats()}
 
     def _stats(self) -> dict[str, Any]:

@@ -19,7 +19,8 @@ from typing import Any, Optional
 
 import redis
 
-from .dashboard2 import Codis2Dashboard, RealRedis
+from .dashboard2 import Codis2Dashboard
+from .http_base import RealRedis
 from .lifecycle import Closing
 from .waiting import wait_until
 

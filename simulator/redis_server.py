@@ -13,7 +13,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from .model import CLOSE, Node, World
+from .commands import CLOSE
+from .model import Node, World
 from .resp import Error, ProtocolError, RequestParser, encode
 
 

@@ -459,6 +459,7 @@ def _sentence(groups: list[dict[str, Any]], outcome: Outcome) -> str:
     failed = {r.action.group for r in outcome.results if r.status == FAILED}
     trouble += [g for g in groups if g["decision"] in (FAILOVER, REPAIR) and g["id"] in failed]
     if trouble:
-        parts.append("not healthy: " + "; ".join("group %d %s: %s" % (g["id"], g["decision"].replace("_", " "),
-                                                                     _clip(g["reason"], 200)) for g in trouble))
+        named = ["group %d %s: %s" % (g["id"], g["decision"].replace("_", " "), _clip(g["reason"], 200))
+                 for g in trouble]
+        parts.append("not healthy: " + "; ".join(named))
     return "; ".join(parts) + "."

@@ -212,7 +212,6 @@ class ProbeResult:
         return self.role == "slave" and same_server(self.master_addr, master)
 
 
-
 @dataclass
 class GroupHistory:
     """What earlier passes saw of one group (kept in the state file)."""

@@ -105,8 +105,6 @@ def test_a_frozen_host_is_failed_over_once_no_slave_heard_from_it_within_its_pin
             # the ping period, not from the links dropping.
             links = {s["addr"]: s["link_up"] for s in result["groups"][0]["servers"] if s["addr"] != master}
             assert all(links.values()), links
-            assert any("seen alive by" in r["groups"][0]["reason"] for r in results[:-1]), \
-                "the first passes must have heard the slaves' opinion"
             [new] = promotions(result)
             assert real.missing(new, keys) == []
         real.resume(master)

@@ -79,8 +79,8 @@ def test_slots_being_migrated_skip_every_group(cluster3: Cluster, args3: dict[st
     assert len(promotions(run_module(args3))) == 1
 
 
-def test_a_group_left_promoting_by_our_promote_is_resumed_by_the_next_pass(cluster3: Cluster,
-                                                                          args3: dict[str, Any]) -> None:
+def test_a_group_left_promoting_by_our_promote_is_resumed_by_the_next_pass(
+        cluster3: Cluster, args3: dict[str, Any]) -> None:
     cluster3.kill(cluster3.master_of(1))
     cluster3.kill(cluster3.master_of(2))
     cluster3.dashboard_fault("promote_stuck", 1)  # the first promote (group 1) stops in "preparing"
@@ -142,8 +142,8 @@ def test_a_dead_proxy_is_removed_before_the_promotion(cluster3: Cluster, args3: 
     cluster3.kill(old)
     cluster3.kill_proxy(dead)  # its host went down with the master
     planned = run_module(args3, check=True)
-    assert [(a["action"], a["status"]) for a in planned["actions"]][:2] == [("remove_proxy", "planned"),
-                                                                           ("promote", "planned")]
+    assert [(a["action"], a["status"]) for a in planned["actions"]][:2] == [
+        ("remove_proxy", "planned"), ("promote", "planned")]
     result = run_module(args3)
     remove, promote = result["actions"][:2]
     assert remove["action"] == "remove_proxy" and remove["status"] == "done" and dead in remove["reason"]
@@ -151,8 +151,8 @@ def test_a_dead_proxy_is_removed_before_the_promotion(cluster3: Cluster, args3: 
     assert set(cluster3.dashboard.proxies) == {alive}  # the live proxy is never touched
 
 
-def test_without_proxy_removal_a_dead_proxy_blocks_the_failover_with_a_reason(cluster3: Cluster,
-                                                                             args3: dict[str, Any]) -> None:
+def test_without_proxy_removal_a_dead_proxy_blocks_the_failover_with_a_reason(
+        cluster3: Cluster, args3: dict[str, Any]) -> None:
     dead = cluster3.add_proxy()
     old = cluster3.master_of(1)
     cluster3.kill(old)
@@ -175,8 +175,8 @@ def test_a_proxy_only_the_dashboard_cannot_reach_is_not_removed(cluster3: Cluste
     assert token in cluster3.dashboard.proxies
 
 
-def test_a_promotion_the_dashboard_left_half_way_is_resumed_for_the_same_server(cluster3: Cluster,
-                                                                               args3: dict[str, Any]) -> None:
+def test_a_promotion_the_dashboard_left_half_way_is_resumed_for_the_same_server(
+        cluster3: Cluster, args3: dict[str, Any]) -> None:
     dead = cluster3.add_proxy()
     old = cluster3.master_of(1)
     cluster3.kill(old)

@@ -271,8 +271,8 @@ def test_hung_master_pass_time_is_one_probe_budget(module_args: dict[str, Any], 
         assert elapsed < 2 * (2 * 0.5 + 0.1)
 
 
-def test_no_live_slave_leaves_group_as_is_and_the_task_fails_loudly(cluster: Cluster,
-                                                                     module_args: dict[str, Any]) -> None:
+def test_no_live_slave_leaves_group_as_is_and_the_task_fails_loudly(
+        cluster: Cluster, module_args: dict[str, Any]) -> None:
     old = cluster.master_of(1)
     for addr in [old] + cluster.slaves_of(1):
         cluster.kill(addr)
@@ -284,8 +284,8 @@ def test_no_live_slave_leaves_group_as_is_and_the_task_fails_loudly(cluster: Clu
     assert cluster.master_of(1) == old and cluster.audit == []
 
 
-def test_a_master_without_a_linked_slave_is_degraded_and_named(cluster: Cluster,
-                                                               module_args: dict[str, Any]) -> None:
+def test_a_master_without_a_linked_slave_is_degraded_and_named(
+        cluster: Cluster, module_args: dict[str, Any]) -> None:
     for addr in cluster.slaves_of(2):
         cluster.kill(addr)
     result = run_module(module_args)

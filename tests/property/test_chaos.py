@@ -85,8 +85,11 @@ class ChaosMachine(RuleBasedStateMachine):
     codis = 2
     dashboard_faults = ["lock_conflict", "promote_500_after_commit", "promote_half_done"]
 
+    examples = 0
+
     def __init__(self) -> None:
         super().__init__()
+        type(self).examples += 1
         # Ports differ between runs: order nodes by creation, and keep the dashboard's insertion order,
         # so that a replayed example hits the same roles (the address-sorting quirk is tested elsewhere).
         self.cluster = Cluster(groups=GROUPS, slaves=SLAVES, redis_timeout=0.2, sort_servers=False,
@@ -436,7 +439,9 @@ class Codis3ChaosMachine(ChaosMachine):
 
 
 def _settings(examples: int, steps: int) -> settings:
-    return settings(max_examples=examples, stateful_step_count=steps, deadline=None,
+    # scripts/mutants.py counts the examples until the first failure: no shrinking there.
+    phases = [Phase.explicit, Phase.reuse, Phase.generate] if os.environ.get("CHAOS_NO_SHRINK") else list(Phase)
+    return settings(max_examples=examples, stateful_step_count=steps, deadline=None, phases=phases,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
                     database=None if os.environ.get("CI") else settings.default.database)
 
@@ -451,7 +456,12 @@ def chaos_size() -> tuple[int, int]:
 def test_chaos_invariants_hold(machine: type[ChaosMachine]) -> None:
     examples, steps = chaos_size()
     machine.steps = 0
-    run_state_machine_as_test(machine, settings=_settings(examples, steps))
+    machine.examples = 0
+    try:
+        run_state_machine_as_test(machine, settings=_settings(examples, steps))
+    except BaseException:
+        print("CHAOS-FAILED-AFTER %d examples" % machine.examples)
+        raise
     print("chaos %s: %d examples, %d checks of the invariants (one per step, plus one per example)"
           % (machine.__name__, examples, machine.steps))
 
