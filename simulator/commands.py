@@ -166,6 +166,8 @@ def _cmd_config(world: World, node: Node, session: Session, args: list[str]) -> 
                              "couldn't be parsed into an integer" % args[1])
             return Status("OK")
         return Error("ERR Unknown option or number of arguments for CONFIG SET - '%s'" % args[1])
+    if sub == "rewrite" and len(args) == 1:
+        return Status("OK") if node.config_file else Error("ERR The server is running without a config file")
     return Error("ERR unknown subcommand '%s'. Try CONFIG HELP." % args[0])
 
 

@@ -213,6 +213,8 @@ class Codis2Dashboard(DashboardHTTP):
                     s["type"] = "offline"
                 if s["addr"] == addr:
                     s["type"] = "master"
+        if self.faults.proxy_ack_seconds:
+            time.sleep(self.faults.proxy_ack_seconds)  # every online proxy acknowledges, polled every 500 ms
         if self.faults.promote_500_after_commit > 0:
             self.faults.promote_500_after_commit -= 1
             raise DashboardError("Some proxies may not stop cleanly: proxy_1 receiver timeout")

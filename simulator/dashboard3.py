@@ -45,6 +45,10 @@ class Codis3Dashboard(DashboardHTTP):
         self.proxies: dict[str, dict[str, Any]] = {}
         self.proxy_ports: dict[str, socket.socket] = {}
         self.proxy_stats: dict[str, dict[str, Any]] = {}
+        self.hung_proxies: set[str] = set()
+        # Right after a promote, the new master's stats show an EOF for about a second: the promote's CLIENT KILL
+        # cut the dashboard's own connection.
+        self.eof_until: dict[str, float] = {}
         self.stats_interval = stats_interval
         self.action_interval = action_interval
         self._topom_lock = threading.Lock()  # the real topom serialises every call on one mutex
@@ -82,6 +86,11 @@ class Codis3Dashboard(DashboardHTTP):
             listener = self.proxy_ports.pop(token, None)
         if listener is not None:
             listener.close()
+
+    def hang_proxy(self, token: str) -> None:
+        """The proxy stops answering but keeps its port: the dashboard's calls to it block."""
+        with self._state_lock:
+            self.hung_proxies.add(token)
 
     def proxy_alive(self, token: str) -> bool:
         with self._state_lock:
@@ -139,6 +148,9 @@ class Codis3Dashboard(DashboardHTTP):
             addrs = [s["server"] for g in self.groups3.values() for s in g["servers"]]
         seen = {addr: self.redis_side.stats(addr) for addr in addrs}
         now = int(self.world.clock.now()) if self.world is not None else int(time.time())
+        for addr in addrs:
+            if self.eof_until.get(addr, 0) > time.monotonic():
+                seen[addr] = {"error": {"Cause": "EOF"}, "unixtime": now}
         with self._state_lock:
             self.stats_cache = seen
             self.proxy_stats = {
@@ -149,6 +161,9 @@ class Codis3Dashboard(DashboardHTTP):
 
     # ------------------------------------------------------------------ API
     def handle(self, method: str, path: str, body: bytes) -> tuple[int, str]:
+        if self.hung_proxies and self.faults.hung_proxy_block:
+            # A hung proxy holds the topom mutex: every call, reads included, waits for it.
+            time.sleep(self.faults.hung_proxy_block)
         try:
             with self._topom_lock:
                 status, text = self._route(method, path.split("?", 1)[0].rstrip("/"))
@@ -337,6 +352,9 @@ class Codis3Dashboard(DashboardHTTP):
                 s["replica_group"] = False
             group["servers"] = ordered
             group["promoting"] = {"state": "finished"}
+        if self.faults.proxy_ack_seconds:
+            time.sleep(self.faults.proxy_ack_seconds)
+        self.eof_until[addr] = time.monotonic() + 1.0
         try:
             if self.faults.promote_slaveof_fails > 0:
                 self.faults.promote_slaveof_fails -= 1

@@ -36,7 +36,11 @@ class DashboardFaults:
     promote_stuck: int = 0  # promote stops in "preparing" (proxies did not answer) and answers an error
     promote_slaveof_fails: int = 0  # the SLAVEOF NO ONE step fails; the real dashboard only logs it
     migration: int = 0  # running slot migrations (slot_action.executor); promote refuses meanwhile
-    migrating_slots: int = 0  # slots whose action state is "migrating" while the executor shows 0
+    migrating_slots: int = 0
+    # Seconds the registered proxies take to acknowledge a promote (about 0.5 on the real binaries).
+    proxy_ack_seconds: float = 0.0
+    # Codis 3: seconds a hung proxy blocks the whole API, stats included (about 120 on the real one).
+    hung_proxy_block: float = 0.0  # slots whose action state is "migrating" while the executor shows 0
     stale_stats: bool = False  # the dashboard's own stats loop is stuck: it serves what it saw last
 
 
@@ -68,6 +72,10 @@ class ModelRedis:
             time.sleep(self.timeout)
             raise DashboardError("read tcp 127.0.0.1:0->%s: i/o timeout" % addr)
         self.world.slaveof(addr, master)
+        # The real dashboard follows every slave-of with CONFIG REWRITE, which fails on a server started without
+        # a config file: the SLAVEOF took, the dashboard reports an error anyway.
+        if not node.config_file:
+            raise DashboardError("ERR The server is running without a config file")
 
     def stats(self, addr: str) -> dict[str, Any]:
         """What the Codis 3 dashboard's stats loop records for a server (RedisStats)."""

@@ -57,6 +57,7 @@ class Node:
     users: dict[str, str] = field(default_factory=dict)
     priority: int = 100
     ping_period: int = REPL_PING_PERIOD  # repl-ping-replica-period: how often it pings its replicas
+    config_file: bool = True  # started with a config file: CONFIG REWRITE works
     replid2: str = "0" * 40
     # Codis's own redis build (codis-server) answers SLOTSINFO; the Codis 3 dashboard refuses plain Redis.
     codis_server: bool = False

@@ -2,12 +2,13 @@
 asynchronous sync actions and a promote whose SLAVEOF NO ONE may silently fail."""
 from __future__ import annotations
 
+import time
 from typing import Any, Iterator
 
 import pytest
 
 from simulator import Cluster
-from tests.helpers import FAST, promotions, run_module
+from tests.helpers import FAST, promotions, run_module, wait_for
 
 PRODUCT = "codis-prod"
 
@@ -205,3 +206,26 @@ def test_a_half_way_promotion_of_another_server_is_left_alone(cluster3: Cluster,
     [skip] = [s for s in result["skipped_groups"] if s["group"] == 1]
     assert "promotion of %s left in state preparing" % worse in skip["reason"]
     assert "would promote %s instead" % best in skip["reason"]
+
+
+def test_a_hung_proxy_that_blocks_the_api_fails_the_pass_within_its_timeout(cluster3: Cluster,
+                                                                            args3: dict[str, Any]) -> None:
+    token = cluster3.add_proxy()
+    cluster3.dashboard.hang_proxy(token)
+    cluster3.dashboard_fault("hung_proxy_block", 3.0)
+    started = time.monotonic()
+    result = run_module(dict(args3, dashboard_timeout=0.5))
+    assert result["failed"] is True and "no complete answer within 0.5 s" in result["msg"]
+    assert time.monotonic() - started < 3.0 and result["actions"] == []
+
+
+def test_the_dashboards_own_loop_lags_a_crash_and_the_pass_waits_for_it() -> None:
+    with Cluster.start(groups=1, slaves=2, codis=3, product_name=PRODUCT, stats_interval=0.5,
+                       poll_on_fault=False) as c:
+        args = dict(FAST, dashboard_url=c.dashboard_url)
+        old = c.master_of(1)
+        c.kill(old)
+        early = run_module(args)  # the dashboard's last poll, still fresh, saw the master alive
+        assert early["actions"] == [] and "dashboard's own fresh poll" in early["skipped_groups"][0]["reason"]
+        wait_for(lambda: c.dashboard.stats_cache[old].get("error"), 5, what="the dashboard's loop to see it")
+        assert len(promotions(run_module(args))) == 1 and c.master_of(1) != old

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+import time
 import sys
 from typing import Any, Iterator
 
@@ -148,3 +149,55 @@ def test_cli_up_codis3(tmp_path: Any) -> None:
         proc.terminate()
         out = proc.communicate(timeout=20)[0]
     assert "Codis 3.x, product p1" in out
+
+
+def test_the_stats_loop_runs_on_its_own_and_a_fault_shows_only_after_its_next_poll() -> None:
+    with Cluster.start(groups=1, slaves=1, codis=3, product_name="p1", stats_interval=0.3,
+                       poll_on_fault=False) as c:
+        master = c.master_of(1)
+        c.kill(master)
+        assert c.dashboard.stats_cache[master].get("stats")  # not noticed yet
+        wait_for(lambda: c.dashboard.stats_cache[master].get("error"), 5, what="the stats loop to see the kill")
+
+
+def test_a_promotion_costs_the_proxies_acknowledgement_and_shows_eof_for_the_new_master() -> None:
+    with Cluster.start(groups=1, slaves=1, codis=3, product_name="p1") as c:
+        token = c.add_proxy()
+        c.dashboard_fault("proxy_ack_seconds", 0.5)
+        [slave] = c.slaves_of(1)
+        c.kill(c.master_of(1))
+        started = time.monotonic()
+        assert _put(c, "/api/topom/group/promote/%s/1/%s" % (xauth("p1"), slave)).status_code == 200
+        assert time.monotonic() - started >= 0.5
+        c.dashboard.poll()
+        assert c.dashboard.stats_cache[slave] == {"error": {"Cause": "EOF"}, "unixtime": int(c.clock.now())}
+        assert c.dashboard.proxy_alive(token)
+
+
+def test_a_hung_proxy_blocks_every_call_and_a_dead_one_fails_the_promote() -> None:
+    with Cluster.start(groups=1, slaves=1, codis=3, product_name="p1") as c:
+        token = c.add_proxy()
+        [slave] = c.slaves_of(1)
+        c.kill(c.master_of(1))
+        c.kill_proxy(token)
+        r = _put(c, "/api/topom/group/promote/%s/1/%s" % (xauth("p1"), slave))
+        assert r.status_code == 800 and "resync slots failed" in _error(r)
+        assert c.dashboard.promoting(1) == {"index": 1, "state": "preparing"}
+        other = c.add_proxy()
+        c.dashboard.hang_proxy(other)
+        c.dashboard_fault("hung_proxy_block", 0.5)
+        started = time.monotonic()
+        requests.get(c.dashboard_url + "/api/topom/stats/" + xauth("p1"), timeout=5)
+        assert time.monotonic() - started >= 0.5
+
+
+def test_config_rewrite_fails_without_a_config_file_but_the_slaveof_took() -> None:
+    with Cluster.start(groups=1, slaves=1, codis=3, product_name="p1") as c:
+        [slave] = c.slaves_of(1)
+        master = c.master_of(1)
+        c.slaveof(slave, None)
+        c.nodes[slave].config_file = False
+        assert _put(c, "/api/topom/group/action/create/%s/%s" % (xauth("p1"), slave)).status_code == 200
+        wait_for(lambda: c.dashboard.groups3[1]["servers"][1]["action"].get("state") == "synced_failed", 5,
+                 what="the sync action to end")
+        assert c.role(slave)["master"] == master
