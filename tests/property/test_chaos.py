@@ -76,6 +76,7 @@ class Before:
     best_offset: dict[int, int]
     offsets: dict[str, int]
     link_down_since: dict[str, Optional[float]]
+    answering_master: set[str]
     audit: int
     expect_live: list[int] = field(default_factory=list)
 
@@ -158,11 +159,13 @@ class ChaosMachine(RuleBasedStateMachine):
         with self.cluster.world.lock:
             offsets = {a: n.offset for a, n in self.cluster.nodes.items()}
             down = {a: n.link_down_since for a, n in self.cluster.nodes.items()}
+            answering = {a for a, n in self.cluster.nodes.items() if n.master is None and not n.killed}
         return Before(listed=listed, masters=masters, accepting={gid: self._accepting(gid) for gid in gids},
                       second_opinion={gid: self._second_opinion(gid, masters[gid]) for gid in gids},
                       held={gid: set().union(*(self._write_ids(a) for a in promotable[gid])) for gid in gids},
                       best_offset={gid: max([offsets[a] for a in promotable[gid]] or [0]) for gid in gids},
-                      offsets=offsets, link_down_since=down, audit=len(self.cluster.audit))
+                      offsets=offsets, link_down_since=down, answering_master=answering,
+                      audit=len(self.cluster.audit))
 
     def _dashboard_trouble(self) -> bool:
         faults = self.cluster.dashboard.faults
@@ -275,6 +278,82 @@ class ChaosMachine(RuleBasedStateMachine):
     def dashboard_fault(self, data: st.DataObject) -> None:
         self.cluster.dashboard_fault(data.draw(st.sampled_from(self.dashboard_faults)), 1)
 
+    # ------------------------------------------------------------------ bad days (several faults in a row)
+    # Single faults rarely line up into the situations the rules exist for; these are the ones seen on real
+    # deployments (shared/codis-dashboard-api.md), each in one step.
+    def _group_nodes(self, gid: int) -> list[str]:
+        return [a for a in self.addrs if a in self.cluster.servers(gid)]
+
+    @rule(gid=st.integers(1, GROUPS), which=st.integers(0, SLAVES - 1), writes=st.integers(1, 4))
+    @world_step
+    def slave_falls_behind(self, gid: int, which: int, writes: int) -> None:
+        """One slave's replication lags; the master takes writes the other slaves get."""
+        master = self.cluster.master_of(gid)
+        slaves = [a for a in self._group_nodes(gid) if a != master]
+        if master is None or not slaves:
+            return
+        self.cluster.set_lag(slaves[which % len(slaves)], writes)
+        self.write(gid, writes)
+
+    @rule(gid=st.integers(1, GROUPS))
+    @world_step
+    def slave_cut_off_long_ago_then_master_dies(self, gid: int) -> None:
+        """Every live slave is stale: one lost its link a minute ago, the others are dead; a pass sees the master
+        alive (and records it), then the master dies. The issue's "equally stale slaves" case."""
+        master = self.cluster.master_of(gid)
+        slaves = [a for a in self._group_nodes(gid) if a != master]
+        if master is None or self.node(master).killed or not slaves:
+            return
+        self.cluster.cut_link(slaves[0])
+        for other in slaves[1:]:
+            self.cluster.kill(other)
+        self.cluster.advance(60)
+        self.write(gid, 3)
+        self.run_a_pass(check=False, down_after=0, anti_flap=0, max_failovers=None)
+        self.cluster.kill(master)
+        self.after_pass = False  # the world moved on since that pass
+
+    @rule(gid=st.integers(1, GROUPS), which=st.integers(0, SLAVES - 1))
+    @world_step
+    def another_tool_half_promotes_a_lagging_slave(self, gid: int, which: int) -> None:
+        """A slave falls behind, the master dies, and another tool's promote of that slave is left half done."""
+        master = self.cluster.master_of(gid)
+        slaves = [a for a in self._group_nodes(gid) if a != master and not self.node(a).killed]
+        if master is None or len(slaves) < 2:
+            return
+        lagging = slaves[which % len(slaves)]
+        self.cluster.set_lag(lagging, 2)
+        self.write(gid, 3)
+        self.cluster.kill(master)
+        self.cluster.slaveof(lagging, None)
+
+    @rule(gid=st.integers(1, GROUPS))
+    @world_step
+    def password_rotation_half_done(self, gid: int) -> None:
+        """The master already wants the new password, which the pass does not have; one slave just lost its link
+        and another is down, so no slave vouches for the master."""
+        master = self.cluster.master_of(gid)
+        slaves = [a for a in self._group_nodes(gid) if a != master]
+        if master is None or self.node(master).killed or not slaves:
+            return
+        self.node(master).password = SECRET
+        self.cluster.cut_link(slaves[0])
+        for other in slaves[1:]:
+            self.cluster.kill(other)
+
+    @rule(gid=st.integers(1, GROUPS))
+    @world_step
+    def operator_reattaches_the_old_master(self, gid: int) -> None:
+        """An operator restarts a group's offline old master and points it at the current master by hand, behind
+        the dashboard (which still shows it offline)."""
+        master = self.cluster.master_of(gid)
+        offline = [a for a, kind in self.cluster.servers(gid).items() if kind == "offline"]
+        if master is None or not offline or self.node(master).killed:
+            return
+        if self.node(offline[0]).killed:
+            self.cluster.revive(offline[0])
+        self.cluster.slaveof(offline[0], master)
+
     # ------------------------------------------------------------------ a pass
     @rule(check=st.booleans(), down_after=st.sampled_from([0, 0, 30]), anti_flap=st.sampled_from([0, 0, 120]),
           max_failovers=st.sampled_from([None, None, 1]))
@@ -323,7 +402,7 @@ class ChaosMachine(RuleBasedStateMachine):
             # Not a stale slave: its link was not down since before the last pass that saw the master alive.
             down = before.link_down_since.get(server)
             alive_at = self.seen_alive_at.get(gid)
-            if down is not None and alive_at is not None and self.node(server).replid2 != o.replid:
+            if down is not None and alive_at is not None and server not in before.answering_master:
                 assert down >= alive_at - STALE_MARGIN - 1, "promoted %s, stale since %.0f s before the master was " \
                     "last seen alive" % (server, alive_at - down)
             # down_after: the master was reported down by passes at least that long ago.
