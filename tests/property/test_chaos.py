@@ -327,6 +327,17 @@ class ChaosMachine(RuleBasedStateMachine):
         self.cluster.kill(master)
         self.cluster.slaveof(lagging, None)
 
+    @rule(cap=st.sampled_from([None, 1]))
+    @world_step
+    def rack_lost_then_a_pass(self, cap: Optional[int]) -> None:
+        """Every group's master dies at once (a rack, or this watcher's own network, goes), and the next pass
+        runs with or without max_failovers_per_pass."""
+        for gid in self.cluster.group_ids():
+            master = self.cluster.master_of(gid)
+            if master is not None:
+                self.cluster.kill(master)
+        self.run_a_pass(check=False, down_after=0, anti_flap=0, max_failovers=cap)
+
     @rule(gid=st.integers(1, GROUPS))
     @world_step
     def password_rotation_half_done(self, gid: int) -> None:
