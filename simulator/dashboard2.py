@@ -36,9 +36,7 @@ class Codis2State:
 
 
 class Codis2Dashboard(DashboardHTTP):
-    error_status = 500
-    content_type = "text/plain; charset=utf-8"
-    server_version = "codis-config-simulator"
+    server_version = "codis-config-simulator"  # errors: HTTP 500 with text/plain, the base's defaults
 
     def __init__(self, world: Optional[World], host: str = "127.0.0.1", port: int = 0,
                  product_name: str = "codis-demo", redis_timeout: float = 5.0,
