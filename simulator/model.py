@@ -272,7 +272,9 @@ class World:
                 return "OK Already connected to specified master"
             node.master = master
             node.link_up = False
-            node.link_down_since = None
+            # As measured on Redis 7: after REPLICAOF to another address the link is down and
+            # master_link_down_since_seconds restarts from 0 (-1 is only for a replica that never had a master).
+            node.link_down_since = self.clock.now()
             self._sync_all()
             return "OK"
 
