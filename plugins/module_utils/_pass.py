@@ -260,11 +260,11 @@ def _run(client: DashboardClient, options: PassOptions, check_mode: bool, diff: 
     resolved: dict[str, str] = {}
     topology = topology.identity_conflicts(lambda a: resolved.get(a) or resolved.setdefault(a, server_identity(a)))
     topology = check_proxies(topology, options.probe.timeout)
-    policy = options.policy
-    selected = [g for g in topology.groups if policy.groups is None or g.id in policy.groups]
+    wanted = options.policy.groups
+    selected = [g for g in topology.groups if wanted is None or g.id in wanted]
     state_path = options.state_path
     if not state_path:
-        return _decide_and_act(client, options, topology, selected, policy, {}, check_mode, diff, started,
+        return _decide_and_act(client, options, topology, selected, {}, check_mode, diff, started,
                                planner, deadline, clock)
     lock = PassLock(state_path + ".lock", create=not check_mode)
     try:
@@ -280,7 +280,7 @@ def _run(client: DashboardClient, options: PassOptions, check_mode: bool, diff: 
             history, warnings = load_state(state_path, clock(), move_aside=not check_mode)
         except StateError as exc:
             return _nothing_done("cannot use the state file, nothing was changed: %s" % exc)
-        outcome = _decide_and_act(client, options, topology, selected, policy, history, check_mode, diff,
+        outcome = _decide_and_act(client, options, topology, selected, history, check_mode, diff,
                                   started, planner, deadline, clock)
         outcome.warnings.extend(warnings)
         if not check_mode and outcome.history is not None:
@@ -303,13 +303,13 @@ def _nothing_done(failed_msg: Optional[str], msg: str = "",
 
 
 def _decide_and_act(client: DashboardClient, options: PassOptions, topology: Topology,
-                    selected: list[ServerGroup], policy: Policy, history: dict[int, GroupHistory],
+                    selected: list[ServerGroup], history: dict[int, GroupHistory],
                     check_mode: bool, diff: bool, started: float, planner: Callable[..., Plan],
                     deadline: Deadline, clock: Callable[[], float]) -> PassResult:
     prober = Prober(options.probe)
     probes = prober.probe_all([s.addr for g in selected for s in g.servers])
     now = clock()
-    the_plan = planner(topology, probes, policy, history, now)
+    the_plan = planner(topology, probes, options.policy, history, now)
     outcome = Executor(client, prober, verify_timeout=options.verify_timeout, deadline=deadline).run(
         the_plan, topology, check_mode)
     after: Optional[Topology] = None

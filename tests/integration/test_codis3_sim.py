@@ -133,15 +133,23 @@ def test_the_old_master_stays_listed_last_and_follows_once_back(cluster3: Cluste
     assert cluster3.role(old)["master"] == new and cluster3.lost_writes(1) == []
 
 
+def _host_lost(cluster: Cluster) -> tuple[str, str]:
+    """Group 1's master dies with a proxy registered beside it: (the old master, the dead proxy's token)."""
+    dead = cluster.add_proxy()
+    old = cluster.master_of(1)
+    assert old is not None
+    cluster.kill(old)
+    cluster.kill_proxy(dead)
+    return old, dead
+
+
 def _index(cluster: Cluster, gid: int, addr: str) -> int:
     return [s["server"] for s in cluster.dashboard.groups3[gid]["servers"]].index(addr)
 
 
 def test_a_dead_proxy_is_removed_before_the_promotion(cluster3: Cluster, args3: dict[str, Any]) -> None:
-    alive, dead = cluster3.add_proxy(), cluster3.add_proxy()
-    old = cluster3.master_of(1)
-    cluster3.kill(old)
-    cluster3.kill_proxy(dead)  # its host went down with the master
+    alive = cluster3.add_proxy()
+    old, dead = _host_lost(cluster3)
     planned = run_module(args3, check=True)
     assert [(a["action"], a["status"]) for a in planned["actions"]][:2] == [
         ("remove_proxy", "planned"), ("promote", "planned")]
@@ -154,10 +162,7 @@ def test_a_dead_proxy_is_removed_before_the_promotion(cluster3: Cluster, args3: 
 
 def test_without_proxy_removal_a_dead_proxy_blocks_the_failover_with_a_reason(
         cluster3: Cluster, args3: dict[str, Any]) -> None:
-    dead = cluster3.add_proxy()
-    old = cluster3.master_of(1)
-    cluster3.kill(old)
-    cluster3.kill_proxy(dead)
+    old, dead = _host_lost(cluster3)
     result = run_module(dict(args3, remove_dead_proxies=False))
     assert result["actions"] == [] and result["failed"] is True and cluster3.master_of(1) == old
     [skip] = [s for s in result["skipped_groups"] if s["group"] == 1]
@@ -178,10 +183,7 @@ def test_a_proxy_only_the_dashboard_cannot_reach_is_not_removed(cluster3: Cluste
 
 def test_a_promotion_the_dashboard_left_half_way_is_resumed_for_the_same_server(
         cluster3: Cluster, args3: dict[str, Any]) -> None:
-    dead = cluster3.add_proxy()
-    old = cluster3.master_of(1)
-    cluster3.kill(old)
-    cluster3.kill_proxy(dead)
+    old, dead = _host_lost(cluster3)
     # A promote while the proxy was dead (the real codis-ha's, or an operator's) left the group "preparing".
     [target] = [a["server"] for a in run_module(args3, check=True)["actions"] if a["action"] == "promote"]
     cluster3.dashboard.groups3[1]["promoting"] = {"index": _index(cluster3, 1, target),
