@@ -73,6 +73,11 @@ MUTANTS = [
            "    if finishing is not None and (candidate is None or (probes[finishing].offset or 0) >= (\n"
            "            probes[candidate].offset or 0)):\n",
            "    if finishing is not None:\n"),
+    Mutant("repoint-richer-slave", "a slave that may not be promoted (replica-priority 0) but holds more data than "
+           "the promoted one is re-pointed into a full sync",
+           "plugins/module_utils/_planner.py",
+           "            more = _holds_more(seen, ceiling)\n",
+           "            more = \"\"\n"),
 ]
 
 

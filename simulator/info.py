@@ -75,7 +75,7 @@ def _info_replication(world: World, node: Node, now: float) -> list[str]:
                   "connected_slaves:0"]
     lines += ["master_failover_state:no-failover", "master_replid:%s" % node.replid,
               "master_replid2:%s" % node.replid2, "master_repl_offset:%d" % node.offset,
-              "second_repl_offset:-1", "repl_backlog_active:%d" % int(bool(node.log)),
+              "second_repl_offset:%d" % node.second_offset, "repl_backlog_active:%d" % int(bool(node.log)),
               "repl_backlog_size:1048576"]
     return lines
 

@@ -59,6 +59,7 @@ class Node:
     ping_period: int = REPL_PING_PERIOD  # repl-ping-replica-period: how often it pings its replicas
     config_file: bool = True  # started with a config file: CONFIG REWRITE works
     replid2: str = "0" * 40
+    second_offset: int = -1  # INFO second_repl_offset: where its own history left replid2's
     # Codis's own redis build (codis-server) answers SLOTSINFO; the Codis 3 dashboard refuses plain Redis.
     codis_server: bool = False
     # faults
@@ -265,6 +266,7 @@ class World:
                     # Redis keeps the data and the offset and starts a new replication history, remembering
                     # the one it continued from as replid2.
                     node.replid2 = node.replid
+                    node.second_offset = node.offset + 1
                     node.replid = self._hex40()
                     self._sync_all()
                 return "OK"

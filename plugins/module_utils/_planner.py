@@ -419,12 +419,11 @@ def _ineligible(server_type: str, seen: ProbeResult, old_master: str) -> Optiona
 
 def repair_actions(group: ServerGroup, master: str, probes: dict[str, ProbeResult], policy: Policy,
                    exclude: tuple[str, ...], ceiling: Optional[ProbeResult] = None) -> tuple[list[Action], str]:
-    """Slaves that do not follow `master` are re-pointed; live `offline` servers are re-added. A slave that
-    answers role master, continued from the same replication history as `master` (what `ceiling` says of it)
-    and holds more data is never re-pointed: its writes would be lost to a full sync. (A returning old master
-    has started a history of its own; its divergent writes are reported when it is re-added.) Returns the
-    actions and a note on the servers kept out, if any."""
-    lineage = {r for r in (ceiling.replid, ceiling.replid2) if r} if ceiling is not None else set()
+    """Slaves that do not follow `master` are re-pointed; live `offline` servers are re-added. A server that
+    holds more of `master`'s replication history than `master` does (what `ceiling` says of it) is never
+    re-pointed: its writes would be lost to a full sync. (A returning old master has started a history of its
+    own; its divergent writes are reported when it is re-added.) Returns the actions and a note on the servers
+    kept out, if any."""
     actions = []
     kept = []
     for server in sorted(group.servers, key=lambda s: s.addr):
@@ -434,11 +433,10 @@ def repair_actions(group: ServerGroup, master: str, probes: dict[str, ProbeResul
         if not seen.alive or seen.loading:
             continue
         if server.type == "slave" and policy.repoint_slaves and not seen.replicates_from(master):
-            if (seen.role == "master" and ceiling is not None and seen.replid2 in lineage
-                    and (seen.offset or 0) > (ceiling.offset or 0)):
-                kept.append("%s answers role master with more data (offset %d) than %s (offset %d) and is not "
-                            "re-pointed; an operator must decide"
-                            % (server.addr, seen.offset or 0, master, ceiling.offset or 0))
+            more = _holds_more(seen, ceiling)
+            if more:
+                kept.append("%s %s and is not re-pointed (a full sync would discard it); an operator must decide"
+                            % (server.addr, more))
                 continue
             actions.append(Action(group.id, REPOINT, server.addr, None, master,
                                   "slave %s %s; re-pointed to master %s%s" % (
@@ -448,6 +446,28 @@ def repair_actions(group: ServerGroup, master: str, probes: dict[str, ProbeResul
                                   "offline server %s is alive (%s); re-added as a slave of %s%s" % (
                                       server.addr, _following(seen), master, _divergence(seen))))
     return actions, "; ".join(kept)
+
+
+def _holds_more(seen: ProbeResult, ceiling: Optional[ProbeResult]) -> str:
+    """Whether `seen` holds writes of the master's replication history that the master (`ceiling`, as probed;
+    before a promotion, the candidate) lacks, and which. Two ways to hold them: a slave made master from that
+    history (a half-done promotion, an operator's SLAVEOF NO ONE), or a slave that could not be promoted
+    (replica-priority 0, re-pointed elsewhere) and had more of it than the promoted one."""
+    if ceiling is None:
+        return ""
+    if seen.role == "master":
+        if seen.replid2 in {r for r in (ceiling.replid, ceiling.replid2) if r} and (
+                seen.offset or 0) > (ceiling.offset or 0):
+            return "answers role master with more data (offset %d) than %s (offset %d)" % (
+                seen.offset or 0, ceiling.addr, ceiling.offset or 0)
+        return ""
+    if ceiling.role == "master" and seen.replid == ceiling.replid:
+        return ""  # the live master's current history: it is the source, no replica is ahead of it
+    end = ceiling.holds_history_to(seen.replid)
+    if end is not None and (seen.offset or 0) > end:
+        return "replicates from %s and holds more of the master's history (offset %d) than %s has of it (%d)" % (
+            seen.master_addr, seen.offset or 0, ceiling.addr, end)
+    return ""
 
 
 def _following(seen: ProbeResult) -> str:

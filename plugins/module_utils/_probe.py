@@ -291,13 +291,14 @@ def parse_info(addr: str, info: Any, role: Any, attempt: int) -> ProbeResult:
     if role_says is not None and role_says != kind:
         return ProbeResult(addr, ERROR, "INFO says role %s but ROLE says %s" % (kind, role_says), attempt)
     for name in ("master_repl_offset", "slave_repl_offset", "master_port", "slave_priority", "replica_priority",
-                 "master_last_io_seconds_ago", "master_link_down_since_seconds"):
+                 "master_last_io_seconds_ago", "master_link_down_since_seconds", "second_repl_offset"):
         if name in info and _int(info[name]) is None:
             return ProbeResult(addr, ERROR, "INFO field %s is %r, not a number" % (name, info[name]), attempt)
     keys = sum(_int(v.get("keys")) or 0 for k, v in info.items()
                if k.startswith("db") and isinstance(v, dict))
     common = dict(offset=_int(info.get("master_repl_offset")), replid=_str(info.get("master_replid")),
-                  replid2=_str(info.get("master_replid2")), keys=keys, loading=bool(_int(info.get("loading"))))
+                  replid2=_str(info.get("master_replid2")),
+                  second_offset=_int(info.get("second_repl_offset")), keys=keys, loading=bool(_int(info.get("loading"))))
     if kind == "master":
         return ProbeResult(addr, ALIVE, "", attempt, role="master", **common)
     common["offset"] = _int(info.get("slave_repl_offset", common["offset"]))

@@ -198,6 +198,8 @@ class ProbeResult:
     # The replication history this server continued from (INFO master_replid2): a slave that was promoted keeps
     # its old master's replid here, which tells a half-done promotion from a stranger.
     replid2: Optional[str] = None
+    # INFO second_repl_offset: the first byte this server did NOT take from the history in replid2 (-1: none).
+    second_offset: Optional[int] = None
     keys: Optional[int] = None
     # The connection was refused (the host answered, nothing listens): a dead process, not a silent host.
     refused: bool = False
@@ -210,6 +212,19 @@ class ProbeResult:
 
     def replicates_from(self, master: str) -> bool:
         return self.role == "slave" and same_server(self.master_addr, master)
+
+    def holds_history_to(self, replid: Optional[str]) -> Optional[int]:
+        """How far this server holds the replication history `replid` (the offset a replica of that history
+        could continue from here), or None if it is not one of its histories."""
+        if not replid or not replid.strip("0"):  # all zeros: Redis's "no such history"
+            return None
+        if replid == self.replid:
+            return self.offset or 0
+        if replid == self.replid2:
+            if self.second_offset is not None and self.second_offset > 0:
+                return self.second_offset - 1
+            return self.offset or 0
+        return None
 
 
 @dataclass

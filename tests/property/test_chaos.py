@@ -77,6 +77,9 @@ class Before:
     offsets: dict[str, int]
     link_down_since: dict[str, Optional[float]]
     answering_master: set[str]
+    # Each live server listed as a slave and replicating, and the writes it held: a pass may never make one of
+    # them discard writes that no other server holds (a re-point into a full sync from a server with less data).
+    slave_writes: dict[str, set[int]]
     audit: int
     expect_live: list[int] = field(default_factory=list)
 
@@ -160,12 +163,14 @@ class ChaosMachine(RuleBasedStateMachine):
             offsets = {a: n.offset for a, n in self.cluster.nodes.items()}
             down = {a: n.link_down_since for a, n in self.cluster.nodes.items()}
             answering = {a for a, n in self.cluster.nodes.items() if n.master is None and not n.killed}
+        slave_writes = {a: self._write_ids(a) for gid in gids for a, kind in listed[gid].items()
+                        if kind == "slave" and self.node(a).master is not None and not self.node(a).killed}
         return Before(listed=listed, masters=masters, accepting={gid: self._accepting(gid) for gid in gids},
                       second_opinion={gid: self._second_opinion(gid, masters[gid]) for gid in gids},
                       held={gid: set().union(*(self._write_ids(a) for a in promotable[gid])) for gid in gids},
                       best_offset={gid: max([offsets[a] for a in promotable[gid]] or [0]) for gid in gids},
                       offsets=offsets, link_down_since=down, answering_master=answering,
-                      audit=len(self.cluster.audit))
+                      slave_writes=slave_writes, audit=len(self.cluster.audit))
 
     def _dashboard_trouble(self) -> bool:
         faults = self.cluster.dashboard.faults
@@ -255,6 +260,12 @@ class ChaosMachine(RuleBasedStateMachine):
 
     @rule(i=st.integers(0, NODES - 1))
     @world_step
+    def replica_priority_zero(self, i: int) -> None:
+        """An operator marks a slave never to be promoted (a replica in another data centre, a backup host)."""
+        self.cluster.set_priority(self.addrs[i], 0)
+
+    @rule(i=st.integers(0, NODES - 1))
+    @world_step
     def operator_slaveof(self, i: int) -> None:
         """An operator points a server at its group's current master with SLAVEOF, behind the dashboard."""
         addr = self.addrs[i]
@@ -328,6 +339,25 @@ class ChaosMachine(RuleBasedStateMachine):
         self.cluster.kill(master)
         self.cluster.slaveof(lagging, None)
 
+    @rule(gid=st.integers(1, GROUPS), which=st.integers(0, SLAVES - 1))
+    @world_step
+    def the_best_slave_may_not_be_promoted_then_the_master_dies(self, gid: int, which: int) -> None:
+        """The slave with every write has replica-priority 0, the others lag; the master dies, a pass fails over
+        to a slave with less, and the master that takes writes afterwards still lacks what the first one holds."""
+        master = self.cluster.master_of(gid)
+        slaves = [a for a in self._group_nodes(gid) if a != master and not self.node(a).killed]
+        if master is None or self.node(master).killed or len(slaves) < 2:
+            return
+        best = slaves[which % len(slaves)]
+        self.cluster.set_priority(best, 0)
+        for other in slaves:
+            if other != best:
+                self.cluster.set_lag(other, 2)
+        self.write(gid, 3)
+        self.cluster.kill(master)
+        self.run_a_pass(check=False, down_after=0, anti_flap=0, max_failovers=None)
+        self.write(gid, 4)
+
     @rule(cap=st.sampled_from([None, 1]), down_after=st.sampled_from([0, 30]))
     @world_step
     def rack_lost_then_a_pass(self, cap: Optional[int], down_after: int) -> None:
@@ -395,6 +425,12 @@ class ChaosMachine(RuleBasedStateMachine):
             assert len(self.cluster.audit) == before.audit, "check mode made a mutating call"
             assert {gid: self.cluster.servers(gid) for gid in self.cluster.group_ids()} == before.listed, \
                 "check mode changed the dashboard"
+        # Writes a slave held exist somewhere still, whatever it was (a replica-priority 0 slave with more data
+        # than the promoted one is not re-pointed into a full sync).
+        held_now: set[int] = set().union(*(self._write_ids(a) for a, n in self.cluster.nodes.items() if not n.killed))
+        for addr, writes in before.slave_writes.items():
+            gone = writes - held_now
+            assert not gone, "%s held %d write(s) that no server holds after the pass" % (addr, len(gone))
         promotions = self._promotions()
         limit = self.pass_options.get("max_failovers_per_pass")
         if limit is not None:
@@ -509,6 +545,8 @@ class ChaosMachine(RuleBasedStateMachine):
                 n = self.node(addr)
                 if addr == master or n.killed:
                     continue
+                if self._write_ids(addr) - self._write_ids(master):
+                    continue  # it holds writes the master lacks: kept aside for an operator, never re-pointed
                 if kind in ("slave", "offline"):
                     assert n.master == master, "group %d: %s (%s) follows %s, not the master %s after a %s pass" % (
                         gid, addr, kind, n.master, master, group["decision"])

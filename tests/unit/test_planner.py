@@ -97,6 +97,41 @@ def test_never_priority_zero() -> None:
     assert d.actions[0].server == S2 and "replica-priority 0" in d.reason
 
 
+R, R_NEW = "a" * 40, "b" * 40  # the dead master's replication history, and the promoted server's own
+
+
+def test_a_priority_zero_slave_with_more_data_is_not_repointed_after_the_promotion() -> None:
+    """The promoted server has less of the history than the slave that may not be promoted: re-pointing that
+    one would make it discard, in a full sync, writes that exist nowhere else."""
+    d = plan_group(G3, probes(dead(M), slave_after_master_died(S1, 999, priority=0, replid=R),
+                              slave_after_master_died(S2, 10, replid=R)), POLICY)
+    assert d.decision == FAILOVER and [(a.action, a.server) for a in d.actions] == [(PROMOTE, S2)]
+    assert "%s replicates from %s and holds more of the master's history (offset 999)" % (S1, M) in d.reason
+    assert "is not re-pointed" in d.reason
+    # With less data than the promoted server it follows as usual.
+    d = plan_group(G3, probes(dead(M), slave_after_master_died(S1, 5, priority=0, replid=R),
+                              slave_after_master_died(S2, 10, replid=R)), POLICY)
+    assert [(a.action, a.server) for a in d.actions] == [(PROMOTE, S2), (REPOINT, S1)]
+
+
+def test_the_kept_slave_stays_kept_after_the_new_master_took_writes() -> None:
+    """The new master's offset grows past the kept slave's, but its copy of the old history still ends where it
+    was promoted (second_repl_offset): the slave still holds writes it lacks."""
+    after = group((M, "offline"), (S2, "master"), (S1, "slave"))
+    new_master = master(S2, 5000, replid=R_NEW, replid2=R, second_offset=11)
+    d = plan_group(after, probes(dead(M), new_master, slave_after_master_died(S1, 999, priority=0, replid=R)),
+                   POLICY)
+    assert d.decision == SKIPPED and not d.actions
+    assert "holds more of the master's history (offset 999) than %s has of it (10)" % S2 in d.reason
+    d = plan_group(after, probes(dead(M), new_master, slave_after_master_died(S1, 10, priority=0, replid=R)),
+                   POLICY)
+    assert [(a.action, a.server) for a in d.actions] == [(REPOINT, S1)]
+    # A replica of the live master's current history (chained behind another server) is never 'ahead' of it,
+    # whatever the timing of the two probes.
+    d = plan_group(after, probes(dead(M), new_master, slave(S1, of=S3, offset=5100, replid=R_NEW)), POLICY)
+    assert [(a.action, a.server) for a in d.actions] == [(REPOINT, S1)]
+
+
 def test_never_an_offline_server() -> None:
     g = group((M, "master"), (S1, "offline"), (S2, "slave"))
     d = plan_group(g, probes(dead(M), slave_after_master_died(S1, 999), slave_after_master_died(S2, 1)), POLICY)
