@@ -16,6 +16,17 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Optional
 
 from ansible_collections.codis.ha.plugins.module_utils._checks import ca_file_problem, number_problem
+from ansible_collections.codis.ha.plugins.module_utils._coordinator import (
+    Coordinator,
+    CoordinatorError,
+    CoordinatorSettings,
+    another_is_acting,
+    apply_quorum,
+    coordinator_argument_spec,
+    coordinator_problems,
+    observations,
+    open_coordinator,
+)
 from ansible_collections.codis.ha.plugins.module_utils._dashboard import (
     Codis2Client,
     Codis3Client,
@@ -84,6 +95,7 @@ def argument_spec() -> dict[str, Any]:
         pass_timeout=dict(type="float", default=60.0, no_log=False),
     )
     spec.update(redis_argument_spec())
+    spec.update(coordinator_argument_spec())
     return spec
 
 
@@ -115,6 +127,7 @@ def parameter_problems(params: dict[str, Any]) -> list[str]:
         problems.append("product_name is a Codis 3 option; codis_version is 2")
     if params["down_after"] and params["down_after"] > 0 and not params.get("state_path"):
         problems.append("down_after needs state_path: passes confirm a failure through the state file")
+    problems.extend(coordinator_problems(params, socket.gethostname()))
     for path in filter(None, [params.get("state_path")]):
         problems.extend(filter(None, ["state_path: %s" % p for p in [not_regular(path)] if p]
                                + ["state_path lock: %s" % p for p in [not_regular(path + ".lock")] if p]))
@@ -136,6 +149,7 @@ class PassOptions:
     state_path: Optional[str] = None
     probe: ProbeSettings = field(default_factory=ProbeSettings)
     policy: Policy = field(default_factory=Policy)
+    coordinator: Optional[CoordinatorSettings] = None
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> "PassOptions":
@@ -155,7 +169,8 @@ class PassOptions:
                           down_after=params["down_after"], min_failover_interval=params["min_failover_interval"],
                           stale_margin=params["stale_margin"], max_data_loss_bytes=params.get("max_data_loss_bytes"),
                           max_failovers_per_pass=params.get("max_failovers_per_pass"), force=params["force"],
-                          remove_dead_proxies=params.get("remove_dead_proxies", True)))
+                          remove_dead_proxies=params.get("remove_dead_proxies", True)),
+            coordinator=CoordinatorSettings.from_params(params, socket.gethostname()))
 
 
 @dataclass
@@ -254,14 +269,9 @@ def _run(client: DashboardClient, options: PassOptions, check_mode: bool, diff: 
          started: float, planner: Callable[..., Plan], deadline: Deadline,
          clock: Callable[[], float]) -> PassResult:
     try:
-        topology = client.topology()
+        topology, selected = read_topology(client, options)
     except DashboardError as exc:
         return _nothing_done("cannot read the server groups from the dashboard, nothing was changed: %s" % exc)
-    resolved: dict[str, str] = {}
-    topology = topology.identity_conflicts(lambda a: resolved.get(a) or resolved.setdefault(a, server_identity(a)))
-    topology = check_proxies(topology, options.probe.timeout)
-    wanted = options.policy.groups
-    selected = [g for g in topology.groups if wanted is None or g.id in wanted]
     state_path = options.state_path
     if not state_path:
         return _decide_and_act(client, options, topology, selected, {}, check_mode, diff, started,
@@ -293,6 +303,17 @@ def _run(client: DashboardClient, options: PassOptions, check_mode: bool, diff: 
         lock.release()
 
 
+def read_topology(client: DashboardClient, options: PassOptions) -> tuple[Topology, list[ServerGroup]]:
+    """The dashboard's groups with every address resolved to its server, proxies checked, and the groups this
+    pass is for."""
+    topology = client.topology()
+    resolved: dict[str, str] = {}
+    topology = topology.identity_conflicts(lambda a: resolved.get(a) or resolved.setdefault(a, server_identity(a)))
+    topology = check_proxies(topology, options.probe.timeout)
+    wanted = options.policy.groups
+    return topology, [g for g in topology.groups if wanted is None or g.id in wanted]
+
+
 def _nothing_done(failed_msg: Optional[str], msg: str = "",
                   skipped: Optional[list[dict[str, Any]]] = None) -> PassResult:
     """A pass that stopped before planning: the same keys as any other result, all empty."""
@@ -307,11 +328,39 @@ def _decide_and_act(client: DashboardClient, options: PassOptions, topology: Top
                     check_mode: bool, diff: bool, started: float, planner: Callable[..., Plan],
                     deadline: Deadline, clock: Callable[[], float]) -> PassResult:
     prober = Prober(options.probe)
-    probes = prober.probe_all([s.addr for g in selected for s in g.servers])
-    now = clock()
-    the_plan = planner(topology, probes, options.policy, history, now)
-    outcome = Executor(client, prober, verify_timeout=options.verify_timeout, deadline=deadline).run(
-        the_plan, topology, check_mode)
+
+    def decide(topology: Topology, selected: list[ServerGroup]) -> tuple[dict[str, ProbeResult], Plan, float]:
+        probes = prober.probe_all([s.addr for g in selected for s in g.servers])
+        now = clock()
+        return probes, planner(topology, probes, options.policy, history, now), now
+
+    probes, the_plan, now = decide(topology, selected)
+    coordinator: Optional[Coordinator] = None
+    coordination_failed: Optional[str] = None
+    try:
+        if options.coordinator is not None:
+            try:
+                coordinator = open_coordinator(options.coordinator)
+                the_plan = _agree(coordinator, options.coordinator, topology, the_plan, check_mode)
+                if the_plan.actions and not check_mode:
+                    holder = coordinator.lock()
+                    if holder is not None:
+                        the_plan = another_is_acting(the_plan, holder)
+                    else:
+                        # Under the lock, from the start: another watcher may have acted since our first look.
+                        topology, selected = read_topology(client, options)
+                        probes, the_plan, now = decide(topology, selected)
+                        the_plan = _agree(coordinator, options.coordinator, topology, the_plan, check_mode)
+                        if not coordinator.holds_lock():
+                            raise CoordinatorError("lost the cluster's lock before acting")
+            except (CoordinatorError, DashboardError) as exc:
+                coordination_failed = "%s; no failover and no change (the watchers cannot agree without it)" % exc
+                the_plan = _without_changes(the_plan, coordination_failed)
+        outcome = Executor(client, prober, verify_timeout=options.verify_timeout, deadline=deadline).run(
+            the_plan, topology, check_mode)
+    finally:
+        if coordinator is not None:
+            coordinator.close()
     after: Optional[Topology] = None
     if diff:
         after = predict(topology, the_plan) if check_mode else _reread(client, topology, outcome)
@@ -319,7 +368,7 @@ def _decide_and_act(client: DashboardClient, options: PassOptions, topology: Top
     remembered = next_history(history, selected, probes, the_plan.decisions,
                               {r.action.group: r.action.server for r in outcome.results
                                if r.action.action == PROMOTE and r.status == DONE}, now)
-    problems = []
+    problems = [coordination_failed] if coordination_failed else []
     if the_plan.errors:
         more = len(the_plan.errors) - 3
         problems.append("; ".join(the_plan.errors[:3]) + (
@@ -333,6 +382,25 @@ def _decide_and_act(client: DashboardClient, options: PassOptions, topology: Top
         problems.append("group(s) left without a working master: %s" % "; ".join(
             "group %d (%s)" % (gid, _clip(reason)) for gid, reason in masterless))
     return PassResult(result, "; ".join(problems) or None, history=remembered)
+
+
+def _agree(coordinator: Coordinator, settings: CoordinatorSettings, topology: Topology, the_plan: Plan,
+           check_mode: bool) -> Plan:
+    """Publish what this pass saw (not in check mode: an observation is a vote), read every fresh one, and keep
+    only the failovers that `quorum` watchers agree on."""
+    masters = {g.id: (g.master.addr if g.master else None) for g in topology.groups}
+    own = {"observer": settings.observer_id, "groups": observations(the_plan, masters)}
+    if not check_mode:
+        coordinator.publish(own)
+    fresh = coordinator.fresh()
+    fresh[settings.observer_id] = own  # in check mode, what this pass would publish
+    return apply_quorum(the_plan, fresh, settings.quorum, len(fresh))
+
+
+def _without_changes(the_plan: Plan, reason: str) -> Plan:
+    return replace(the_plan, decisions=tuple(
+        replace(d, decision=REFUSED, actions=(), reason="%s; %s" % (reason, d.reason)) if d.actions else d
+        for d in the_plan.decisions))
 
 
 def without_working_master(groups: list[ServerGroup], probes: dict[str, ProbeResult], the_plan: Plan,

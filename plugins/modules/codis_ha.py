@@ -30,6 +30,7 @@ author:
 requirements:
   - redis (Python package, 4.x or newer)
   - requests (Python package, 2.25 or newer)
+  - kazoo (Python package) with a ZooKeeper O(coordinator), etcd3gw (Python package) with an etcd one
 attributes:
   check_mode:
     support: full
@@ -80,6 +81,53 @@ options:
       - Any finite number above 0 and up to 86400.
     type: float
     default: 60.0
+  coordinator:
+    description:
+      - Several watchers, one decision. The ZooKeeper or etcd that the Codis cluster already runs, as
+        C(zookeeper://zk1:2181,zk2:2181/codis-ha) or C(etcd://etcd1:2379/codis-ha) (C(etcds://) for TLS); the path
+        is where the watchers keep their observations and their lock.
+      - Each pass publishes, per group, whether it judged the master down. A failover needs O(quorum) fresh
+        observations (younger than O(observation_ttl) by the coordinator's clock) that the very master is down, and
+        the pass that acts holds the cluster's lock for the whole act-and-verify, after reading and planning again
+        under it. A pass that cannot get the lock reports which watcher holds it.
+      - Coordinator unreachable means no change and a failed task. Needs C(kazoo) (ZooKeeper) or C(etcd3gw) (etcd).
+      - Without it, this watcher decides alone, as before.
+    type: str
+  quorum:
+    description:
+      - How many watchers must see a master down before one of them fails it over. Needs O(coordinator); defaults
+        to 2 with one. From 1 to 99.
+    type: int
+  observer_id:
+    description: This watcher's name among the others. Letters, digits, C(.), C(_), C(-). Defaults to the host name.
+    type: str
+  observation_ttl:
+    description:
+      - Seconds an observation counts, by the coordinator's clock (a ZooKeeper node's mtime, an etcd lease's TTL).
+        Longer than the watchers' interval, short enough that an old view does not count. From 1 to 3600.
+    type: float
+    default: 5.0
+  coordinator_timeout:
+    description:
+      - Seconds of the ZooKeeper session or of the etcd lease that holds the lock; a watcher killed while it holds
+        the lock loses it after this long, and the next pass finishes the job. Also caps connecting. From 1 to 600.
+    type: float
+    default: 10.0
+  coordinator_username:
+    description: ZooKeeper digest or etcd user; with O(coordinator_password).
+    type: str
+  coordinator_password:
+    description: Its password.
+    type: str
+  coordinator_ca_path:
+    description: CA file to verify the coordinator's TLS certificate; turns TLS on.
+    type: path
+  coordinator_cert_path:
+    description: Client certificate for the coordinator; with O(coordinator_key_path).
+    type: path
+  coordinator_key_path:
+    description: Private key of O(coordinator_cert_path).
+    type: path
   validate_certs:
     description: Validate the dashboard's TLS certificate when O(dashboard_url) is https.
     type: bool
@@ -300,6 +348,7 @@ pass_seconds:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.codis.ha.plugins.module_utils._coordinator import CoordinatorSettings, missing_library
 from ansible_collections.codis.ha.plugins.module_utils._http import HAS_REQUESTS, REQUESTS_IMPORT_ERROR, url_password
 from ansible_collections.codis.ha.plugins.module_utils._pass import argument_spec, parameter_problems, run_pass
 from ansible_collections.codis.ha.plugins.module_utils._probe import HAS_REDIS, REDIS_IMPORT_ERROR
@@ -322,6 +371,10 @@ def main() -> None:
         problems = parameter_problems(module.params)
         if problems:
             module.fail_json(msg="invalid arguments, nothing was done: " + "; ".join(problems), changed=False)
+        coordinator = CoordinatorSettings.from_params(module.params, "-")
+        missing = missing_library(coordinator) if coordinator else None
+        if missing:
+            module.fail_json(msg=missing_required_lib(missing[0]), exception=missing[1])
         outcome = run_pass(module.params, check_mode=module.check_mode, diff=module._diff)
     except Exception as exc:  # pylint: disable=broad-exception-caught
         # Never a traceback in front of an operator; the message says the dashboard must be looked at, since
