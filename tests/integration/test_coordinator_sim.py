@@ -39,8 +39,8 @@ def root_for(request: pytest.FixtureRequest) -> str:
     return "/t-" + request.node.name.replace("[", "-").replace("]", "")
 
 
-def test_a_failover_waits_for_the_quorum_and_happens_once(sim: Cluster, coordinator: CoordinatorProcess,
-                                                         request: pytest.FixtureRequest) -> None:
+def test_a_failover_waits_for_the_quorum_and_happens_once(
+        sim: Cluster, coordinator: CoordinatorProcess, request: pytest.FixtureRequest) -> None:
     root = root_for(request)
     master = sim.master_of(1)
     sim.kill(master)
@@ -57,8 +57,8 @@ def test_a_failover_waits_for_the_quorum_and_happens_once(sim: Cluster, coordina
     assert len(promote_calls(sim)) == 1, sim.audit
 
 
-def test_a_watcher_that_cannot_get_the_lock_names_the_one_acting(sim: Cluster, coordinator: CoordinatorProcess,
-                                                                request: pytest.FixtureRequest) -> None:
+def test_a_watcher_that_cannot_get_the_lock_names_the_one_acting(
+        sim: Cluster, coordinator: CoordinatorProcess, request: pytest.FixtureRequest) -> None:
     from ansible_collections.codis.ha.plugins.module_utils._coordinator import (
         CoordinatorSettings,
         open_coordinator,
@@ -92,8 +92,8 @@ def test_a_dead_coordinator_means_no_failover_and_a_failed_task(sim: Cluster) ->
         assert not promote_calls(sim)
 
 
-def test_an_observation_counts_only_while_fresh(sim: Cluster, coordinator: CoordinatorProcess,
-                                               request: pytest.FixtureRequest) -> None:
+def test_an_observation_counts_only_while_fresh(
+        sim: Cluster, coordinator: CoordinatorProcess, request: pytest.FixtureRequest) -> None:
     from ansible_collections.codis.ha.plugins.module_utils._coordinator import (
         CoordinatorSettings,
         open_coordinator,
