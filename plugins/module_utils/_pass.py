@@ -418,7 +418,7 @@ def without_working_master(groups: list[ServerGroup], probes: dict[str, ProbeRes
         seen = probes.get(master.addr)
         if seen is None or seen.status != DOWN:
             continue
-        if decision.decision == REFUSED and not decision.master_down:
+        if (decision.decision == REFUSED and not decision.master_down) or decision.deferred_to:
             continue
         out.append((group.id, decision.reason))
     return out

@@ -78,6 +78,8 @@ class GroupDecision:
     actions: tuple[Action, ...] = ()
     # The pass judged the master down (after the second opinion): the down_after clock runs only then.
     master_down: bool = False
+    # Several watchers: the change was left to this one, which holds the cluster's lock (not a failure here).
+    deferred_to: Optional[str] = None
 
 
 @dataclass(frozen=True)
