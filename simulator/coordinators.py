@@ -66,7 +66,7 @@ class CoordinatorProcess:
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self) -> "CoordinatorProcess":
-        return self.start()
+        return self if self.proc is not None else self.start()
 
     def __exit__(self, *exc: Any) -> None:
         self.close()

@@ -23,6 +23,7 @@ from typing import Any, Iterator
 import pytest
 
 from simulator import Cluster
+from simulator.coordinators import start as start_coordinator
 from tests.helpers import process_running, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -184,9 +185,11 @@ def test_cron_runner_fails_a_killed_master_over_and_the_role_is_idempotent_and_r
 def test_systemd_units_pass_systemd_analyze_verify_and_absent_removes_them(workdir: Path) -> None:
     name = "codis-ha-t%s" % uuid.uuid4().hex[:6]
     state_dir = "/var/lib/" + name
-    with Cluster.start(groups=1, slaves=1) as cluster:
+    with Cluster.start(groups=1, slaves=1) as cluster, start_coordinator("zookeeper") as zookeeper:
+        # One of several watchers: the role's own check pass reads the real ZooKeeper's observations.
         variables = role_vars(workdir, name, codis_ha_scheduler="systemd", codis_ha_start=False,
                               codis_ha_state_dir=state_dir, codis_ha_metrics_path=str(workdir / "m" / "x.prom"),
+                              codis_ha_coordinator=zookeeper.url("/role-test"), codis_ha_observer_id="watcher-a",
                               codis_ha_module_args=dict(PROBE, dashboard_url=cluster.dashboard_url))
         (workdir / "m").mkdir()
         try:
@@ -200,6 +203,12 @@ def test_systemd_units_pass_systemd_analyze_verify_and_absent_removes_them(workd
                               "StateDirectory=%s" % name, "User=%s" % name, "StartLimitIntervalSec=0",
                               "ReadWritePaths=%s" % (workdir / "m")):
                 assert hardening in service
+            config = json.loads(Path(workdir / "etc" / ("%s.json" % name)).read_text())["module_args"]
+            assert (config["coordinator"], config["quorum"], config["observer_id"], config["observation_ttl"]) == (
+                zookeeper.url("/role-test"), 2, "watcher-a", 5.0)
+            installed = subprocess.run([str(workdir / "opt" / "venv" / "bin" / "python"), "-c", "import kazoo"],
+                                       capture_output=True, check=False)
+            assert installed.returncode == 0, installed.stderr
             timer = Path(units[1]).read_text()
             assert "OnUnitInactiveSec=1000ms" in timer and "AccuracySec=100ms" in timer
             assert not Path("/etc/cron.d", name).exists()
