@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs everything the demo and the tests need on a fresh Debian machine (run as root): Debian's
 # redis-server, redis-sentinel and cron, what the role and its tests use (python3-venv, procps, util-linux,
-# bsdutils, openssl, systemd for systemd-analyze), and a virtualenv in .venv with the Python packages.
+# bsdutils, openssl, systemd for systemd-analyze), the coordinators of the several-watchers tests (Debian's
+# zookeeper on a headless JRE, etcd-server), and a virtualenv in .venv with the Python packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in redis-server redis-sentinel cron python3-venv procps util-linux bsdutils openssl systemd iptables; do
+for pkg in redis-server redis-sentinel cron python3-venv procps util-linux bsdutils openssl systemd iptables \
+    zookeeper default-jre-headless etcd-server; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
