@@ -4,13 +4,13 @@ condition with a deadline; the iptables rules touch loopback only and are remove
 from __future__ import annotations
 
 import contextlib
-import subprocess
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
+from simulator.netfaults import dropped
 from simulator.real import RealCluster
 from tests.e2e.test_real_redis import ARGS
 from tests.helpers import promotions, run_module, wait_for
@@ -69,17 +69,6 @@ def test_a_half_done_promotion_is_finished_on_the_slave_holding_every_write(tmp_
         assert real.missing(behind, keys) == []
 
 
-@contextlib.contextmanager
-def _dropped(port: int) -> Iterator[None]:
-    """Every packet to the port on loopback dropped: a host that froze or lost power sends no reset."""
-    rule = ["INPUT", "-i", "lo", "-p", "tcp", "--dport", str(port), "-j", "DROP"]
-    subprocess.run(["iptables", "-w", "-I"] + rule, check=True)
-    try:
-        yield
-    finally:
-        subprocess.run(["iptables", "-w", "-D"] + rule, check=True)
-
-
 @pytest.mark.parametrize("ping_period", [1])
 def test_a_frozen_host_is_failed_over_once_no_slave_heard_from_it_within_its_ping_period(
         tmp_path: Path, ping_period: int) -> None:
@@ -90,7 +79,7 @@ def test_a_frozen_host_is_failed_over_once_no_slave_heard_from_it_within_its_pin
         real.wait_in_sync(1)
         assert _pass(real, tmp_path)["changed"] is False  # learns the master's ping period while it lives
         real.pause(master)
-        with _dropped(real.processes[master].port):
+        with dropped([real.processes[master].port]):
             frozen_at = time.monotonic()
             results = []
 

@@ -1,19 +1,13 @@
 """Several watchers, end to end: three runner processes (the role's runner, distinct observer_ids) against real
 redis-server processes behind the simulator's dashboard, agreeing through a real ZooKeeper or etcd on loopback.
 
-A watcher is cut off from some Redis ports with iptables: each runner runs with its own group id (as root, so it
-reads the checkout wherever CI put it), and an OUTPUT rule with an owner match on that gid drops its packets to
-the ports, so its probes time out as across a partition. Rules touch loopback only and are removed whatever
-happens. Every wait is on a condition with a deadline."""
+A watcher is cut off from some Redis ports with iptables (simulator/netfaults.py: each runner has its own group
+id, and an OUTPUT rule with an owner match on it drops its packets to the ports, so its probes time out as across
+a partition). Every wait is on a condition with a deadline."""
 from __future__ import annotations
 
-import contextlib
-import grp
 import json
-import os
-import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,77 +16,16 @@ from typing import Any, Iterator, Optional
 import pytest
 
 from simulator.coordinators import CoordinatorProcess, start
+from simulator.netfaults import dropped
 from simulator.real import RealCluster
-from tests.conftest import ROOT
+from simulator.watchers import Watcher
 from tests.helpers import wait_for
 
-RUNNER = Path(ROOT) / "roles" / "codis_ha" / "files" / "codis_ha_runner.py"
 INTERVAL = 1.0
 PROBE = dict(probe_timeout=0.3, probe_attempts=2, probe_interval=0.05)
 # What a pass spends probing a master that does not answer: every attempt times out.
 PROBE_BUDGET = PROBE["probe_attempts"] * (PROBE["probe_timeout"] + PROBE["probe_interval"])
 SESSION = 3.0  # coordinator_timeout: the ZooKeeper session or etcd lease that holds the lock
-
-
-def group_id(name: str) -> int:
-    """A dedicated group for one watcher's sockets (iptables matches it); made once, by name."""
-    try:
-        return grp.getgrnam(name).gr_gid
-    except KeyError:
-        subprocess.run(["groupadd", "--system", name], check=True)
-        return grp.getgrnam(name).gr_gid
-
-
-@contextlib.contextmanager
-def cut_off(gid: int, ports: list[int]) -> Iterator[None]:
-    """The watcher whose sockets have this gid cannot reach these loopback ports: packets dropped, no reset."""
-    rules = [["OUTPUT", "-o", "lo", "-p", "tcp", "--dport", str(port), "-m", "owner", "--gid-owner", str(gid),
-              "-j", "DROP"] for port in ports]
-    added = []
-    try:
-        for rule in rules:
-            subprocess.run(["iptables", "-w", "-I"] + rule, check=True)
-            added.append(rule)
-        yield
-    finally:
-        for rule in added:
-            subprocess.run(["iptables", "-w", "-D"] + rule, check=True)
-
-
-class Watcher:
-    def __init__(self, name: str, workdir: Path, real: RealCluster, coordinator: CoordinatorProcess,
-                 root: str) -> None:
-        self.name = name
-        self.gid = group_id("codisha-" + name)
-        self.dir = workdir / name
-        self.dir.mkdir()
-        self.log = self.dir / "runner.log"
-        self.config = self.dir / "runner.json"
-        self.config.write_text(json.dumps({
-            "module_args": dict(PROBE, dashboard_url=real.dashboard_url, dashboard_timeout=2, verify_timeout=10,
-                                coordinator=coordinator.url(root), quorum=2, observer_id=name,
-                                observation_ttl=3, coordinator_timeout=SESSION,
-                                state_path=str(self.dir / "state.json")),
-            "collections_path": str(Path(ROOT) / "build" / "collections"), "log": "stdout",
-            "interval": INTERVAL}))
-        self.proc: Optional[subprocess.Popen[bytes]] = None
-
-    def start(self) -> "Watcher":
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, str(RUNNER), str(self.config), "--loop-seconds", "600"],
-                                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                         group=self.gid, extra_groups=[], cwd=str(self.dir))
-        return self
-
-    def kill(self) -> None:
-        """SIGKILL to the runner and the pass it forked: no clean-up, the lock stays until the session ends."""
-        if self.proc is not None and self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
 
 
 class View:
@@ -154,7 +87,10 @@ def world(coordinator: CoordinatorProcess, request: pytest.FixtureRequest) -> It
     workdir = Path(tempfile.mkdtemp(prefix="codis-ha-watchers-"))
     with RealCluster.start(groups=1, slaves=2) as real:
         view = View(coordinator, root)
-        watchers = {n: Watcher(n, workdir, real, coordinator, root) for n in ("w1", "w2", "w3")}
+        watchers = {n: Watcher(n, workdir, dict(PROBE, dashboard_url=real.dashboard_url, dashboard_timeout=2,
+                                                verify_timeout=10, coordinator=coordinator.url(root), quorum=2,
+                                                observer_id=n, observation_ttl=3, coordinator_timeout=SESSION),
+                               interval=INTERVAL) for n in ("w1", "w2", "w3")}
         try:
             yield dict(real=real, view=view, watchers=watchers, coordinator=coordinator, root=root)
         finally:
@@ -202,7 +138,7 @@ def test_a_watcher_cut_off_from_the_masters_alone_fails_nothing_over(world: dict
     real, watchers, view = world["real"], world["watchers"], world["view"]
     master = real.master_of(1)
     ports = [p.port for p in real.processes.values()]
-    with cut_off(watchers["w1"].gid, ports):
+    with dropped(ports, gid=watchers["w1"].gid):
         for w in watchers.values():
             w.start()
 
@@ -272,7 +208,8 @@ def test_two_watchers_seeing_different_slaves_never_promote_two_servers(world: d
     a, b = real.slaves_of(1)
     master = real.master_of(1)
     # w1 cannot reach slave a, w2 cannot reach slave b: each would promote the other one.
-    with cut_off(watchers["w1"].gid, [real.processes[a].port]), cut_off(watchers["w2"].gid, [real.processes[b].port]):
+    with dropped([real.processes[a].port], gid=watchers["w1"].gid), \
+            dropped([real.processes[b].port], gid=watchers["w2"].gid):
         for name in ("w1", "w2"):
             watchers[name].start()
         wait_for(lambda: all_published(world, ["w1", "w2"]), 30, interval=0.05, what="both watchers' first pass")
