@@ -66,7 +66,7 @@ MUTANTS = [
            "    if limit is None or len(failovers) <= limit or policy.force:\n", "    if True:  # mutant\n"),
     Mutant("no-down-after", "down_after ignored",
            "plugins/module_utils/_planner.py",
-           "    if down_for < policy.down_after and not policy.force:\n", "    if False:  # mutant\n"),
+           "    if down_for + DOWN_AFTER_SLACK < policy.down_after and not policy.force:\n", "    if False:  # mutant\n"),
     Mutant("half-done-wrong-server", "a half-done promotion finished on the wrong server (even when another "
            "slave holds more data)",
            "plugins/module_utils/_planner.py",

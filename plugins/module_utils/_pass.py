@@ -330,8 +330,10 @@ def _decide_and_act(client: DashboardClient, options: PassOptions, topology: Top
     prober = Prober(options.probe)
 
     def decide(topology: Topology, selected: list[ServerGroup]) -> tuple[dict[str, ProbeResult], Plan, float]:
-        probes = prober.probe_all([s.addr for g in selected for s in g.servers])
+        # The pass's time is when its probes start: a runner starts passes exactly an interval apart, so
+        # down_after 1 with a 1 s interval confirms on the second pass, whatever the probes cost.
         now = clock()
+        probes = prober.probe_all([s.addr for g in selected for s in g.servers])
         return probes, planner(topology, probes, options.policy, history, now), now
 
     probes, the_plan, now = decide(topology, selected)

@@ -96,6 +96,9 @@ class Plan:
         return [d for d in self.decisions if d.decision in (SKIPPED, REFUSED)]
 
 
+DOWN_AFTER_SLACK = 0.1
+
+
 def plan(topology: Topology, probes: dict[str, ProbeResult], policy: Policy,
          history: Optional[dict[int, GroupHistory]] = None, now: float = 0.0) -> Plan:
     groups = [g for g in sorted(topology.groups, key=lambda g: g.id)
@@ -171,7 +174,9 @@ def plan_group(group: ServerGroup, probes: dict[str, ProbeResult], policy: Polic
                              "(force overrides)" % master.addr, master.addr)
     # From here on the master is judged down: the down_after clock runs (a refusal above does not start it).
     down_for = max(now - record.down_since, 0.0) if record and record.down_since is not None else 0.0
-    if down_for < policy.down_after and not policy.force:
+    # Passes an interval apart read their clocks a few milliseconds apart: 1.0 s of down_after is met by two
+    # passes 0.998 s apart (DOWN_AFTER_SLACK), not by a third pass a whole interval later.
+    if down_for + DOWN_AFTER_SLACK < policy.down_after and not policy.force:
         return GroupDecision(group.id, REFUSED, "%s, seen down for %.1f s so far; down_after is %s s, waiting "
                              "for later passes to confirm" % (down, down_for, policy.down_after), master.addr,
                              master_down=True)
