@@ -337,11 +337,10 @@ def master_witnesses(group: ServerGroup, master: str, probes: dict[str, ProbeRes
                      record: Optional[GroupHistory] = None, now: float = 0.0) -> list[str]:
     """Slaves that still have a live link to the master: the second opinion before a failover. A slave counts
     only if it heard from the master after this tool last saw it alive (otherwise it knows nothing newer)."""
+    # A refused connection does not shorten the window: a killed Redis resets its replicas' links at once, so a
+    # slave whose link is still up speaks of a live master that only this host is refused by (a REJECT rule on
+    # the way), and promoting beside it would make two masters (found by the long chaos run).
     window = witness_window(policy, record)
-    if probes[master].refused:
-        # Refused: the host answers and nothing listens, so the process is gone; a killed Redis resets its
-        # replicas' links at once. Only a slave that heard from it within the last second still counts.
-        window = min(window, 1.0)
     lost_for = now - record.seen_alive_at if record is not None and record.seen_alive_at is not None else None
     out = []
     for server in sorted(group.of_type("slave"), key=lambda s: s.addr):
@@ -365,21 +364,41 @@ def select_candidate(group: ServerGroup, old_master: str, probes: dict[str, Prob
     master_down_for = _outage(group, old_master, probes, None, 0.0, 0.0) if outage is None else outage
     eligible: list[ProbeResult] = []
     exclusions: list[tuple[str, str]] = []
+    stale: list[tuple[ProbeResult, str]] = []
     for server in sorted(group.servers, key=lambda s: s.addr):
         if server.addr == old_master:
             continue
         seen = probes[server.addr]
         reason = _ineligible(server.type, seen, old_master)
         if reason is None and not policy.force:
-            reason = _stale(seen, master_down_for, policy) or _too_far_behind(seen, known_offset, policy)
+            reason = _too_far_behind(seen, known_offset, policy)
+            stale_reason = None if reason else _stale(seen, master_down_for, policy)
+            if stale_reason:
+                stale.append((seen, stale_reason))
+                continue
         if reason:
             exclusions.append((server.addr, reason))
         else:
             eligible.append(probes[server.addr])
+    # Staleness is about data: a slave that lost its link early holds less than one that kept it. When the fresh
+    # ones hold even less (they lagged, or an operator's REPLICAOF restarted a link clock), the stale one loses
+    # the fewest writes; with no fresh slave at all, none is promoted.
+    for seen, reason in stale:
+        if eligible and all(_holds_more_than(seen, fresh) for fresh in eligible):
+            eligible.append(seen)
+        else:
+            exclusions.append((seen.addr, reason))
     if not eligible:
         return None, exclusions
     best = min(eligible, key=lambda p: (-(p.offset or 0), p.priority or 0, p.addr))
     return best.addr, exclusions
+
+
+def _holds_more_than(seen: ProbeResult, other: ProbeResult) -> bool:
+    """`seen` holds writes of its replication history beyond what `other` has of that history (unknown histories
+    compare as not more)."""
+    end = other.holds_history_to(seen.replid)
+    return end is not None and (seen.offset or 0) > end
 
 
 def _stale(seen: ProbeResult, master_down_for: float, policy: Policy) -> Optional[str]:

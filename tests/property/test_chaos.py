@@ -73,6 +73,7 @@ class Before:
     accepting: dict[int, int]
     second_opinion: dict[int, bool]
     held: dict[int, set[int]]
+    promotable: dict[int, list[str]]
     best_offset: dict[int, int]
     offsets: dict[str, int]
     link_down_since: dict[str, Optional[float]]
@@ -167,6 +168,7 @@ class ChaosMachine(RuleBasedStateMachine):
                         if kind == "slave" and self.node(a).master is not None and not self.node(a).killed}
         return Before(listed=listed, masters=masters, accepting={gid: self._accepting(gid) for gid in gids},
                       second_opinion={gid: self._second_opinion(gid, masters[gid]) for gid in gids},
+                      promotable=promotable,
                       held={gid: set().union(*(self._write_ids(a) for a in promotable[gid])) for gid in gids},
                       best_offset={gid: max([offsets[a] for a in promotable[gid]] or [0]) for gid in gids},
                       offsets=offsets, link_down_since=down, answering_master=answering,
@@ -456,9 +458,13 @@ class ChaosMachine(RuleBasedStateMachine):
             # Not a stale slave: its link was not down since before the last pass that saw the master alive.
             down = before.link_down_since.get(server)
             alive_at = self.seen_alive_at.get(gid)
-            if down is not None and alive_at is not None and server not in before.answering_master:
-                assert down >= alive_at - STALE_MARGIN - 1, "promoted %s, stale since %.0f s before the master was " \
-                    "last seen alive" % (server, alive_at - down)
+            if (down is not None and alive_at is not None and server not in before.answering_master
+                    and down < alive_at - STALE_MARGIN - 1):
+                # Only when every fresh promotable slave held less (they lagged): then the stale one loses least.
+                fresh = [a for a in before.promotable[gid] if a != server and (
+                    before.link_down_since.get(a) is None or before.link_down_since[a] >= alive_at - STALE_MARGIN - 1)]
+                assert fresh and all(before.offsets[server] > before.offsets[a] for a in fresh), \
+                    "promoted %s, stale since %.0f s before the master was last seen alive" % (server, alive_at - down)
             # down_after: the master was reported down by passes at least that long ago.
             wait = self.pass_options.get("down_after") or 0
             if wait:
