@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import random
 import shutil
@@ -36,7 +35,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Optional
 
 import redis
 from _common import ensure_collection_path, plot_to, summary, wait_until, write_json
@@ -180,8 +179,8 @@ def one_run(c: Contender, failure: str, rng: random.Random,
     workdir = Path(tempfile.mkdtemp(prefix="codis-ha-bench-"))
     try:
         with RealCluster.start(groups=1, slaves=2, extra=redis_extra(failure)) as cluster:
-            tool: Any = CodisHa(c, cluster, workdir, zookeeper) if c.kind == "codis.ha" else Sentinels(c, cluster,
-                                                                                                         workdir)
+            tool: Any = (CodisHa(c, cluster, workdir, zookeeper) if c.kind == "codis.ha"
+                         else Sentinels(c, cluster, workdir))
             try:
                 old = cluster.master_of(1) or ""
                 port = cluster.processes[old].port
