@@ -23,7 +23,7 @@ def main() -> int:
     write_json(out / "machine.json", machine())
     if args.smoke:
         latency = failover_latency.run(runs=1)
-        cost = pass_cost.run(repeat=1, ansible_repeat=1)
+        cost = pass_cost.run(repeat=1, ansible_repeat=1, period=2.0)
         sizes = scale.run([10], repeat=1)
     else:
         latency = failover_latency.run(runs=20)

@@ -7,11 +7,18 @@
 The dashboard can lie in both directions: a 500 after a promotion it applied (a proxy did not
 acknowledge), and an addServer that answers 500 but stored the server. So the outcome of every call is
 decided by re-reading, never by the HTTP status alone. One group's failure never stops the others.
+
+Groups are carried out in parallel (up to `parallel_groups` at a time: a lost rack fails many over at once),
+but the dashboard sees one mutating call at a time: Codis 2 takes its coordinator lock without waiting and
+answers a second caller `obtaining lock timed out`. What runs side by side is the verification (probes,
+re-reads), which is where a failover spends its time.
 """
 
 from __future__ import annotations
 
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -61,8 +68,11 @@ class Outcome:
 class Executor:
     def __init__(self, dashboard: DashboardClient, prober: Prober, verify_timeout: float = 10.0,
                  verify_interval: float = 0.1, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep, deadline: Deadline = NO_DEADLINE) -> None:
+                 sleep: Callable[[float], None] = time.sleep, deadline: Deadline = NO_DEADLINE,
+                 parallel_groups: int = 1) -> None:
         self.dashboard = dashboard
+        self.parallel_groups = max(parallel_groups, 1)
+        self._mutating = threading.Lock()
         self.deadline = deadline
         self.prober = prober
         self.verify_timeout = verify_timeout
@@ -72,33 +82,45 @@ class Executor:
 
     def run(self, plan: Plan, topology: Topology, check_mode: bool) -> Outcome:
         outcome = Outcome([], [])
-        for decision in plan.decisions:
-            if not decision.actions:
-                continue
-            if check_mode:
+        acting = [d for d in plan.decisions if d.actions]
+        if check_mode:
+            for decision in acting:
                 outcome.results.extend(ActionResult(a, PLANNED) for a in decision.actions)
-                continue
-            self._run_group(decision, topology, outcome)
+            return outcome
+        # A dead proxy makes every promote fail: it is removed first, before any group acts.
+        first = [d for d in acting if any(a.action == REMOVE_PROXY for a in d.actions)]
+        rest = [d for d in acting if d not in first]
+        parts = [self._run_group(d, topology) for d in first]
+        if self.parallel_groups > 1 and len(rest) > 1:
+            with ThreadPoolExecutor(max_workers=min(self.parallel_groups, len(rest)),
+                                    thread_name_prefix="codis-ha-group") as pool:
+                parts.extend(pool.map(lambda d: self._run_group(d, topology), rest))
+        else:
+            parts.extend(self._run_group(d, topology) for d in rest)
+        for part in parts:  # in the plan's order, whatever order the groups finished in
+            outcome.results.extend(part.results)
+            outcome.skipped.extend(part.skipped)
         return outcome
 
-    def _run_group(self, decision: GroupDecision, topology: Topology, outcome: Outcome) -> None:
+    def _run_group(self, decision: GroupDecision, topology: Topology) -> Outcome:
+        outcome = Outcome([], [])
         if self.deadline.expired:
             outcome.results.extend(ActionResult(a, FAILED, "not attempted: the pass deadline (%s s) was reached"
                                                 % self.deadline.seconds) for a in decision.actions)
-            return
+            return outcome
         planned = topology.group(decision.group)
         try:
             current = self.dashboard.group(decision.group)
         except DashboardError as exc:
             outcome.results.extend(ActionResult(a, FAILED, "not attempted: could not re-read the group "
                                                 "before acting: %s" % exc) for a in decision.actions)
-            return
+            return outcome
         if planned is None or current.snapshot() != planned.snapshot() or current.invalid:
             # Another runner (or an operator) changed the group since it was read: its plan is stale.
             outcome.skipped.append((decision.group, "the group changed in the dashboard between reading "
                                     "and acting (%s -> %s); left for the next pass"
                                     % (planned.snapshot() if planned else {}, current.snapshot())))
-            return
+            return outcome
         for index, action in enumerate(decision.actions):
             if action.action == PROMOTE:
                 result = self._promote(action)
@@ -111,13 +133,15 @@ class Executor:
                 outcome.results.extend(ActionResult(a, FAILED, "not attempted: %s failed" % (
                     "the promotion" if action.action == PROMOTE else "removing the dead proxy"))
                     for a in decision.actions[index + 1:])
-                return
+                return outcome
+        return outcome
 
     # ------------------------------------------------------------------ promote
     def _promote(self, action: Action) -> ActionResult:
         answer = ""
         try:
-            self.dashboard.promote(action.group, Server(action.server, "slave"))
+            with self._mutating:
+                self.dashboard.promote(action.group, Server(action.server, "slave"))
         except LockConflict as exc:
             # The lock was never taken: nothing was changed, and there is nothing to wait for.
             return ActionResult(action, FAILED, "not applied, the dashboard's lock is held by another client "
@@ -140,7 +164,9 @@ class Executor:
             # The dashboard switched its records but its SLAVEOF NO ONE did not take (Codis 3 only logs
             # that): without a retry the group would have no writable master.
             try:
-                if self.dashboard.retry_master(action.group, action.server):
+                with self._mutating:
+                    resent = self.dashboard.retry_master(action.group, action.server)
+                if resent:
                     retried = "; the dashboard's SLAVEOF NO ONE had not taken, a sync action sent it again"
                     seen = self._wait_for(action.server, is_master)
             except DashboardError as exc:
@@ -158,7 +184,8 @@ class Executor:
     def _remove_proxy(self, action: Action) -> ActionResult:
         answer = ""
         try:
-            self.dashboard.remove_proxy(action.proxy or "")
+            with self._mutating:
+                self.dashboard.remove_proxy(action.proxy or "")
         except DashboardError as exc:
             answer = str(exc)
         try:
@@ -178,7 +205,8 @@ class Executor:
             return ActionResult(action, FAILED, "refused: would demote the group's own master")
         answer = ""
         try:
-            self.dashboard.add_server(action.group, action.server, "slave")
+            with self._mutating:
+                self.dashboard.add_server(action.group, action.server, "slave")
         except LockConflict as exc:
             return ActionResult(action, FAILED, "not applied, the dashboard's lock is held by another client "
                                 "(%s); left for the next pass" % exc)

@@ -93,6 +93,7 @@ def argument_spec() -> dict[str, Any]:
         force=dict(type="bool", default=False),
         remove_dead_proxies=dict(type="bool", default=True),
         pass_timeout=dict(type="float", default=60.0, no_log=False),
+        parallel_groups=dict(type="int", default=8),
     )
     spec.update(redis_argument_spec())
     spec.update(coordinator_argument_spec())
@@ -110,6 +111,7 @@ NUMBER_RANGES = (
     ("stale_margin", 0, 86400, False),
     ("max_data_loss_bytes", 0, 2 ** 62, False),
     ("max_failovers_per_pass", 1, 100000, False),
+    ("parallel_groups", 1, 256, False),
 )
 
 
@@ -146,6 +148,7 @@ class PassOptions:
     validate_certs: bool = True
     ca_path: Optional[str] = None
     verify_timeout: float = 10.0
+    parallel_groups: int = 8
     state_path: Optional[str] = None
     probe: ProbeSettings = field(default_factory=ProbeSettings)
     policy: Policy = field(default_factory=Policy)
@@ -162,6 +165,7 @@ class PassOptions:
             promote_timeout=max(params.get("promote_timeout") or 40.0, params["dashboard_timeout"]),
             pass_timeout=params.get("pass_timeout") or 60.0, validate_certs=params["validate_certs"],
             ca_path=params.get("ca_path"), verify_timeout=params["verify_timeout"],
+            parallel_groups=params.get("parallel_groups") or 8,
             state_path=params.get("state_path"),
             probe=ProbeSettings.from_params(dict(params, redis_password=password)),
             policy=Policy(repoint_slaves=params["repoint_slaves"], reuse_offline=params["reuse_offline"],
@@ -358,8 +362,8 @@ def _decide_and_act(client: DashboardClient, options: PassOptions, topology: Top
             except (CoordinatorError, DashboardError) as exc:
                 coordination_failed = "%s; no failover and no change (the watchers cannot agree without it)" % exc
                 the_plan = _without_changes(the_plan, coordination_failed)
-        outcome = Executor(client, prober, verify_timeout=options.verify_timeout, deadline=deadline).run(
-            the_plan, topology, check_mode)
+        outcome = Executor(client, prober, verify_timeout=options.verify_timeout, deadline=deadline,
+                           parallel_groups=options.parallel_groups).run(the_plan, topology, check_mode)
     finally:
         if coordinator is not None:
             coordinator.close()

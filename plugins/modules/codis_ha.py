@@ -81,6 +81,13 @@ options:
       - Any finite number above 0 and up to 86400.
     type: float
     default: 60.0
+  parallel_groups:
+    description:
+      - How many groups the pass carries out at once when several must change (a lost rack). The dashboard still
+        gets one mutating call at a time (Codis 2 refuses a second caller while its lock is held); what overlaps is
+        the verification of each promotion and re-point. From 1 to 256.
+    type: int
+    default: 8
   coordinator:
     description:
       - Several watchers, one decision. The ZooKeeper or etcd that the Codis cluster already runs, as

@@ -368,3 +368,20 @@ def test_bad_arguments_fail_clearly(cluster: Cluster, module_args: dict[str, Any
     result = run_module(dict(module_args, **bad))
     assert result["failed"] is True and needle in result["msg"]
     assert cluster.audit == []
+
+
+def test_a_lost_rack_is_failed_over_in_parallel_with_one_mutating_call_at_a_time() -> None:
+    """Every master dies at once. Groups are carried out side by side, but the Codis 2 dashboard refuses a second
+    mutating call while its lock is held (`obtaining lock timed out`): the executor sends one at a time, so every
+    promotion and re-point lands, reported in the plan's order."""
+    with Cluster.start(groups=6, slaves=2, redis_timeout=0.5) as cluster:
+        cluster.dashboard.faults.proxy_ack_seconds = 0.2  # each promote holds the dashboard's lock a while
+        old = {gid: cluster.master_of(gid) for gid in cluster.group_ids()}
+        for master in old.values():
+            cluster.kill(master)
+        result = run_module(dict(FAST, dashboard_url=cluster.dashboard_url, parallel_groups=4))
+        assert "failed" not in result, result.get("msg")
+        assert [a["group"] for a in result["actions"] if a["action"] == "promote"] == sorted(old)
+        assert all(a["status"] == "done" for a in result["actions"])
+        assert all(cluster.master_of(gid) != master for gid, master in old.items())
+        assert not [a for a in cluster.audit if a["status"] != 200], cluster.audit
