@@ -13,6 +13,8 @@ import pass_cost
 import scale
 from _common import machine, write_json
 
+PAIRED_SMOKE = ("codis.ha down_after 0", "sentinel 1 q1 200ms")
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
@@ -22,11 +24,12 @@ def main() -> int:
     out: Path = args.out
     write_json(out / "machine.json", machine())
     if args.smoke:
-        latency = failover_latency.run(runs=1)
+        smoke = tuple(c for c in failover_latency.CONTENDERS if c.name in PAIRED_SMOKE)
+        latency = failover_latency.run(runs=1, failures=("kill", "cutoff"), contenders=smoke)
         cost = pass_cost.run(repeat=1, ansible_repeat=1, period=2.0)
-        sizes = scale.run([10], repeat=1)
+        sizes = scale.run([10], repeat=1, rack_sizes=(20,), pool_case=(20, 4))
     else:
-        latency = failover_latency.run(runs=20)
+        latency = failover_latency.run(runs=6)
         cost = pass_cost.run(repeat=20, ansible_repeat=5)
         sizes = scale.run(scale.DEFAULT_SIZES, repeat=3)
     write_json(out / "failover_latency.json", latency)
@@ -34,10 +37,9 @@ def main() -> int:
     write_json(out / "scale.json", sizes)
     failover_latency.plot(latency, out / "failover_latency.png")
     scale.plot(sizes, out / "scale.png")
-    print(json.dumps({"failover_latency": {k: {m: latency["results"][k][m] for m in ("median", "p95")}
-                                           for k in latency["results"]},
-                      "median_ratio_to_sentinel": latency["median_ratio_to_sentinel"],
-                      "pass_cost": cost, "scale": sizes["rows"]}, indent=2))
+    print(failover_latency.table(latency))
+    print(json.dumps({"pass_cost": cost, "scale": sizes["rows"], "lost_rack": sizes["lost_rack"],
+                      "hung_beyond_pool": sizes["hung_beyond_pool"]}, indent=2))
     return 0
 
 

@@ -5,6 +5,11 @@ interpreter lock with the pass. Groups have one master and one slave; the hung 1
 pays the probe budget for them without failing anything over (a failover would add its verification).
 Each pass is the direct invocation the role's runner makes; `pass_seconds` is the module's own measure.
 Targets: 1,000 healthy servers in <= 1 s; with 10% hung, <= probe_timeout x probe_attempts + 0.5 s.
+
+Two more tables: a lost rack (10% of the masters killed at 1,000 and 2,000 servers: the time of the one pass that
+fails every one of them over, the executor acting on `parallel_groups` groups at a time, against 1 at a time;
+target: within one probe budget plus 2 s), and more hung servers than the probe pool (400 hung of 2,000, with
+`probe_concurrency` 256 and the default).
 """
 from __future__ import annotations
 
@@ -78,12 +83,55 @@ def measure(servers: int, repeat: int) -> dict[str, Any]:
             "hung_wall_s": statistics.median(row[1] for row in with_hung)}
 
 
-def run(sizes: list[int], repeat: int = 3) -> dict[str, Any]:
+def _groups(sim: SimulatorProcess) -> dict[str, dict[str, Any]]:
+    return dict(sim.op("status")["result"]["groups"])
+
+
+def lost_rack(servers: int, parallel: int) -> dict[str, Any]:
+    """10% of the masters killed at once; one pass must fail every one of those groups over."""
+    sim = SimulatorProcess(servers)
+    try:
+        groups = _groups(sim)
+        masters = sorted(addr for g in groups.values() for addr, s in g.items() if s["type"] == "master")
+        killed = masters[:max(1, len(masters) // 10)]
+        for addr in killed:
+            sim.op("kill", addr=addr)
+        result, usage = direct_pass(dict(PROBE, dashboard_url=sim.dashboard, parallel_groups=parallel))
+        after = _groups(sim)
+        still = [gid for gid, g in after.items() if any(s["type"] == "master" and addr in killed
+                                                        for addr, s in g.items())]
+    finally:
+        sim.close()
+    promoted = sum(1 for a in result["actions"] if a["action"] == "promote" and a["status"] == "done")
+    return {"servers": servers, "killed_masters": len(killed), "parallel_groups": parallel, "promoted": promoted,
+            "not_failed_over": len(still), "pass_s": result["pass_seconds"], "wall_s": usage["wall"]}
+
+
+def hung_beyond_pool(servers: int, hung: int, concurrency: int) -> dict[str, Any]:
+    sim = SimulatorProcess(servers)
+    try:
+        slaves = sorted(addr for g in _groups(sim).values() for addr, s in g.items() if s["type"] == "slave")
+        for addr in slaves[:hung]:
+            sim.op("hang", addr=addr)
+        result, usage = direct_pass(dict(PROBE, dashboard_url=sim.dashboard, probe_concurrency=concurrency))
+        assert not result["changed"], result.get("msg")
+    finally:
+        sim.close()
+    return {"servers": servers, "hung": hung, "probe_concurrency": concurrency, "pass_s": result["pass_seconds"],
+            "wall_s": usage["wall"]}
+
+
+def run(sizes: list[int], repeat: int = 3, rack_sizes: tuple[int, ...] = (1000, 2000),
+        pool_case: tuple[int, int] = (2000, 400)) -> dict[str, Any]:
     ensure_collection_path()
     rows = [measure(n, repeat) for n in sizes]
     budget = PROBE["probe_timeout"] * PROBE["probe_attempts"]
     by_size = {r["servers"]: r for r in rows}
-    return {"probe": PROBE, "repeat": repeat, "rows": rows,
+    racks = [lost_rack(n, parallel) for n in rack_sizes for parallel in (8, 1)]
+    pools = [hung_beyond_pool(pool_case[0], pool_case[1], c) for c in (256, 1024)]
+    return {"probe": PROBE, "repeat": repeat, "rows": rows, "lost_rack": racks, "hung_beyond_pool": pools,
+            "lost_rack_meets_target": all(r["not_failed_over"] == 0 and r["pass_s"] <= budget + 2.0
+                                          for r in racks if r["parallel_groups"] > 1),
             "targets": {"healthy_1000_s": 1.0, "hung_s": budget + 0.5},
             "healthy_1000_meets_target": by_size[1000]["healthy_pass_s"] <= 1.0 if 1000 in by_size else None,
             "hung_meets_target": all(r["hung_pass_s"] <= budget + 0.5 for r in rows)}
@@ -120,7 +168,15 @@ def main() -> int:
     for r in data["rows"]:
         print("%5d servers: healthy %.3f s (wall %.3f)  with %d hung %.3f s (wall %.3f)" % (
             r["servers"], r["healthy_pass_s"], r["healthy_wall_s"], r["hung"], r["hung_pass_s"], r["hung_wall_s"]))
-    print(json.dumps({k: v for k, v in data.items() if k != "rows"}, indent=2))
+    for r in data["lost_rack"]:
+        print("lost rack: %5d servers, %d masters killed, parallel_groups %d: %d promoted, %d not failed over, "
+              "pass %.3f s" % (r["servers"], r["killed_masters"], r["parallel_groups"], r["promoted"],
+                                r["not_failed_over"], r["pass_s"]))
+    for r in data["hung_beyond_pool"]:
+        print("%d hung of %d servers, probe_concurrency %d: pass %.3f s" % (r["hung"], r["servers"],
+                                                                             r["probe_concurrency"], r["pass_s"]))
+    print(json.dumps({k: v for k, v in data.items() if k not in ("rows", "lost_rack", "hung_beyond_pool")},
+                     indent=2))
     return 0
 
 

@@ -67,7 +67,7 @@ def redis_argument_spec() -> dict[str, Any]:
         probe_timeout=dict(type="float", default=1.0),
         probe_attempts=dict(type="int", default=2),
         probe_interval=dict(type="float", default=0.2),
-        probe_concurrency=dict(type="int", default=256),
+        probe_concurrency=dict(type="int", default=1024),
     )
 
 
@@ -83,7 +83,7 @@ class ProbeSettings:
     timeout: float = 1.0
     attempts: int = 2
     interval: float = 0.2
-    concurrency: int = 256
+    concurrency: int = 1024
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> "ProbeSettings":

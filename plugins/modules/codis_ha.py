@@ -178,9 +178,12 @@ options:
     type: float
     default: 0.2
   probe_concurrency:
-    description: How many servers are probed at once.
+    description:
+      - How many servers are probed at once (one thread each, only as many as there are servers). A hung server
+        holds its thread for the whole probe budget, so more hung servers than this make the pass wait a second
+        budget (docs/benchmarks.md). From 1 to 4096.
     type: int
-    default: 256
+    default: 1024
   repoint_slaves:
     description: Re-point slaves that do not replicate from their group's master (after a promotion,
       or stray ones) by re-adding them as slaves through the dashboard.
