@@ -171,10 +171,10 @@ def main() -> int:
     for r in data["lost_rack"]:
         print("lost rack: %5d servers, %d masters killed, parallel_groups %d: %d promoted, %d not failed over, "
               "pass %.3f s" % (r["servers"], r["killed_masters"], r["parallel_groups"], r["promoted"],
-                                r["not_failed_over"], r["pass_s"]))
+                               r["not_failed_over"], r["pass_s"]))
     for r in data["hung_beyond_pool"]:
-        print("%d hung of %d servers, probe_concurrency %d: pass %.3f s" % (r["hung"], r["servers"],
-                                                                             r["probe_concurrency"], r["pass_s"]))
+        print("%d hung of %d servers, probe_concurrency %d: pass %.3f s" % (
+            r["hung"], r["servers"], r["probe_concurrency"], r["pass_s"]))
     print(json.dumps({k: v for k, v in data.items() if k not in ("rows", "lost_rack", "hung_beyond_pool")},
                      indent=2))
     return 0
