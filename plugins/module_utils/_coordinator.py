@@ -473,7 +473,8 @@ class EtcdCoordinator(Coordinator):
         return holder[0].decode("utf-8", "replace") if holder else "unknown (it was released meanwhile)"
 
     def _keep_alive(self) -> None:
-        assert self._endpoint is not None
+        if self._endpoint is None:
+            return
         client = self._new_client(*self._endpoint, token=self._token)
         lease = type(self._lease)(self._lease.id, client)
         period = max(self.settings.timeout / 3.0, 0.5)

@@ -121,7 +121,7 @@ def test_a_killed_master_is_promoted_once_within_two_intervals_and_the_probe_bud
     wait_for(lambda: real.master_of(1) != master, 30, interval=0.02, what="a failover")
     elapsed = time.monotonic() - killed
     new = real.master_of(1)
-    [other] = [s for s in real.slaves_of(1)]
+    [other] = list(real.slaves_of(1))
     real.wait_linked(other, new)
     # Settled: every watcher has run at least two more passes, and none promoted again.
     marks = {n: world["view"].writes(n) for n in watchers}
@@ -172,7 +172,7 @@ def test_the_acting_watcher_killed_mid_failover_is_finished_by_another_without_a
     new = real.master_of(1)
     watchers[acting].kill()
     killed = time.monotonic()
-    [other] = [s for s in real.slaves_of(1)]
+    [other] = list(real.slaves_of(1))
     real.wait_linked(other, new, timeout=SESSION + 20)
     finished = time.monotonic() - killed
     wait_for(lambda: view.holder() not in (None, acting) or view.holder() is None, 30, interval=0.05,
