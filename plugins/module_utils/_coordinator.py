@@ -28,26 +28,45 @@ from urllib.parse import urlsplit
 from ansible_collections.codis.ha.plugins.module_utils._planner import FAILOVER, REFUSED, SKIPPED, Plan
 from ansible_collections.codis.ha.plugins.module_utils._topology import format_addr, parse_addr, same_server
 
-try:
-    from kazoo.client import KazooClient
-    from kazoo.exceptions import KazooException, NoNodeError, NodeExistsError
-    from kazoo.handlers.threading import KazooTimeoutError
-    from kazoo.retry import KazooRetry
-    HAS_KAZOO = True
-    KAZOO_IMPORT_ERROR: Optional[str] = None
-except ImportError:
-    HAS_KAZOO = False
-    KAZOO_IMPORT_ERROR = traceback.format_exc()
+# The clients are imported only when a coordinator is set: kazoo and etcd3gw cost a quarter of a second of
+# imports, which a pass without one must not pay.
+KazooClient: Any = None
+KazooException: Any = Exception
+NoNodeError: Any = Exception
+NodeExistsError: Any = Exception
+KazooTimeoutError: Any = Exception
+KazooRetry: Any = None
+Etcd3Client: Any = None
+Etcd3Exception: Any = Exception
+requests: Any = None
 
-try:
-    import requests
-    from etcd3gw.client import Etcd3Client
-    from etcd3gw.exceptions import Etcd3Exception
-    HAS_ETCD3GW = True
-    ETCD3GW_IMPORT_ERROR: Optional[str] = None
-except ImportError:
-    HAS_ETCD3GW = False
-    ETCD3GW_IMPORT_ERROR = traceback.format_exc()
+
+def _import_kazoo() -> Optional[str]:
+    """None once kazoo is imported, else its import error (for missing_required_lib)."""
+    global KazooClient, KazooException, NoNodeError, NodeExistsError, KazooTimeoutError, KazooRetry
+    try:
+        from kazoo.client import KazooClient as client
+        from kazoo.exceptions import KazooException as base, NoNodeError as no_node, NodeExistsError as exists
+        from kazoo.handlers.threading import KazooTimeoutError as timeout
+        from kazoo.retry import KazooRetry as retry
+    except ImportError:
+        return traceback.format_exc()
+    KazooClient, KazooException, NoNodeError, NodeExistsError = client, base, no_node, exists
+    KazooTimeoutError, KazooRetry = timeout, retry
+    return None
+
+
+def _import_etcd3gw() -> Optional[str]:
+    global Etcd3Client, Etcd3Exception, requests
+    try:
+        import requests as http
+        from etcd3gw.client import Etcd3Client as client
+        from etcd3gw.exceptions import Etcd3Exception as base
+    except ImportError:
+        return traceback.format_exc()
+    Etcd3Client, Etcd3Exception, requests = client, base, http
+    return None
+
 
 SCHEMES = {"zookeeper": ("zookeeper", 2181, False), "zk": ("zookeeper", 2181, False),
            "etcd": ("etcd", 2379, False), "etcds": ("etcd", 2379, True)}
@@ -177,13 +196,14 @@ def coordinator_problems(params: dict[str, Any], hostname: str) -> list[str]:
     return problems
 
 
-def missing_library(settings: CoordinatorSettings) -> Optional[tuple[str, Optional[str]]]:
-    """The Python library this coordinator needs and is not installed, with its import error."""
-    if settings.kind == "zookeeper" and not HAS_KAZOO:
-        return "kazoo", KAZOO_IMPORT_ERROR
-    if settings.kind == "etcd" and not HAS_ETCD3GW:
-        return "etcd3gw", ETCD3GW_IMPORT_ERROR
-    return None
+def missing_library(settings: CoordinatorSettings) -> Optional[tuple[str, str]]:
+    """The Python library this coordinator needs and is not installed, with its import error; imports it
+    otherwise."""
+    if settings.kind == "zookeeper":
+        error = _import_kazoo()
+        return ("kazoo", error) if error else None
+    error = _import_etcd3gw()
+    return ("etcd3gw", error) if error else None
 
 
 # ---------------------------------------------------------------------------------------------- the decision
@@ -277,6 +297,10 @@ class Coordinator:
 
 
 def open_coordinator(settings: CoordinatorSettings) -> Coordinator:
+    missing = missing_library(settings)
+    if missing:
+        raise CoordinatorError("the coordinator %s needs the Python library %s, which is not installed"
+                               % (settings.where, missing[0]))
     coordinator: Coordinator = (ZooKeeperCoordinator(settings) if settings.kind == "zookeeper"
                                 else EtcdCoordinator(settings))
     try:
