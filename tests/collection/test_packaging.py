@@ -72,3 +72,9 @@ def test_ansible_test_sanity_with_empty_ignores(tree: Path) -> None:
     out = _run([str(BIN / "ansible-test"), "sanity", "--python", "%d.%d" % sys.version_info[:2], "--local"],
                tree, timeout=1200)
     assert "FATAL" not in out
+
+
+def test_antsibull_docs_lint_collection_docs_is_clean(tree: Path) -> None:
+    out = _run([str(BIN / "antsibull-docs"), "lint-collection-docs", "--plugin-docs", "."], tree,
+               env={"PATH": "%s:%s" % (BIN, os.environ.get("PATH", ""))})
+    assert out.strip() == ""
