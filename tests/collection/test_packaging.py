@@ -78,3 +78,10 @@ def test_antsibull_docs_lint_collection_docs_is_clean(tree: Path) -> None:
     out = _run([str(BIN / "antsibull-docs"), "lint-collection-docs", "--plugin-docs", "."], tree,
                env={"PATH": "%s:%s" % (BIN, os.environ.get("PATH", ""))})
     assert out.strip() == ""
+
+
+def test_ansible_test_units(tree: Path) -> None:
+    """The pure unit tests (tests/unit/plugins/...) as ansible-test runs them, on this interpreter."""
+    out = _run([str(BIN / "ansible-test"), "units", "--local", "--python", "%d.%d" % sys.version_info[:2]], tree,
+               env={"PATH": "%s:%s" % (BIN, os.environ.get("PATH", ""))})
+    assert " passed" in out and " failed" not in out

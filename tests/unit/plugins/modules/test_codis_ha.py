@@ -1,0 +1,64 @@
+"""The module file alone: argument checks and the library guard, with the pass itself replaced (one layer)."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.codis.ha.plugins.module_utils._pass import PassResult
+from ansible_collections.codis.ha.plugins.modules import codis_ha
+
+
+def run(capsys: pytest.CaptureFixture[str], **args: Any) -> dict[str, Any]:
+    with patch_module_args(args), pytest.raises(SystemExit):
+        codis_ha.main()
+    return dict(json.loads(capsys.readouterr().out))
+
+
+@pytest.fixture
+def no_pass(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    calls: list[dict[str, Any]] = []
+
+    def fake(params: dict[str, Any], **kwargs: Any) -> PassResult:
+        calls.append(params)
+        return PassResult({"changed": False, "actions": [], "groups": [], "skipped_groups": [], "msg": "ok"})
+    monkeypatch.setattr(codis_ha, "run_pass", fake)
+    return calls
+
+
+def test_invalid_numbers_fail_before_the_pass(capsys: pytest.CaptureFixture[str], no_pass: list[Any]) -> None:
+    result = run(capsys, dashboard_url="http://127.0.0.1:18087", probe_timeout=float("nan"))
+    assert result["failed"] is True and "probe_timeout" in result["msg"] and not no_pass
+
+
+def test_quorum_without_a_coordinator_is_refused(capsys: pytest.CaptureFixture[str], no_pass: list[Any]) -> None:
+    result = run(capsys, dashboard_url="http://127.0.0.1:18087", quorum=2)
+    assert result["failed"] is True and "quorum=2 needs coordinator" in result["msg"] and not no_pass
+
+
+def test_a_missing_client_library_is_named(capsys: pytest.CaptureFixture[str], no_pass: list[Any],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(codis_ha, "missing_library", lambda settings: ("kazoo", "ImportError: no kazoo"))
+    result = run(capsys, dashboard_url="http://127.0.0.1:18087", coordinator="zookeeper://127.0.0.1:2181/x")
+    assert result["failed"] is True and "kazoo" in result["msg"] and not no_pass
+
+
+def test_a_valid_call_reaches_the_pass_with_every_default(
+        capsys: pytest.CaptureFixture[str], no_pass: list[Any]) -> None:
+    result = run(capsys, dashboard_url="http://127.0.0.1:18087")
+    assert result["changed"] is False and result["msg"] == "ok"
+    [params] = no_pass
+    assert params["parallel_groups"] == 8 and params["probe_concurrency"] == 1024 and params["coordinator"] is None
+
+
+def test_an_exception_of_ours_is_one_sentence(capsys: pytest.CaptureFixture[str],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(params: dict[str, Any], **kwargs: Any) -> PassResult:
+        raise KeyError("oops")
+    monkeypatch.setattr(codis_ha, "run_pass", broken)
+    result = run(capsys, dashboard_url="http://127.0.0.1:18087")
+    assert result["failed"] is True and result["msg"].startswith(codis_ha.INTERNAL_ERROR)
+    assert "Traceback" not in json.dumps(result)
