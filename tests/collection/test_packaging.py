@@ -85,3 +85,11 @@ def test_ansible_test_units(tree: Path) -> None:
     out = _run([str(BIN / "ansible-test"), "units", "--local", "--python", "%d.%d" % sys.version_info[:2]], tree,
                env={"PATH": "%s:%s" % (BIN, os.environ.get("PATH", ""))})
     assert " passed" in out and " failed" not in out
+
+
+def test_ansible_test_integration_target(tree: Path) -> None:
+    """tests/integration/targets/codis_ha_module: the module through tasks against the simulator."""
+    out = _run([str(BIN / "ansible-test"), "integration", "--local", "--python", "%d.%d" % sys.version_info[:2],
+                "codis_ha_module"], tree, env={"PATH": "%s:%s" % (BIN, os.environ.get("PATH", ""))})
+    recap = [line for line in out.splitlines() if line.startswith("testhost")]
+    assert recap and "failed=0" in recap[-1] and "ok=20" in recap[-1], out[-3000:]
