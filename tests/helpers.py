@@ -94,3 +94,13 @@ def module_args(cluster: Cluster) -> dict[str, Any]:
 @pytest.fixture
 def module_args2(cluster2: Cluster) -> dict[str, Any]:
     return dict(FAST, dashboard_url=cluster2.dashboard_url)
+
+
+@pytest.fixture(scope="module", params=["zookeeper", "etcd"])
+def coordinator(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A real ZooKeeper, then a real etcd, on loopback (simulator/coordinators.py), for a module's tests."""
+    from simulator.coordinators import start
+
+    server = start(request.param)
+    yield server
+    server.close()

@@ -15,7 +15,7 @@ from typing import Any, Iterator, Optional
 
 import pytest
 
-from simulator.coordinators import CoordinatorProcess, start
+from simulator.coordinators import CoordinatorProcess
 from simulator.netfaults import dropped
 from simulator.real import RealCluster
 from simulator.watchers import Watcher
@@ -72,13 +72,6 @@ class View:
             self.zk.close()
         else:
             self.etcd.session.close()
-
-
-@pytest.fixture(scope="module", params=["zookeeper", "etcd"])
-def coordinator(request: pytest.FixtureRequest) -> Iterator[CoordinatorProcess]:
-    server = start(request.param)
-    yield server
-    server.close()
 
 
 @pytest.fixture

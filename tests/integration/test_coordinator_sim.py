@@ -8,15 +8,8 @@ from typing import Any, Iterator
 import pytest
 
 from simulator.cluster import Cluster
-from simulator.coordinators import CoordinatorProcess, start
+from simulator.coordinators import CoordinatorProcess
 from tests.helpers import FAST, pass_params, promotions, run_module, wait_for
-
-
-@pytest.fixture(scope="module", params=["zookeeper", "etcd"])
-def coordinator(request: pytest.FixtureRequest) -> Iterator[CoordinatorProcess]:
-    server = start(request.param)
-    yield server
-    server.close()
 
 
 @pytest.fixture
