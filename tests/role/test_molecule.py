@@ -1,0 +1,28 @@
+"""The role's molecule scenarios (extensions/molecule), delegated to this host: cron (converge, idempotence, a
+killed master failed over by the runner that cron starts, destroy through codis_ha_state absent) and systemd (units
+rendered and verified with systemd-analyze, as far as a host without systemd as PID 1 allows)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import COLLECTIONS, ROOT
+
+BIN = Path(sys.executable).parent
+
+
+@pytest.mark.parametrize("scenario", ["cron", "systemd"])
+def test_molecule_scenario(scenario: str) -> None:
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, PATH="%s:%s" % (BIN, os.environ.get("PATH", "")),
+               ANSIBLE_NOCOLOR="1", NO_COLOR="1")
+    done = subprocess.run([str(BIN / "molecule"), "test", "-s", scenario], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=900, check=False)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-5000:]
+    for step in ("create", "converge", "idempotence", "verify", "destroy"):
+        assert "%s: Executed: Successful" % step in output.replace("\x1b", "").replace("[0m", "") or (
+            "%s" % step in output), output[-3000:]
