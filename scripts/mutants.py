@@ -56,7 +56,7 @@ MUTANTS = [
            ""),
     Mutant("check-mode-acts", "check mode ignored (the executor acts)",
            "plugins/module_utils/_executor.py",
-           "            if check_mode:\n", "            if False:  # mutant\n"),
+           "        if check_mode:\n", "        if False:  # mutant\n"),
     Mutant("auth-error-is-down", "an authentication error treated as a dead server",
            "plugins/module_utils/_probe.py",
            "        except AuthenticationError as exc:\n            return ProbeResult(addr, AUTH_ERROR, _text(exc), attempt)\n",

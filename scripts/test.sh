@@ -3,4 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec .venv/bin/python -m pytest -q -ra "$@"
+# Two workers (pytest-xdist): most tests wait on processes, sockets and timeouts. Tests that install on this host
+# and share its cron daemon carry xdist_group("host") and run in one worker (--dist loadgroup).
+exec .venv/bin/python -m pytest -q -ra -n 2 --dist loadgroup "$@"

@@ -15,7 +15,8 @@ def group_id(name: str) -> int:
     try:
         return grp.getgrnam(name).gr_gid
     except KeyError:
-        subprocess.run(["groupadd", "--system", name], check=True)
+        # Two test processes may race to make it: whoever loses finds it made.
+        subprocess.run(["groupadd", "--system", name], check=False, capture_output=True)
         return grp.getgrnam(name).gr_gid
 
 

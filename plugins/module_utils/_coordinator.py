@@ -30,14 +30,18 @@ from ansible_collections.codis.ha.plugins.module_utils._topology import format_a
 
 # The clients are imported only when a coordinator is set: kazoo and etcd3gw cost a quarter of a second of
 # imports, which a pass without one must not pay.
+class _NotImported(Exception):
+    """Stands for a client library's exception classes until the library is imported."""
+
+
 KazooClient: Any = None
-KazooException: Any = Exception
-NoNodeError: Any = Exception
-NodeExistsError: Any = Exception
-KazooTimeoutError: Any = Exception
+KazooException: Any = _NotImported
+NoNodeError: Any = _NotImported
+NodeExistsError: Any = _NotImported
+KazooTimeoutError: Any = _NotImported
 KazooRetry: Any = None
 Etcd3Client: Any = None
-Etcd3Exception: Any = Exception
+Etcd3Exception: Any = _NotImported
 requests: Any = None
 
 

@@ -45,7 +45,7 @@ def test_build_install_and_ansible_doc(tree: Path, tmp_path: Path) -> None:
     assert "roles/codis_ha/files/codis_ha_runner.py" in names and "roles/codis_ha/meta/argument_specs.yml" in names
     assert not any(n.startswith(("tests/", "simulator/", ".venv")) for n in names)
     install = tmp_path / "installed"
-    _run([str(BIN / "ansible-galaxy"), "collection", "install", str(artifact), "-p", str(install)], tmp_path)
+    _run([str(BIN / "ansible-galaxy"), "collection", "install", "--force", str(artifact), "-p", str(install)], tmp_path)
     doc = _run([str(BIN / "ansible-doc"), "codis.ha.codis_ha"], tmp_path,
                env={"ANSIBLE_COLLECTIONS_PATH": str(install)})
     for needle in ("dashboard_url", "redis_password", "EXAMPLES", "RETURN VALUES", "skipped_groups"):

@@ -14,6 +14,8 @@ import pytest
 from tests.conftest import COLLECTIONS, ROOT
 
 BIN = Path(sys.executable).parent
+# One worker for everything that installs on this host and shares its cron daemon (pytest -n: --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("host")
 
 
 @pytest.mark.parametrize("scenario", ["cron", "systemd"])

@@ -27,6 +27,8 @@ from simulator.coordinators import start as start_coordinator
 from tests.helpers import process_running, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
+# One worker for everything that installs on this host and shares its cron daemon (pytest -n: --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("host")
 PASSWORD = "role-test-s3cret"
 INTERVAL = 1.0
 PROBE = dict(probe_timeout=0.5, probe_attempts=2)
