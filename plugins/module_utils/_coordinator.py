@@ -29,7 +29,6 @@ from ansible_collections.codis.ha.plugins.module_utils._planner import FAILOVER,
 from ansible_collections.codis.ha.plugins.module_utils._topology import format_addr, parse_addr, same_server
 
 
-
 # The clients are imported only when a coordinator is set: kazoo and etcd3gw cost a quarter of a second of
 # imports, which a pass without one must not pay.
 class _NotImported(Exception):
