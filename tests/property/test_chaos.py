@@ -360,6 +360,18 @@ class ChaosMachine(RuleBasedStateMachine):
         self.run_a_pass(check=False, down_after=0, anti_flap=0, max_failovers=None)
         self.write(gid, 4)
 
+    @rule(gid=st.integers(1, GROUPS), mode=st.sampled_from(["hang", "refuse"]))
+    @world_step
+    def this_watcher_loses_the_master_then_a_pass(self, gid: int, mode: str) -> None:
+        """Only this watcher loses the master (a firewall rule, a bad switch port): its slaves still see it, writes
+        go on, and a pass runs. The second opinion is all that stands between this and two masters."""
+        master = self.cluster.master_of(gid)
+        if master is None or self.node(master).killed or self.node(master).hung:
+            return
+        self.cluster.partition(master, mode)
+        self.write(gid, 2)
+        self.run_a_pass(check=False, down_after=0, anti_flap=0, max_failovers=None)
+
     @rule(cap=st.sampled_from([None, 1]), down_after=st.sampled_from([0, 30]))
     @world_step
     def rack_lost_then_a_pass(self, cap: Optional[int], down_after: int) -> None:
