@@ -256,11 +256,7 @@ def apply_quorum(plan_: Plan, fresh: dict[str, dict[str, Any]], quorum: int, obs
 
 def another_is_acting(plan_: Plan, holder: str) -> Plan:
     """Every change planned is left to the watcher that holds the lock: it reads and plans again under it."""
-    reason = "another watcher (%s) holds the cluster's lock and is acting" % holder
-    return replace(plan_, decisions=tuple(
-        replace(d, decision=SKIPPED, actions=(), reason="%s; %s" % (reason, d.reason), deferred_to=holder)
-        if d.actions else d
-        for d in plan_.decisions))
+    return plan_.withheld(SKIPPED, "another watcher (%s) holds the cluster's lock and is acting" % holder, holder)
 
 
 # ---------------------------------------------------------------------------------------------- the clients

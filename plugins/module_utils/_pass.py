@@ -361,7 +361,7 @@ def _decide_and_act(client: DashboardClient, options: PassOptions, topology: Top
                             raise CoordinatorError("lost the cluster's lock before acting")
             except (CoordinatorError, DashboardError) as exc:
                 coordination_failed = "%s; no failover and no change (the watchers cannot agree without it)" % exc
-                the_plan = _without_changes(the_plan, coordination_failed)
+                the_plan = the_plan.withheld(REFUSED, coordination_failed)
         outcome = Executor(client, prober, verify_timeout=options.verify_timeout, deadline=deadline,
                            parallel_groups=options.parallel_groups).run(the_plan, topology, check_mode)
     finally:
@@ -401,12 +401,6 @@ def _agree(coordinator: Coordinator, settings: CoordinatorSettings, topology: To
     fresh = coordinator.fresh()
     fresh[settings.observer_id] = own  # in check mode, what this pass would publish
     return apply_quorum(the_plan, fresh, settings.quorum, len(fresh))
-
-
-def _without_changes(the_plan: Plan, reason: str) -> Plan:
-    return replace(the_plan, decisions=tuple(
-        replace(d, decision=REFUSED, actions=(), reason="%s; %s" % (reason, d.reason)) if d.actions else d
-        for d in the_plan.decisions))
 
 
 def without_working_master(groups: list[ServerGroup], probes: dict[str, ProbeResult], the_plan: Plan,

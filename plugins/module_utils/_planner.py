@@ -95,6 +95,13 @@ class Plan:
     def skipped(self) -> list[GroupDecision]:
         return [d for d in self.decisions if d.decision in (SKIPPED, REFUSED)]
 
+    def withheld(self, decision: str, reason: str, deferred_to: Optional[str] = None) -> "Plan":
+        """The same plan with every change held back: each decision that had actions becomes `decision`, without
+        them, its reason prefixed with why."""
+        return replace(self, decisions=tuple(
+            replace(d, decision=decision, actions=(), reason="%s; %s" % (reason, d.reason), deferred_to=deferred_to)
+            if d.actions else d for d in self.decisions))
+
 
 DOWN_AFTER_SLACK = 0.1
 
@@ -489,10 +496,9 @@ def _holds_more(seen: ProbeResult, ceiling: Optional[ProbeResult]) -> str:
         return ""
     if ceiling.role == "master" and seen.replid == ceiling.replid:
         return ""  # the live master's current history: it is the source, no replica is ahead of it
-    end = ceiling.holds_history_to(seen.replid)
-    if end is not None and (seen.offset or 0) > end:
+    if _holds_more_than(seen, ceiling):
         return "replicates from %s and holds more of the master's history (offset %d) than %s has of it (%d)" % (
-            seen.master_addr, seen.offset or 0, ceiling.addr, end)
+            seen.master_addr, seen.offset or 0, ceiling.addr, ceiling.holds_history_to(seen.replid))
     return ""
 
 

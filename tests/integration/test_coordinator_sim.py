@@ -7,6 +7,11 @@ from typing import Any, Iterator
 
 import pytest
 
+from ansible_collections.codis.ha.plugins.module_utils._coordinator import (
+    Coordinator,
+    CoordinatorSettings,
+    open_coordinator,
+)
 from simulator.cluster import Cluster
 from simulator.coordinators import CoordinatorProcess
 from tests.helpers import FAST, pass_params, promotions, run_module, wait_for
@@ -21,6 +26,12 @@ def sim() -> Iterator[Cluster]:
 def watcher(sim: Cluster, coordinator: CoordinatorProcess, root: str, observer: str, **extra: Any) -> dict[str, Any]:
     return pass_params(**dict(FAST, dashboard_url=sim.dashboard_url, coordinator=coordinator.url(root), quorum=2,
                               observer_id=observer, **extra))
+
+
+def connect(coordinator: CoordinatorProcess, root: str, observer: str, **extra: Any) -> Coordinator:
+    """A watcher's own connection, outside any pass: to hold the lock, or to publish, as a test needs."""
+    return open_coordinator(CoordinatorSettings.from_params(
+        dict({"coordinator": coordinator.url(root), "observer_id": observer, "quorum": 2}, **extra), "-"))
 
 
 def promote_calls(sim: Cluster) -> list[dict[str, Any]]:
@@ -52,15 +63,10 @@ def test_a_failover_waits_for_the_quorum_and_happens_once(
 
 def test_a_watcher_that_cannot_get_the_lock_names_the_one_acting(
         sim: Cluster, coordinator: CoordinatorProcess, request: pytest.FixtureRequest) -> None:
-    from ansible_collections.codis.ha.plugins.module_utils._coordinator import (
-        CoordinatorSettings,
-        open_coordinator,
-    )
     root = root_for(request)
     sim.kill(sim.master_of(1))
     run_module(watcher(sim, coordinator, root, "w1"))
-    other = open_coordinator(CoordinatorSettings.from_params(
-        {"coordinator": coordinator.url(root), "observer_id": "w9", "quorum": 2}, "-"))
+    other = connect(coordinator, root, "w9")
     try:
         assert other.lock() is None
         blocked = run_module(watcher(sim, coordinator, root, "w2"))
@@ -87,19 +93,13 @@ def test_a_dead_coordinator_means_no_failover_and_a_failed_task(sim: Cluster) ->
 
 def test_an_observation_counts_only_while_fresh(
         sim: Cluster, coordinator: CoordinatorProcess, request: pytest.FixtureRequest) -> None:
-    from ansible_collections.codis.ha.plugins.module_utils._coordinator import (
-        CoordinatorSettings,
-        open_coordinator,
-    )
     root = root_for(request)
     sim.kill(sim.master_of(1))
     run_module(watcher(sim, coordinator, root, "w1", observation_ttl=1))
-    settings = CoordinatorSettings.from_params({"coordinator": coordinator.url(root), "observer_id": "probe",
-                                                "observation_ttl": 1}, "-")
 
     def w1_expired() -> bool:
         # ZooKeeper: ages by the ensemble's clock need a newer write to compare with; etcd: the lease expires.
-        c = open_coordinator(settings)
+        c = connect(coordinator, root, "probe", observation_ttl=1)
         try:
             c.publish({"observer": "probe", "groups": {}})
             return "w1" not in c.fresh()
