@@ -204,7 +204,7 @@ class Cluster(Closing):
             if f.name != "down":
                 setattr(self.dashboard.faults, f.name, f.default)
 
-    def inject_server_type(self, gid: int, addr: str, server_type: str) -> None:
+    def inject_server_type(self, gid: int, addr: str, server_type: Optional[str]) -> None:
         self.dashboard.inject_server(gid, addr, server_type)
 
     def status(self) -> dict[str, Any]:

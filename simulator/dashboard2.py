@@ -51,7 +51,7 @@ class Codis2Dashboard(DashboardHTTP):
         with self._state_lock:
             self.state.groups[gid] = [{"type": t, "group_id": gid, "addr": a} for a, t in servers]
 
-    def inject_server(self, gid: int, addr: str, server_type: str) -> None:
+    def inject_server(self, gid: int, addr: str, server_type: Optional[str]) -> None:
         """Store a server as-is (e.g. an unknown type), bypassing every check."""
         with self._state_lock:
             servers = self.state.groups.setdefault(gid, [])

@@ -20,6 +20,7 @@ from typing import Any, Optional
 
 from .http_base import AuditEntry, DashboardError, DashboardHTTP
 from .model import World
+from .ports import bound_socket
 
 MAX_GROUP_ID = 9999
 
@@ -68,8 +69,7 @@ class Codis3Dashboard(DashboardHTTP):
 
     def add_proxy(self) -> str:
         """A registered proxy whose admin port accepts connections; returns its token."""
-        listener = socket.socket()
-        listener.bind(("127.0.0.1", 0))
+        listener = bound_socket()
         listener.listen(16)
         with self._state_lock:
             token = "%032x" % (len(self.proxies) + 1)
@@ -122,7 +122,7 @@ class Codis3Dashboard(DashboardHTTP):
             self.groups3[gid] = {"id": gid, "servers": [_server(a) for a in ordered], "promoting": {},
                                  "out_of_sync": False}
 
-    def inject_server(self, gid: int, addr: str, server_type: str) -> None:
+    def inject_server(self, gid: int, addr: str, server_type: Optional[str]) -> None:
         raise ValueError("Codis 3 has no server types: a group's first server is its master")
 
     def masters(self) -> dict[int, list[str]]:

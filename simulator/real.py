@@ -22,17 +22,12 @@ import redis
 from .dashboard2 import Codis2Dashboard
 from .http_base import RealRedis
 from .lifecycle import Closing
+from .ports import free_port
 from .waiting import wait_until
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 FAST_SYNC = ["--save", "", "--appendonly", "no", "--repl-diskless-sync", "yes",
              "--repl-diskless-sync-delay", "0"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -15,6 +15,7 @@ from typing import Any, Optional
 
 from .commands import CLOSE
 from .model import Node, World
+from .ports import bound_socket
 from .resp import Error, ProtocolError, RequestParser, encode
 
 
@@ -58,9 +59,7 @@ class NodeServerHost:
                          users: Optional[dict[str, str]]) -> list[Node]:
         nodes = []
         for dummy in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((self.host, 0))
+            sock = bound_socket(host=self.host)
             port = sock.getsockname()[1]
             node = self.world.add_node(self.host, port, password=password, users=users)
             entry = _Listener(node)

@@ -392,10 +392,13 @@ def parse_group(item: Any, where: str) -> ServerGroup:
         return ServerGroup(gid, (), invalid="the dashboard lists the group's servers as %s, not a list"
                            % _clip(servers))
     parsed = []
+    unreadable = []
     problem = None
     for s in servers:
         if not isinstance(s, dict) or not isinstance(s.get("addr"), str) or not isinstance(s.get("type"), str):
             problem = problem or "the dashboard lists a malformed server %s" % _clip(s)
+            if isinstance(s, dict) and isinstance(s.get("addr"), str):
+                unreadable.append(s["addr"])
             continue
         try:
             parse_addr(s["addr"])
@@ -405,7 +408,7 @@ def parse_group(item: Any, where: str) -> ServerGroup:
         parsed.append(Server(s["addr"], s["type"]))
     if problem is None and len({s.addr for s in parsed}) != len(parsed):
         problem = "the dashboard lists the same address twice"
-    return ServerGroup(gid, tuple(parsed), invalid=problem)
+    return ServerGroup(gid, tuple(parsed), invalid=problem, unreadable=tuple(unreadable))
 
 
 def _no_constant(name: str) -> Any:

@@ -324,9 +324,10 @@ def group_problem(group: ServerGroup, probes: dict[str, ProbeResult]) -> Optiona
                "the group is not planned" % (", ".join(refused), probes[refused[0]].error)
     garbled = [s.addr for s in group.servers if probes[s.addr].status == ERROR]
     if garbled:
-        # An answer the tool does not understand is no basis for a decision about the group, either way.
-        return "server %s answered something the tool does not understand (%s); not deciding for this group" % (
-            garbled[0], probes[garbled[0]].error)
+        # An answer the tool does not understand is no basis for a decision about the group, either way. Every
+        # such server is named: the operator fixes them all, not one per pass.
+        return "%s answered something the tool does not understand; not deciding for this group" % "; ".join(
+            "server %s (%s)" % (addr, probes[addr].error) for addr in garbled)
     return None
 
 

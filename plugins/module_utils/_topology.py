@@ -97,6 +97,9 @@ class ServerGroup:
     # Why the group, as listed, is not something the tool may act on (a malformed or duplicated address, a
     # server that another group lists too), or None.
     invalid: Optional[str] = None
+    # Addresses of entries the tool could not read (a server without a string type): not servers of the group,
+    # but a group that lists one of them too shares a server with this one all the same.
+    unreadable: tuple[str, ...] = ()
 
     def of_type(self, server_type: str) -> list[Server]:
         return [s for s in self.servers if s.type == server_type]
@@ -151,8 +154,9 @@ class Topology:
         twice under two spellings, marked invalid. `identity` maps a listed address to the server it names."""
         where: dict[str, list[tuple[int, str, str]]] = {}
         for g in self.groups:
-            for s in g.servers:
-                where.setdefault(identity(s.addr), []).append((g.id, s.addr, s.type))
+            entries = [(s.addr, s.type) for s in g.servers] + [(a, "an unreadable entry") for a in g.unreadable]
+            for addr, listed_as in entries:
+                where.setdefault(identity(addr), []).append((g.id, addr, listed_as))
         problems: dict[int, str] = {}
         for ident, listed in sorted(where.items()):
             gids = sorted({entry[0] for entry in listed})

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from simulator import Cluster
+from simulator.ports import free_port
 from tests.helpers import FAST, promotions, run_module
 from tests.stubs import (
     MASTER_INFO,
@@ -50,6 +51,20 @@ def test_a_server_listed_in_two_groups_refuses_both_and_the_others_fail_over(clu
     assert cluster2.role(shared)["role"] == "master"  # group 2's master was not demoted
     assert [a["group"] for a in result["actions"] if a["action"] == "promote"] == [3]
     assert all("/server_group/3/" in m["path"] for m in _mutations(cluster2))
+
+
+def test_an_unreadable_entry_still_counts_as_listing_its_server(cluster2: Cluster) -> None:
+    # The fuzzer's find: an entry without a type was dropped before the two-groups check, so group 2 failed
+    # over onto a slave that group 1 lists too.
+    shared = cluster2.slaves_of(2)[0]
+    cluster2.inject_server_type(1, shared, None)
+    cluster2.kill(cluster2.master_of(2))
+    result = run_module(dict(FAST, dashboard_url=cluster2.dashboard_url))
+    _no_traceback(result)
+    skipped = {s["group"]: s["reason"] for s in result["skipped_groups"]}
+    assert "malformed server" in skipped[1]
+    assert "listed in groups 1" in skipped[2] and shared in skipped[2] and "unreadable entry" in skipped[2]
+    assert not _mutations(cluster2) and promotions(result) == []
 
 
 def test_one_server_under_two_spellings_refuses_the_group(cluster2: Cluster) -> None:
@@ -174,16 +189,10 @@ def test_a_dashboard_url_that_is_not_one_is_refused(url: str, culprit: str) -> N
 
 
 def test_a_password_in_the_dashboard_url_is_never_shown(cluster2: Cluster) -> None:
-    dead = "http://operator:s3cr3t-pw@127.0.0.1:%d" % _free_port()
+    dead = "http://operator:s3cr3t-pw@127.0.0.1:%d" % free_port()
     for url in (dead, dead + ":99999".replace(":99999", "/x?y"), "http://operator:s3cr3t-pw@[::1"):
         result = run_module(dict(FAST, dashboard_url=url))
         assert result["failed"] is True and "s3cr3t" not in json.dumps(result), result["msg"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_ca_files_that_cannot_be_used_are_refused_before_anything(tmp_path: Path, cluster2: Cluster) -> None:

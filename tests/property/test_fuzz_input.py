@@ -28,6 +28,7 @@ from hypothesis import HealthCheck, assume, event, given, note, settings, strate
 
 from ansible_collections.codis.ha.plugins.module_utils._topology import parse_addr
 
+from simulator.ports import free_port
 from tests.helpers import run_module
 from tests.stubs import ScriptedRedis, StubHTTP, bulk, http_answer, redis_reply
 
@@ -37,12 +38,6 @@ PASS_TIMEOUT = 3.0
 ARGS = dict(codis_version="2", probe_timeout=0.2, probe_attempts=1, probe_interval=0.0, verify_timeout=0.2,
             dashboard_timeout=0.3, pass_timeout=PASS_TIMEOUT)
 INTERNAL = "a bug in codis.ha"
-
-
-def _dead_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _info(fields: dict[str, Any]) -> bytes:
@@ -55,7 +50,7 @@ class World:
     is dead, a server that answers garbage, and two dead ports."""
 
     def __init__(self) -> None:
-        self.dead = [_dead_port() for _index in range(6)]
+        self.dead = [free_port() for _index in range(6)]
         self.servers: list[ScriptedRedis] = []
 
     def start(self) -> "World":
@@ -294,6 +289,7 @@ def strategies(world: World) -> dict[str, Any]:
 def test_generated_dashboard_replies_never_lead_to_an_unsafe_act(
         world: World, dashboard: Dashboard, strategies: dict[str, Any], data: st.DataObject, behaviour: str) -> None:
     topology = data.draw(strategies["groups"], label="groups")
+    note("dashboard reply: %s" % json.dumps(topology))
     assert only_loopback(topology)
     result, elapsed = run(dashboard, json.dumps(topology).encode(), behaviour)
     check(result, elapsed, dashboard, well_formed(topology) if behaviour == "answer" else set())

@@ -227,6 +227,13 @@ def test_master_answering_an_error_is_skipped() -> None:
     assert d.decision == SKIPPED and "ERR weird" in d.reason
 
 
+def test_every_server_answering_garbage_is_named() -> None:
+    d = plan_group(G3, probes(ProbeResult(M, ERROR, "ERR weird"), slave(S1), ProbeResult(S2, ERROR, "odd ROLE")),
+                   POLICY)
+    assert d.decision == SKIPPED and d.actions == ()
+    assert all(part in d.reason for part in (M, "ERR weird", S2, "odd ROLE")), d.reason
+
+
 def test_master_that_reports_role_slave_is_skipped() -> None:
     d = plan_group(G3, probes(slave(M, of=S3), slave(S1), slave(S2)), POLICY)
     assert d.decision == SKIPPED and "reports role slave" in d.reason
