@@ -58,11 +58,12 @@ def _info_replication(world: World, node: Node, now: float) -> list[str]:
         if node.link_up:
             master = world.nodes.get(node.master)
             if master is not None and master.hung_since is not None:
-                last_io = int(now - max(master.hung_since, node.last_io))
-            else:
+                heard = max(master.hung_since, node.last_io)
+            else:  # the master's last ping, sent every ping period since the link came up
                 period = master.ping_period if master is not None else REPL_PING_PERIOD
-                last_io = int(now - max(node.last_io, node.link_since)) % period
-            lines.append("master_last_io_seconds_ago:%d" % last_io)
+                heard = now - (now - max(node.last_io, node.link_since)) % period
+            # As Redis does: the difference of two whole-second clocks, up to a second more than the age.
+            lines.append("master_last_io_seconds_ago:%d" % (int(now) - int(heard)))
         else:
             lines.append("master_last_io_seconds_ago:-1")
         lines.append("master_sync_in_progress:%d" % int(syncing))

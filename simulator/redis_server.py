@@ -8,8 +8,10 @@ refuse for TCP clients while its modelled replication links stay up.
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -73,11 +75,27 @@ class NodeServerHost:
         if entry.server is not None:
             return
         if sock is None:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((entry.node.host, entry.node.port))
+            sock = await self._rebind(entry.node)
         entry.server = await asyncio.start_server(
             lambda r, w: self._serve(entry, r, w), sock=sock, backlog=512)
+
+    @staticmethod
+    async def _rebind(node: Node) -> socket.socket:
+        """The node's own port again, for a restart. A copy of the old listening socket can outlive its close
+        for a moment (a process forked meanwhile holds it until it execs): once, under load in CI, the port was
+        still taken. So it tries again for up to 5 s before giving up."""
+        deadline = time.monotonic() + 5.0
+        while True:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((node.host, node.port))
+                return sock
+            except OSError as exc:
+                sock.close()
+                if exc.errno != errno.EADDRINUSE or time.monotonic() > deadline:
+                    raise
+            await asyncio.sleep(0.05)
 
     async def _unlisten(self, entry: _Listener) -> None:
         if entry.server is not None:

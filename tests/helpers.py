@@ -4,8 +4,12 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Optional
 
 import pytest
 
@@ -33,6 +37,20 @@ def run_module(args: dict[str, Any], check: bool = False, diff: bool = False) ->
     text = out.getvalue()
     start = text.index("{")
     return json.loads(text[start:])
+
+
+def run_module_process(args: dict[str, Any], gid: Optional[int] = None) -> dict[str, Any]:
+    """Run codis_ha in a process of its own, as Ansible runs a module file; with `gid`, its sockets carry that
+    group id, so that netfaults.dropped(ports, gid) cuts this one pass off and nothing else."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(root, "build", "collections"), root]))
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as handle:
+        json.dump({"ANSIBLE_MODULE_ARGS": args}, handle)
+        handle.flush()
+        done = subprocess.run([sys.executable, "-m", "ansible_collections.codis.ha.plugins.modules.codis_ha",
+                               handle.name], capture_output=True, text=True, env=env, timeout=120, check=False,
+                              **(dict(group=gid, extra_groups=[]) if gid is not None else {}))
+    return json.loads(done.stdout[done.stdout.index("{"):])
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02,

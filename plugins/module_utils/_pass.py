@@ -337,7 +337,8 @@ def _decide_and_act(client: DashboardClient, options: PassOptions, topology: Top
         # The pass's time is when its probes start: a runner starts passes exactly an interval apart, so
         # down_after 1 with a 1 s interval confirms on the second pass, whatever the probes cost.
         now = clock()
-        probes = prober.probe_all([s.addr for g in selected for s in g.servers])
+        probes = prober.look_again_at_witnesses(selected, prober.probe_all([s.addr for g in selected
+                                                                            for s in g.servers]))
         return probes, planner(topology, probes, options.policy, history, now), now
 
     probes, the_plan, now = decide(topology, selected)

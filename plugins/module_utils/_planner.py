@@ -104,6 +104,12 @@ class Plan:
 
 
 DOWN_AFTER_SLACK = 0.1
+# Redis reports a slave's last I/O as the difference of two whole-second clocks (the later one cached up to
+# a tenth of a second): "1" may mean a ping 10 ms ago. Found by an e2e test: a slave that had just heard from
+# a live master was taken for one that heard nothing since this tool lost it 0.5 s earlier.
+LAST_IO_OVERSTATES = 1.5
+# A master's replication cron may run late by a fraction of a second under load: its pings are not exact.
+STILL_SLACK = 0.5
 
 
 def plan(topology: Topology, probes: dict[str, ProbeResult], policy: Policy,
@@ -179,8 +185,9 @@ def plan_group(group: ServerGroup, probes: dict[str, ProbeResult], policy: Polic
         return GroupDecision(group.id, REFUSED, "master %s is unreachable from here, but the dashboard's own "
                              "fresh poll of it succeeded; not failing over a master the dashboard still reaches "
                              "(force overrides)" % master.addr, master.addr)
-    # From here on the master is judged down: the down_after clock runs (a refusal above does not start it).
-    down_for = max(now - record.down_since, 0.0) if record and record.down_since is not None else 0.0
+    # From here on the master is judged down: the down_after clock runs (a refusal above does not start it), and
+    # it includes this pass's own attempts: a master silent through them all was down that long.
+    down_for = (max(now - record.down_since, 0.0) if record and record.down_since is not None else 0.0) + seen.down_for
     # Passes an interval apart read their clocks a few milliseconds apart: 1.0 s of down_after is met by two
     # passes 0.998 s apart (DOWN_AFTER_SLACK), not by a third pass a whole interval later.
     if down_for + DOWN_AFTER_SLACK < policy.down_after and not policy.force:
@@ -341,6 +348,17 @@ def witness_window(policy: Policy, record: Optional[GroupHistory]) -> float:
     return float(policy.witness_max_io_seconds)
 
 
+def silent_longer_than_its_pings(seen: ProbeResult, ping_period: Optional[int]) -> bool:
+    """Whether a slave whose link is up has heard nothing from its master for longer than the master's ping
+    period, by two looks: its offset stood still between them for more than the period (plus half a second for
+    a master's cron running late), and the later look reports its last I/O more than a period ago. A live master
+    sends every ping period, whether or not anyone writes, and every ping moves its slaves' offsets; a frozen one
+    sends nothing. The slaves' own ages alone, in whole seconds, take up to two periods more to say so."""
+    if not ping_period or seen.still_for is None or seen.still_last_io is None:
+        return False
+    return seen.still_for > ping_period + STILL_SLACK and seen.still_last_io > ping_period
+
+
 def master_witnesses(group: ServerGroup, master: str, probes: dict[str, ProbeResult], policy: Policy,
                      record: Optional[GroupHistory] = None, now: float = 0.0) -> list[str]:
     """Slaves that still have a live link to the master: the second opinion before a failover. A slave counts
@@ -350,6 +368,7 @@ def master_witnesses(group: ServerGroup, master: str, probes: dict[str, ProbeRes
     # the way), and promoting beside it would make two masters (found by the long chaos run).
     window = witness_window(policy, record)
     lost_for = now - record.seen_alive_at if record is not None and record.seen_alive_at is not None else None
+    period = record.ping_period if record is not None else None
     out = []
     for server in sorted(group.of_type("slave"), key=lambda s: s.addr):
         seen = probes[server.addr]
@@ -357,7 +376,9 @@ def master_witnesses(group: ServerGroup, master: str, probes: dict[str, ProbeRes
             continue
         if seen.last_io_seconds > window:
             continue
-        if lost_for is not None and seen.last_io_seconds > lost_for:
+        if lost_for is not None and seen.last_io_seconds > lost_for + LAST_IO_OVERSTATES:
+            continue
+        if silent_longer_than_its_pings(seen, period):
             continue
         out.append("%s (link up, last I/O %d s ago)" % (server.addr, seen.last_io_seconds))
     return out

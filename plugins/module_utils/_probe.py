@@ -28,6 +28,7 @@ from ansible_collections.codis.ha.plugins.module_utils._topology import (
     DOWN,
     ERROR,
     ProbeResult,
+    ServerGroup,
     parse_addr,
 )
 
@@ -153,15 +154,45 @@ class Prober:
 
     def probe(self, addr: str) -> ProbeResult:
         settings = self.settings
-        deadline = time.monotonic() + settings.budget
+        started = time.monotonic()
+        deadline = started + settings.budget
         last = ProbeResult(addr, DOWN, "not probed", 0)
         for attempt in range(1, settings.attempts + 1):
             last = self._probe_once(addr, attempt)
             if last.status != DOWN:
-                return last
+                return replace(last, answered_at=time.monotonic())
             if attempt < settings.attempts and time.monotonic() + settings.interval < deadline:
                 self._sleep(settings.interval)
-        return last
+        return replace(last, down_for=time.monotonic() - started)
+
+    def look_again_at_witnesses(self, groups: list[ServerGroup], probes: dict[str, ProbeResult]
+                                ) -> dict[str, ProbeResult]:
+        """The probes, with the slaves that still had a link up to an unreachable master looked at once more,
+        now that the master's probe has run its course: whether their offsets moved in between tells a frozen
+        master (it sends nothing, not even its pings) from one that only this host cannot reach, to well under
+        a second, where the slaves' own last-I/O ages count whole seconds."""
+        witnesses: set[str] = set()
+        for group in groups:
+            master = probes.get(group.master.addr) if group.master is not None else None
+            if master is None or master.status != DOWN or master.refused:
+                continue  # refused: the process is dead, and its slaves' links dropped with it
+            witnesses.update(s.addr for s in group.of_type("slave")
+                             if s.addr in probes and _linked(probes[s.addr], master.addr))
+        if not witnesses:
+            return probes
+        asked = time.monotonic()
+        with ThreadPoolExecutor(max_workers=min(len(witnesses), self.settings.concurrency),
+                                thread_name_prefix="codis-ha-probe") as pool:
+            again = dict(zip(sorted(witnesses), pool.map(self.probe, sorted(witnesses))))
+        out = dict(probes)
+        for addr, later in again.items():
+            first = probes[addr]
+            # Anything but the same link and the same offset leaves the first look as it was: it can only make
+            # the slave a witness, which refuses the failover.
+            if (_linked(later, first.master_addr or "") and later.offset == first.offset
+                    and first.answered_at is not None and later.last_io_seconds is not None):
+                out[addr] = replace(first, still_for=asked - first.answered_at, still_last_io=later.last_io_seconds)
+        return out
 
     def _probe_once(self, addr: str, attempt: int) -> ProbeResult:
         try:
@@ -207,6 +238,10 @@ class Prober:
                 client.close()
             except Exception:  # pylint: disable=broad-exception-caught
                 pass
+
+
+def _linked(seen: ProbeResult, master: str) -> bool:
+    return seen.alive and seen.replicates_from(master) and bool(seen.link_up) and seen.offset is not None
 
 
 def _raw(response: Any, **_options: Any) -> Any:

@@ -209,6 +209,15 @@ class ProbeResult:
     refused: bool = False
     # The master's repl-ping-replica-period (CONFIG GET), when it lets us read it: sizes the witness window.
     ping_period: Optional[int] = None
+    # When the answer arrived (time.monotonic()), for a server that answered.
+    answered_at: Optional[float] = None
+    # A server that never answered: how long it stayed silent through this probe's attempts, first to last.
+    down_for: float = 0.0
+    # A slave of an unreachable master, looked at again at the end of the probe phase: how long its replication
+    # offset stood still between the two looks (link up to the same master both times), and the last I/O age it
+    # reported the second time. A live master pings its slaves every ping period, which moves their offsets.
+    still_for: Optional[float] = None
+    still_last_io: Optional[int] = None
 
     @property
     def alive(self) -> bool:

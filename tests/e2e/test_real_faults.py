@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from simulator.netfaults import dropped
+from simulator.netfaults import dropped, group_id
 from simulator.real import RealCluster
 from tests.e2e.test_real_redis import ARGS
-from tests.helpers import promotions, run_module, wait_for
+from tests.helpers import pass_params, promotions, run_module, run_module_process, wait_for
 
 
 def _pass(cluster: RealCluster, tmp_path: Path, **extra: Any) -> dict[str, Any]:
@@ -98,3 +98,42 @@ def test_a_frozen_host_is_failed_over_once_no_slave_heard_from_it_within_its_pin
             assert real.missing(new, keys) == []
         real.resume(master)
         print("frozen master (ping period %d s) failed over after %.1f s" % (ping_period, elapsed))
+
+
+# The module's own probe defaults: a master that never answers is probed for 2.2 s.
+DEFAULT_PROBES = {k: pass_params()[k] for k in ("probe_timeout", "probe_attempts", "probe_interval")}
+PING_EVERY_SECOND = ["--repl-ping-replica-period", "1", "--repl-timeout", "60"]
+
+
+def test_a_frozen_master_is_failed_over_by_the_first_pass_whose_probes_outlast_its_pings(tmp_path: Path) -> None:
+    with RealCluster.start(groups=1, slaves=2, extra=PING_EVERY_SECOND) as real:
+        master = real.master_of(1)
+        keys = real.write(1, 200)
+        real.wait_in_sync(1)
+        assert _pass(real, tmp_path)["changed"] is False  # learns the master's ping period while it lives
+        real.pause(master)
+        try:
+            with dropped([real.processes[master].port]):
+                # At once: the slaves heard from the master within the last second, their links are up. By the
+                # end of the master's probe their offsets have stood still for 2 s: it sent not even a ping.
+                result = _pass(real, tmp_path, **DEFAULT_PROBES)
+        finally:
+            real.resume(master)
+        links = {s["addr"]: s["link_up"] for s in result["groups"][0]["servers"] if s["addr"] != master}
+        assert all(links.values()), links
+        [new] = promotions(result)
+        assert real.missing(new, keys) == []
+
+
+def test_a_live_master_only_this_pass_cannot_reach_keeps_its_slaves_as_witnesses(tmp_path: Path) -> None:
+    with RealCluster.start(groups=1, slaves=2, extra=PING_EVERY_SECOND) as real:
+        master = real.master_of(1)
+        args = dict(ARGS, dashboard_url=real.dashboard_url, state_path=str(tmp_path / "state.json"))
+        assert run_module_process(args)["changed"] is False  # learns the master's ping period
+        gid = group_id("codis-ha-cutoff")
+        with dropped([real.processes[master].port], gid):
+            result = run_module_process(dict(args, **DEFAULT_PROBES), gid)
+        assert promotions(result) == [] and real.master_of(1) == master, result["msg"]
+        group = result["groups"][0]
+        assert group["decision"] == "refused" and "seen alive by" in group["reason"], group["reason"]
+        assert real.role(master) == "master"

@@ -154,12 +154,16 @@ def forked_pass(collections_path: str, payload: bytes, timeout: float) -> tuple[
         _PRELOADED.append(collections_path)
     stdin_r, stdin_w = os.pipe()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        # SIGTERM waits while we fork: its handler's SystemExit, raised inside fork's at-fork callbacks, was
+        # swallowed there ("Exception ignored"), and a stopped runner went on looping (found under load).
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
         pid = os.fork()
         if pid == 0:
-            _child(stdin_r, stdin_w, out.fileno(), err.fileno())
+            _child(stdin_r, stdin_w, out.fileno(), err.fileno(), mask)
         os.close(stdin_r)
         reaped = False
         try:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a SIGTERM that came meanwhile lands here
             with os.fdopen(stdin_w, "wb") as pipe:
                 pipe.write(payload)
             status = _wait(pid, timeout)
@@ -175,10 +179,11 @@ def forked_pass(collections_path: str, payload: bytes, timeout: float) -> tuple[
         return status, out.read(), err.read()
 
 
-def _child(stdin_r: int, stdin_w: int, out: int, err: int) -> None:
+def _child(stdin_r: int, stdin_w: int, out: int, err: int, mask: Any) -> None:
     code = 1
     try:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         os.dup2(stdin_r, 0)
         os.dup2(out, 1)
         os.dup2(err, 2)

@@ -354,6 +354,38 @@ def test_a_refused_master_with_linked_slaves_is_not_failed_over() -> None:
     assert plan_group(G3, dict(links_dropped, **{M: refused}), POLICY).decision == FAILOVER
 
 
+def test_a_slave_whose_offset_stood_still_beyond_the_ping_period_is_no_witness() -> None:
+    silent = ProbeResult(M, DOWN, "Timeout", 2, down_for=2.2)
+    learned = GroupHistory(master=M, seen_alive_at=99.5, ping_period=1)
+
+    def heard(still_for: float | None, still_last_io: int | None) -> dict[str, ProbeResult]:
+        looks = dict(still_for=still_for, still_last_io=still_last_io, last_io_seconds=0)
+        return dict(probes(slave(S1, **looks), slave(S2, **looks)), **{M: silent})
+
+    # Frozen: no ping moved the offsets for 2.2 s, the later look says 2 s: down in the very first pass.
+    assert plan_group(G3, heard(2.2, 2), POLICY, learned, now=100.0).decision == FAILOVER
+    # Any of these keeps the slaves as witnesses: the offset stood still for less than a period and its slack,
+    # the later look heard the master within the period, one look only, the period unknown.
+    for looks in (heard(1.4, 2), heard(2.2, 1), heard(None, None)):
+        assert plan_group(G3, looks, POLICY, learned, now=100.0).decision == REFUSED
+    assert plan_group(G3, heard(2.2, 2), POLICY, GroupHistory(master=M, seen_alive_at=99.5), now=100.0).decision \
+        == REFUSED
+    # One slave that heard the master is enough to refuse.
+    mixed = dict(heard(2.2, 2), **{S2: slave(S2, last_io_seconds=0, still_for=0.0, still_last_io=0)})
+    assert plan_group(G3, mixed, POLICY, learned, now=100.0).decision == REFUSED
+
+
+def test_a_pass_that_saw_the_master_silent_through_its_attempts_counts_that_toward_down_after() -> None:
+    links_dropped = probes(slave_after_master_died(S1), slave_after_master_died(S2))
+    policy = Policy(down_after=1)
+    for down_for, decision in ((2.2, FAILOVER), (0.2, REFUSED)):
+        p = dict(links_dropped, **{M: ProbeResult(M, DOWN, "Timeout", 2, down_for=down_for)})
+        assert plan_group(G3, p, policy, None, now=100.0).decision == decision
+    # Seen down by an earlier pass 0.9 s before this one, and 0.2 s through this one's attempts.
+    p = dict(links_dropped, **{M: ProbeResult(M, DOWN, "Timeout", 2, down_for=0.2)})
+    assert plan_group(G3, p, policy, GroupHistory(master=M, down_since=99.1), now=100.0).decision == FAILOVER
+
+
 def test_the_witness_window_comes_from_the_masters_ping_period() -> None:
     silent = ProbeResult(M, DOWN, "Timeout", 2)
     heard_3s_ago = dict(probes(slave(S1, last_io_seconds=3), slave(S2, last_io_seconds=3)), **{M: silent})
@@ -362,5 +394,10 @@ def test_the_witness_window_comes_from_the_masters_ping_period() -> None:
     assert plan_group(G3, heard_3s_ago, POLICY, GroupHistory(master=M, seen_alive_at=90.0), now=100.0).decision \
         == REFUSED  # period unknown: the fixed 15 s
     # A slave that last heard from the master before this tool lost it knows nothing newer.
-    assert plan_group(G3, heard_3s_ago, POLICY, GroupHistory(master=M, seen_alive_at=98.5), now=100.0).decision \
+    assert plan_group(G3, heard_3s_ago, POLICY, GroupHistory(master=M, seen_alive_at=99.0), now=100.0).decision \
         == FAILOVER
+    # But Redis's "1 s ago" may mean 10 ms ago (two whole-second clocks): a slave reporting it half a second
+    # after this tool lost the master may have heard from it since, and still counts.
+    heard_1s_ago = dict(probes(slave(S1, last_io_seconds=1), slave(S2, last_io_seconds=1)), **{M: silent})
+    assert plan_group(G3, heard_1s_ago, POLICY, GroupHistory(master=M, seen_alive_at=99.5), now=100.0).decision \
+        == REFUSED
