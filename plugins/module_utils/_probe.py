@@ -34,7 +34,7 @@ from ansible_collections.codis.ha.plugins.module_utils._topology import (
 
 REDIS_IMPORT_ERROR: Optional[str]
 try:
-    import redis
+    from redis.connection import Connection, SSLConnection
     from redis.exceptions import (
         AuthenticationError,
         BusyLoadingError,
@@ -120,18 +120,20 @@ class ProbeSettings:
 
 
 def connection_kwargs(settings: ProbeSettings) -> dict[str, Any]:
+    """For one redis-py Connection: a probe needs one connection and three commands, and a whole client (a
+    pool, its callbacks) cost a millisecond of CPU per server to build, most of a probe's cost."""
     kwargs: dict[str, Any] = dict(
         username=settings.username, password=settings.password,
         socket_timeout=settings.timeout, socket_connect_timeout=settings.timeout,
         # Attempts are counted here, not by redis-py: its default retries with backoff would turn one
         # dead server into seconds of waiting.
         retry=None, retry_on_timeout=False,
-        # RESP2 and no CLIENT SETINFO: the Redis builds under Codis 2 predate HELLO.
-        protocol=2, lib_name=None, lib_version=None,
+        # RESP2 and no CLIENT SETINFO (driver_info None): the Redis builds under Codis 2 predate HELLO.
+        protocol=2, driver_info=None,
         decode_responses=True, health_check_interval=0,
     )
     if settings.tls:
-        kwargs.update(ssl=True, ssl_ca_certs=settings.tls_ca_path, ssl_certfile=settings.tls_cert_path,
+        kwargs.update(ssl_ca_certs=settings.tls_ca_path, ssl_certfile=settings.tls_cert_path,
                       ssl_keyfile=settings.tls_key_path,
                       ssl_cert_reqs="required" if settings.tls_validate_certs else "none",
                       ssl_check_hostname=False)
@@ -142,6 +144,7 @@ class Prober:
     def __init__(self, settings: ProbeSettings, sleep: Callable[[float], None] = time.sleep) -> None:
         self.settings = settings
         self._kwargs = connection_kwargs(settings)
+        self._connection_class = SSLConnection if settings.tls else Connection
         self._sleep = sleep
 
     def probe_all(self, addrs: list[str]) -> dict[str, ProbeResult]:
@@ -199,16 +202,14 @@ class Prober:
             host, port = parse_addr(addr)
         except ValueError as exc:
             return ProbeResult(addr, ERROR, "not a host:port address (%s)" % exc, attempt)
-        client = redis.Redis(host=host, port=port, **self._kwargs)
+        connection = self._connection_class(host=host, port=port, **self._kwargs)
         try:
-            # INFO is parsed here, not by redis-py's callback, which crashes on a reply of the wrong type.
-            client.set_response_callback("INFO", _raw)
-            pipe = client.pipeline(transaction=False)
-            pipe.execute_command("INFO")
-            pipe.execute_command("ROLE")
-            # Redis 7 names it repl-ping-replica-period, codis-server (Redis 3.2) repl-ping-slave-period.
-            pipe.execute_command("CONFIG", "GET", "repl-ping-*-period")
-            info, role, config = pipe.execute(raise_on_error=False)
+            # One round trip. No client-side callbacks: INFO is parsed here (redis-py's parser crashes on a
+            # reply of the wrong type), CONFIG GET comes as the flat list. Redis 7 names the period
+            # repl-ping-replica-period, codis-server (Redis 3.2) repl-ping-slave-period.
+            connection.send_packed_command(connection.pack_commands(
+                [("INFO",), ("ROLE",), ("CONFIG", "GET", "repl-ping-*-period")]))
+            info, role, config = (_reply(connection) for _command in range(3))
             # BusyLoadingError is a ConnectionError in redis-py, but a loading server is alive.
             if isinstance(info, BusyLoadingError):
                 return ProbeResult(addr, ALIVE, "loading", attempt, loading=True)
@@ -235,7 +236,7 @@ class Prober:
             return ProbeResult(addr, ERROR, "unparsable reply: %s" % _text(exc), attempt)
         finally:
             try:
-                client.close()
+                connection.disconnect()
             except Exception:  # pylint: disable=broad-exception-caught
                 pass
 
@@ -244,8 +245,12 @@ def _linked(seen: ProbeResult, master: str) -> bool:
     return seen.alive and seen.replicates_from(master) and bool(seen.link_up) and seen.offset is not None
 
 
-def _raw(response: Any, **_options: Any) -> Any:
-    return response
+def _reply(connection: Any) -> Any:
+    """The next reply; an error reply is the value (as in a pipeline), anything else raises."""
+    try:
+        return connection.read_response()
+    except ResponseError as exc:
+        return exc
 
 
 def _refused(exc: BaseException) -> bool:
