@@ -1,6 +1,6 @@
 """Benchmark 2: the cost of one pass on a healthy 3 groups x 3 servers cluster.
 
-CPU time and peak RSS of: the role's default path (the systemd service's runner, `--loop-seconds 60` at a 1 s
+CPU time and peak RSS of: the role's default path (the systemd service's runner, `--loop-seconds 600` at a 1 s
 interval: its whole CPU, interpreter start and imports included, divided by its passes), a pass forked from the
 runner after it imported the dependencies once, the direct invocation (`python -m ...codis_ha`, a new
 interpreter), and `ansible localhost -m codis.ha.codis_ha`. Every pass has a `state_path`, as the role sets
@@ -42,7 +42,7 @@ def default_path(args: dict[str, Any], period: float, interval: float, workdir: 
             "period_s": period, "interval_s": interval, "peak_rss_mb": usage["maxrss_mb"]}
 
 
-def run(repeat: int = 20, ansible_repeat: int = 5, period: float = 60.0) -> dict[str, Any]:
+def run(repeat: int = 20, ansible_repeat: int = 5, period: float = 600.0) -> dict[str, Any]:
     ensure_collection_path()
     with Cluster.start(groups=3, slaves=2) as cluster, tempfile.TemporaryDirectory() as workdir:
         # The role always sets a state file: every pass takes its lock, reads it, writes it with fsync.
@@ -94,7 +94,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--ansible-repeat", type=int, default=5)
-    parser.add_argument("--period", type=float, default=60.0, help="the systemd runner's period (the role's default)")
+    parser.add_argument("--period", type=float, default=600.0, help="the systemd runner's period (the role's default)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/pass_cost.json"))
     args = parser.parse_args()
     out = run(args.repeat, args.ansible_repeat, args.period)

@@ -201,7 +201,7 @@ def test_systemd_units_pass_systemd_analyze_verify_and_absent_removes_them(workd
                                     check=False)
             assert verify.returncode == 0 and name not in verify.stdout + verify.stderr, verify.stderr
             service = Path(units[0]).read_text()
-            assert "%s --loop-seconds 60\n" % (workdir / "etc" / ("%s.json" % name)) in service
+            assert "%s --loop-seconds 600\n" % (workdir / "etc" / ("%s.json" % name)) in service
             for hardening in ("NoNewPrivileges=yes", "ProtectSystem=strict", "PrivateTmp=yes",
                               "StateDirectory=%s" % name, "User=%s" % name, "StartLimitIntervalSec=0",
                               "ReadWritePaths=%s" % (workdir / "m")):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -101,6 +102,43 @@ def test_a_stopped_runner_takes_its_pass_with_it(tmp_path: Path) -> None:
         runner.terminate()
         assert runner.wait(timeout=10) == 143
         wait_for(lambda: not process_running(child), 10, what="the pass to be killed with its runner")
+
+
+@pytest.mark.parametrize("change", ["config", "code"])
+def test_a_runner_whose_configuration_or_code_changed_stops_between_passes(tmp_path: Path, change: str) -> None:
+    with Cluster.start(groups=1, slaves=1) as cluster:
+        config = _config(tmp_path, cluster.dashboard_url)
+        collection = tmp_path / "collections"
+        if change == "code":  # a copy of the collection's module_utils that this test may touch
+            shutil.copytree(Path(ROOT) / "plugins", collection / "ansible_collections" / "codis" / "ha" / "plugins",
+                            ignore=shutil.ignore_patterns("__pycache__"))
+            data = json.loads(config.read_text())
+            data["collections_path"] = str(collection)
+            config.write_text(json.dumps(data))
+        runner = subprocess.Popen([sys.executable, str(RUNNER), str(config), "--loop-seconds", "600"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            state = tmp_path / "state.json"
+            passes: set[int] = set()
+
+            def three_passes() -> bool:
+                if state.exists():
+                    passes.add(state.stat().st_mtime_ns)
+                return len(passes) >= 3
+
+            wait_for(three_passes, 30, interval=0.05, what="three passes of the runner")
+            assert runner.poll() is None  # nothing changed: it goes on looping
+            if change == "config":
+                config.write_text(config.read_text().replace('"probe_timeout": 0.3', '"probe_timeout": 0.4'))
+            else:  # an install replaces a file by renaming a new one over it
+                utils = collection / "ansible_collections" / "codis" / "ha" / "plugins" / "module_utils"
+                (utils / "_new.py").write_text((utils / "_topology.py").read_text())
+                os.replace(utils / "_new.py", utils / "_topology.py")
+            assert runner.wait(timeout=30) == 0, runner.stderr.read() if runner.stderr else ""
+        finally:
+            if runner.poll() is None:
+                runner.kill()
+                runner.wait()
 
 
 # ------------------------------------------------------------------ hostile configurations and hooks

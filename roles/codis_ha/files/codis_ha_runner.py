@@ -11,9 +11,9 @@ the pass, not an interpreter start and 0.1 s of imports (config "fork": false sp
 It logs one line per pass that changed something or failed and stays quiet while all is healthy, writes an
 optional node_exporter textfile and runs an optional command after a change.
 
-    codis_ha_runner.py CONFIG              one pass (the systemd timer starts one per interval)
+    codis_ha_runner.py CONFIG              one pass
     codis_ha_runner.py CONFIG --loop-minute passes every interval until the minute ends (cron, under flock -n)
-    codis_ha_runner.py CONFIG --loop-seconds N   passes every interval for N seconds (benchmarks)
+    codis_ha_runner.py CONFIG --loop-seconds N   passes every interval for N seconds (the systemd service)
     codis_ha_runner.py CONFIG --check      one pass in check mode, its message printed (the role's own check)
 """
 
@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 import traceback
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 MODULE = "ansible_collections.codis.ha.plugins.modules.codis_ha"
 # The next cron-started runner must find the lock free, so a loop stops this long before the minute ends.
@@ -454,12 +454,29 @@ def one_pass(config: dict[str, Any]) -> bool:
     return not result.get("failed")
 
 
-def loop_until(config: dict[str, Any], ends: float) -> bool:
-    """Passes every interval (wall clock) until `ends`; True when none failed."""
+def what_was_loaded(config_path: str, config: dict[str, Any]) -> list[Optional[tuple[int, int, int]]]:
+    """The files a runner took in at its start: its configuration, this runner, the module file and the
+    module_utils directory (an install replaces files by renaming, which changes the directory)."""
+    collection = os.path.join(config["collections_path"], "ansible_collections", "codis", "ha")
+    out: list[Optional[tuple[int, int, int]]] = []
+    for path in (config_path, os.path.abspath(__file__), os.path.join(collection, "plugins", "modules", "codis_ha.py"),
+                 os.path.join(collection, "plugins", "module_utils")):
+        try:
+            seen = os.stat(path)
+            out.append((seen.st_ino, seen.st_mtime_ns, seen.st_size))
+        except OSError:
+            out.append(None)
+    return out
+
+
+def loop_until(config: dict[str, Any], ends: float, unchanged: Callable[[], bool] = lambda: True) -> bool:
+    """Passes every interval (wall clock) until `ends`, or until what the runner loaded has changed (it then
+    stops between two passes, and the next runner, started by cron's next minute or systemd's timer, loads the
+    new configuration and code: a long period never keeps an old one); True when none failed."""
     interval = config.get("interval", NUMBERS["interval"][0])
     ok = True
     next_start = time.time()
-    while next_start < ends:
+    while next_start < ends and unchanged():
         ok = one_pass(config) and ok
         next_start += interval
         while next_start < time.time():
@@ -494,10 +511,15 @@ def main(argv: Optional[list[str]] = None) -> int:
         print("check pass %s in %.2fs: %s" % ("failed" if result.get("failed") else "ok", seconds,
                                               result.get("msg", "no message")))
         return 1 if result.get("failed") else 0
+    loaded = what_was_loaded(options.config, config)
+
+    def unchanged() -> bool:
+        return what_was_loaded(options.config, config) == loaded
+
     if options.loop_minute:
-        ok = loop_until(config, (int(time.time()) // 60 + 1) * 60 - MINUTE_MARGIN)
+        ok = loop_until(config, (int(time.time()) // 60 + 1) * 60 - MINUTE_MARGIN, unchanged)
     elif options.loop_seconds is not None:
-        ok = loop_until(config, time.time() + options.loop_seconds)
+        ok = loop_until(config, time.time() + options.loop_seconds, unchanged)
     else:
         ok = one_pass(config)
     return 0 if ok else 1
