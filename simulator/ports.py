@@ -20,6 +20,21 @@ FIRST_PORT, LAST_PORT = 10000, 32000  # below the ephemeral range (32768-60999 h
 BLOCKS = 10
 
 
+def try_bind(host: str, port: int, reuse: bool = True) -> "socket.socket | None":
+    """A TCP socket bound (not listening) to host:port, or None when the port is in use."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if reuse:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        return sock
+    except OSError as exc:
+        sock.close()
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        return None
+
+
 def _block() -> range:
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     index = int(worker[2:]) + 1 if worker.startswith("gw") and worker[2:].isdigit() else 0
@@ -44,16 +59,9 @@ class PortAllocator:
         """A TCP socket bound (not listening) to a port nobody else uses now and this process has not handed
         out in this round; a bound socket that does not listen refuses connections."""
         for _attempt in range(len(self._block)):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            if reuse:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind((host, self._candidate()))
+            sock = try_bind(host, self._candidate(), reuse)
+            if sock is not None:
                 return sock
-            except OSError as exc:
-                sock.close()
-                if exc.errno != errno.EADDRINUSE:
-                    raise
         raise OSError(errno.EADDRINUSE, "no free port in %s" % self._block)
 
     def port(self) -> int:

@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 from .commands import CLOSE
 from .model import Node, World
-from .ports import bound_socket
+from .ports import bound_socket, try_bind
 from .resp import Error, ProtocolError, RequestParser, encode
 
 
@@ -86,15 +86,11 @@ class NodeServerHost:
         still taken. So it tries again for up to 5 s before giving up."""
         deadline = time.monotonic() + 5.0
         while True:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind((node.host, node.port))
+            sock = try_bind(node.host, node.port)
+            if sock is not None:
                 return sock
-            except OSError as exc:
-                sock.close()
-                if exc.errno != errno.EADDRINUSE or time.monotonic() > deadline:
-                    raise
+            if time.monotonic() > deadline:
+                raise OSError(errno.EADDRINUSE, "port %d is still in use" % node.port)
             await asyncio.sleep(0.05)
 
     async def _unlisten(self, entry: _Listener) -> None:

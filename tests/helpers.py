@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
@@ -43,13 +42,10 @@ def run_module_process(args: dict[str, Any], gid: Optional[int] = None) -> dict[
     """Run codis_ha in a process of its own, as Ansible runs a module file; with `gid`, its sockets carry that
     group id, so that netfaults.dropped(ports, gid) cuts this one pass off and nothing else."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(root, "build", "collections"), root]))
-    with tempfile.NamedTemporaryFile("w", suffix=".json") as handle:
-        json.dump({"ANSIBLE_MODULE_ARGS": args}, handle)
-        handle.flush()
-        done = subprocess.run([sys.executable, "-m", "ansible_collections.codis.ha.plugins.modules.codis_ha",
-                               handle.name], capture_output=True, text=True, env=env, timeout=120, check=False,
-                              **(dict(group=gid, extra_groups=[]) if gid is not None else {}))
+    env = dict(os.environ, PYTHONPATH=os.path.join(root, "build", "collections"))
+    done = subprocess.run([sys.executable, "-m", "ansible_collections.codis.ha.plugins.modules.codis_ha"],
+                          input=json.dumps({"ANSIBLE_MODULE_ARGS": args}), capture_output=True, text=True, env=env,
+                          timeout=120, check=False, **(dict(group=gid, extra_groups=[]) if gid is not None else {}))
     return json.loads(done.stdout[done.stdout.index("{"):])
 
 

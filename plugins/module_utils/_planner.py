@@ -264,8 +264,7 @@ def _plan_live_master(group: ServerGroup, master: str, seen: ProbeResult, probes
     if actions:
         return GroupDecision(group.id, REPAIR, "master %s is alive; %d server(s) to bring back under it%s"
                              % (master, len(actions), "; " + kept if kept else ""), master, tuple(actions))
-    linked = [s.addr for s in group.of_type("slave") if probes[s.addr].alive
-              and probes[s.addr].replicates_from(master) and probes[s.addr].link_up]
+    linked = [s.addr for s in group.of_type("slave") if probes[s.addr].linked_to(master)]
     if not linked:
         # Alive but alone: one more failure and the group has nothing to fail over to.
         return GroupDecision(group.id, DEGRADED, "master %s is alive but has no live slave with its link up; the "
@@ -372,7 +371,7 @@ def master_witnesses(group: ServerGroup, master: str, probes: dict[str, ProbeRes
     out = []
     for server in sorted(group.of_type("slave"), key=lambda s: s.addr):
         seen = probes[server.addr]
-        if not (seen.alive and seen.replicates_from(master) and seen.link_up and seen.last_io_seconds is not None):
+        if not (seen.linked_to(master) and seen.last_io_seconds is not None):
             continue
         if seen.last_io_seconds > window:
             continue

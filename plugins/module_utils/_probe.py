@@ -184,9 +184,7 @@ class Prober:
         if not witnesses:
             return probes
         asked = time.monotonic()
-        with ThreadPoolExecutor(max_workers=min(len(witnesses), self.settings.concurrency),
-                                thread_name_prefix="codis-ha-probe") as pool:
-            again = dict(zip(sorted(witnesses), pool.map(self.probe, sorted(witnesses))))
+        again = self.probe_all(list(witnesses))
         out = dict(probes)
         for addr, later in again.items():
             first = probes[addr]
@@ -242,7 +240,7 @@ class Prober:
 
 
 def _linked(seen: ProbeResult, master: str) -> bool:
-    return seen.alive and seen.replicates_from(master) and bool(seen.link_up) and seen.offset is not None
+    return seen.linked_to(master) and seen.offset is not None
 
 
 def _reply(connection: Any) -> Any:

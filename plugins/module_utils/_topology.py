@@ -234,6 +234,10 @@ class ProbeResult:
     def replicates_from(self, master: str) -> bool:
         return self.role == "slave" and same_server(self.master_addr, master)
 
+    def linked_to(self, master: str) -> bool:
+        """A live slave of `master` whose replication link is up."""
+        return self.alive and self.replicates_from(master) and bool(self.link_up)
+
     def holds_history_to(self, replid: Optional[str]) -> Optional[int]:
         """How far this server holds the replication history `replid` (the offset a replica of that history
         could continue from here), or None if it is not one of its histories."""

@@ -469,7 +469,7 @@ def what_was_loaded(config_path: str, config: dict[str, Any]) -> list[Optional[t
     return out
 
 
-def loop_until(config: dict[str, Any], ends: float, unchanged: Callable[[], bool] = lambda: True) -> bool:
+def loop_until(config: dict[str, Any], ends: float, unchanged: Callable[[], bool]) -> bool:
     """Passes every interval (wall clock) until `ends`, or until what the runner loaded has changed (it then
     stops between two passes, and the next runner, started by cron's next minute or systemd's timer, loads the
     new configuration and code: a long period never keeps an old one); True when none failed."""
