@@ -200,7 +200,7 @@ def _cmd_set(world: World, node: Node, session: Session, args: list[str]) -> Any
     if node.master is not None:
         return READONLY
     world._append(node, args[0], args[1].encode())
-    world._sync_all()
+    world._sync_from(node)
     return Status("OK")
 
 

@@ -255,6 +255,9 @@ class _QuietServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     dashboard: DashboardHTTP
     protocol_version = "HTTP/1.1"
+    # Go's net/http sets TCP_NODELAY on every connection; without it the body, written after the headers, waits
+    # for the client's delayed ACK: 40 ms a request, which made the dashboard look 40 ms slower than a real one.
+    disable_nagle_algorithm = True
 
     def setup(self) -> None:
         super().setup()

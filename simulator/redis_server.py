@@ -162,25 +162,34 @@ class NodeServerHost:
                 if not data:
                     return
                 parser.feed(data)
+                # Like Redis, the replies to the commands of one read go out together (Redis writes them before
+                # it sleeps again); whatever was answered goes out before a hung or slow node stops answering.
+                replies: list[bytes] = []
                 while True:
                     try:
                         command = parser.next_command()
                     except ProtocolError as exc:
-                        writer.write(encode(Error("ERR %s" % exc)))
+                        replies.append(encode(Error("ERR %s" % exc)))
+                        writer.write(b"".join(replies))
                         await writer.drain()
                         return
                     if command is None:
                         break
-                    await entry.responsive.wait()
-                    if node.slow_ms:
-                        await asyncio.sleep(node.slow_ms / 1000.0)
+                    if not entry.responsive.is_set() or node.slow_ms:
+                        writer.write(b"".join(replies))
+                        replies = []
                         await entry.responsive.wait()
+                        if node.slow_ms:
+                            await asyncio.sleep(node.slow_ms / 1000.0)
+                            await entry.responsive.wait()
                     reply = world.execute(node, session, command)
                     close = isinstance(reply, tuple) and len(reply) == 2 and reply[1] is CLOSE
-                    writer.write(encode(reply[0] if close else reply, session.protocol))
+                    replies.append(encode(reply[0] if close else reply, session.protocol))
                     if close:
+                        writer.write(b"".join(replies))
                         await writer.drain()
                         return
+                writer.write(b"".join(replies))
                 await writer.drain()
         except (ConnectionError, asyncio.CancelledError):
             pass
