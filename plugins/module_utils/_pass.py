@@ -333,12 +333,18 @@ def _decide_and_act(client: DashboardClient, options: PassOptions, topology: Top
                     deadline: Deadline, clock: Callable[[], float]) -> PassResult:
     prober = Prober(options.probe)
 
-    def decide(topology: Topology, selected: list[ServerGroup]) -> tuple[dict[str, ProbeResult], Plan, float]:
+    first: dict[str, ProbeResult] = {}
+
+    def decide(topology: Topology, selected: list[ServerGroup], again: bool = False
+               ) -> tuple[dict[str, ProbeResult], Plan, float]:
         # The pass's time is when its probes start: a runner starts passes exactly an interval apart, so
         # down_after 1 with a 1 s interval confirms on the second pass, whatever the probes cost.
         now = clock()
-        probes = prober.look_again_at_witnesses(selected, prober.probe_all([s.addr for g in selected
-                                                                            for s in g.servers]))
+        if again:
+            probes = prober.look_again(selected, first)
+        else:
+            first.update(prober.probe_all([s.addr for g in selected for s in g.servers]))
+            probes = prober.look_again_at_witnesses(selected, first)
         return probes, planner(topology, probes, options.policy, history, now), now
 
     probes, the_plan, now = decide(topology, selected)
@@ -355,8 +361,13 @@ def _decide_and_act(client: DashboardClient, options: PassOptions, topology: Top
                         the_plan = another_is_acting(the_plan, holder)
                     else:
                         # Under the lock, from the start: another watcher may have acted since our first look.
+                        # If the dashboard shows what it showed then, only what answered is asked again: the
+                        # silence of the rest was measured moments ago, and asking a frozen master again would
+                        # cost a whole probe budget more.
+                        before = [(g.id, g.snapshot()) for g in selected]
                         topology, selected = read_topology(client, options)
-                        probes, the_plan, now = decide(topology, selected)
+                        probes, the_plan, now = decide(topology, selected,
+                                                       again=[(g.id, g.snapshot()) for g in selected] == before)
                         the_plan = _agree(coordinator, options.coordinator, topology, the_plan, check_mode)
                         if not coordinator.holds_lock():
                             raise CoordinatorError("lost the cluster's lock before acting")

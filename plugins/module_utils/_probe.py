@@ -174,13 +174,7 @@ class Prober:
         now that the master's probe has run its course: whether their offsets moved in between tells a frozen
         master (it sends nothing, not even its pings) from one that only this host cannot reach, to well under
         a second, where the slaves' own last-I/O ages count whole seconds."""
-        witnesses: set[str] = set()
-        for group in groups:
-            master = probes.get(group.master.addr) if group.master is not None else None
-            if master is None or master.status != DOWN or master.refused:
-                continue  # refused: the process is dead, and its slaves' links dropped with it
-            witnesses.update(s.addr for s in group.of_type("slave")
-                             if s.addr in probes and _linked(probes[s.addr], master.addr))
+        witnesses = self.witnesses(groups, probes)
         if not witnesses:
             return probes
         asked = time.monotonic()
@@ -194,6 +188,29 @@ class Prober:
                     and first.answered_at is not None and later.last_io_seconds is not None):
                 out[addr] = replace(first, still_for=asked - first.answered_at, still_last_io=later.last_io_seconds)
         return out
+
+    @staticmethod
+    def witnesses(groups: list[ServerGroup], probes: dict[str, ProbeResult]) -> set[str]:
+        """The slaves that still had a link up to a master that did not answer without refusing."""
+        out: set[str] = set()
+        for group in groups:
+            master = probes.get(group.master.addr) if group.master is not None else None
+            if master is None or master.status != DOWN or master.refused:
+                continue  # refused: the process is dead, and its slaves' links dropped with it
+            out.update(s.addr for s in group.of_type("slave") if s.addr in probes and _linked(probes[s.addr], master.addr))
+        return out
+
+    def look_again(self, groups: list[ServerGroup], earlier: dict[str, ProbeResult]) -> dict[str, ProbeResult]:
+        """A second pair of looks within one pass (under the cluster's lock, the dashboard unchanged since the
+        first): every server that answered is asked again; what did not answer moments ago is not, since a silent
+        server would cost a whole probe budget more; the slaves of an unreachable master are compared with the
+        pass's first look at them, so that their offsets' stillness counts from then."""
+        addrs = sorted({s.addr for g in groups for s in g.servers})
+        keep = self.witnesses(groups, earlier)
+        keep.update(a for a in addrs if a in earlier and earlier[a].status == DOWN)
+        first = {a: earlier[a] for a in addrs if a in keep}
+        first.update(self.probe_all([a for a in addrs if a not in keep]))
+        return self.look_again_at_witnesses(groups, first)
 
     def _probe_once(self, addr: str, attempt: int) -> ProbeResult:
         try:

@@ -123,3 +123,21 @@ def test_check_mode_counts_what_it_would_publish_and_publishes_nothing(
     # w2 published nothing: w3 alone with w1 is the quorum, and w2 never appears among the voters.
     third = run_module(watcher(sim, coordinator, root, "w3"))
     assert promotions(third) and "(w1, w3)" in third["actions"][0]["reason"], json.dumps(third)[:2000]
+
+
+def test_under_the_lock_a_master_that_did_not_answer_moments_ago_is_not_asked_again(
+        sim: Cluster, coordinator: CoordinatorProcess, request: pytest.FixtureRequest) -> None:
+    """The watcher that takes the lock reads the dashboard again; unchanged, it asks again only what answered: a
+    frozen master would cost a whole probe budget more (the three-watcher freeze row of the benchmark)."""
+    root = root_for(request)
+    master = sim.master_of(1)
+    for addr in sim.slaves_of(1):
+        sim.cut_link(addr)  # no slave vouches for the master: only its silence counts
+    sim.hang(master)
+    run_module(watcher(sim, coordinator, root, "w1"))
+    hung = sim.nodes[master]
+    before = hung.connections
+    second = run_module(watcher(sim, coordinator, root, "w2"))
+    [promoted] = promotions(second)
+    assert sim.master_of(1) == promoted
+    assert hung.connections - before == FAST["probe_attempts"]

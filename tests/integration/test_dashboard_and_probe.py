@@ -186,6 +186,28 @@ def test_hung_servers_probed_in_parallel(cluster2: Cluster) -> None:
     assert elapsed < 2 * s.budget
 
 
+def test_a_second_look_asks_only_what_answered_and_times_the_slaves_stillness_from_the_first(
+        cluster2: Cluster) -> None:
+    groups = client(cluster2).topology().groups
+    frozen = cluster2.master_of(1)
+    cluster2.hang(frozen)  # its slaves' links stay up: they are looked at again, against the first look
+    prober = Prober(settings(timeout=0.3, attempts=2, interval=0.05))
+    first = prober.probe_all(list(cluster2.nodes))
+    witnesses = set(cluster2.slaves_of(1))
+    assert Prober.witnesses(groups, first) == witnesses
+    connections = {addr: node.connections for addr, node in cluster2.nodes.items()}
+    again = prober.look_again(groups, first)
+    asked = {addr for addr, node in cluster2.nodes.items() if node.connections > connections[addr]}
+    # The frozen master is not asked again; its slaves once (the look again), every other server once.
+    assert asked == set(cluster2.nodes) - {frozen}
+    assert again[frozen] == first[frozen]
+    for addr in witnesses:
+        assert again[addr].answered_at == first[addr].answered_at
+        assert again[addr].still_for is not None and again[addr].still_for >= 0.0
+    for addr in set(cluster2.nodes) - witnesses - {frozen}:
+        assert again[addr].answered_at > first[addr].answered_at
+
+
 def test_loading_server_is_alive_and_loading(cluster2: Cluster) -> None:
     s = cluster2.slaves_of(1)[0]
     cluster2.set_loading(s)

@@ -253,3 +253,62 @@ def test_a_group_skipped_and_listed_counts_once_in_the_metrics() -> None:
     runner = _runner_module()
     result = _result((1, "skipped"), (2, "healthy"), (3, "refused"), skipped=(1, 3))
     assert "codis_ha_groups_degraded 2\n" in runner.metrics_text(result, 0.1, 0, 1.0)
+
+
+_PASSES = """
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("runner", sys.argv[1])
+runner = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(runner)
+config = runner.load_config(sys.argv[2])
+out = []
+for step in json.loads(sys.argv[3]):
+    if step.get("write"):
+        open(step["write"], "w").write(step["text"])
+    result, seconds = runner.run_module(config)
+    out.append({"pid": runner.LAST_USAGE.get("pid"), "failed": bool(result.get("failed")),
+                "msg": result.get("msg", ""), "warnings": result.get("warnings", [])})
+runner.stop_worker()
+print(json.dumps(out))
+"""
+
+
+def _passes(config: Path, steps: list[dict]) -> list[dict]:
+    """Passes of one runner process, each after its step (a file written), with the worker that ran it."""
+    done = subprocess.run([sys.executable, "-c", _PASSES, str(RUNNER), str(config), json.dumps(steps)],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_passes_share_a_worker_each_a_fresh_invocation_until_it_is_replaced(tmp_path: Path) -> None:
+    with Cluster.start(groups=1, slaves=1) as cluster:
+        config = _config(tmp_path, cluster.dashboard_url)
+        config.write_text(json.dumps(dict(json.loads(config.read_text()), passes_per_worker=3)))
+        state = tmp_path / "state.json"
+        # The first pass finds a state file it cannot read and warns; it writes a good one, so the second has
+        # nothing to warn about: a worker that kept what AnsibleModule collected would repeat the warning.
+        passes = _passes(config, [{"write": str(state), "text": "not json"}] + [{}] * 3)
+    assert [p["failed"] for p in passes] == [False] * 4, passes
+    assert "could not be read" in json.dumps(passes[0]["warnings"]) and passes[1]["warnings"] == []
+    pids = [p["pid"] for p in passes]
+    assert pids[0] == pids[1] == pids[2] != pids[3], pids  # three passes a worker, then a fresh one
+
+
+def test_a_failed_or_overrunning_pass_takes_its_worker_with_it(tmp_path: Path) -> None:
+    with Cluster.start(groups=1, slaves=1) as cluster:
+        config = _config(tmp_path, cluster.dashboard_url)
+        data = json.loads(config.read_text())
+        # The pass's own deadline beyond the runner's: the runner has to kill it.
+        data["module_args"].update(pass_timeout=30, dashboard_timeout=10)
+        config.write_text(json.dumps(dict(data, pass_timeout=1)))
+        cluster.dashboard_fault("slow", 3000)
+        overran = _passes(config, [{}])
+        cluster.clear_dashboard_faults()
+        cluster.dashboard_fault("garbage")
+        broken = _passes(config, [{}, {}])
+        cluster.clear_dashboard_faults()
+        healthy = _passes(config, [{}, {}])
+    assert overran[0]["failed"] and "did not finish within 1.0s" in overran[0]["msg"]
+    assert [p["failed"] for p in broken] == [True, True] and broken[0]["pid"] != broken[1]["pid"]
+    assert [p["failed"] for p in healthy] == [False, False] and healthy[0]["pid"] == healthy[1]["pid"]
