@@ -174,7 +174,9 @@ options:
     type: int
     default: 2
   probe_interval:
-    description: Seconds between two probes of the same server.
+    description:
+      - Seconds from the start of one probe of a server to the start of the next (its next attempt). After a probe
+        that timed out (it waited O(probe_timeout)) the next one starts at once.
     type: float
     default: 0.2
   probe_concurrency:

@@ -152,8 +152,17 @@ def test_dead_server_costs_attempts_not_redis_py_retries(cluster2: Cluster) -> N
     waits: list[float] = []
     start = time.monotonic()
     result = Prober(settings(attempts=3), sleep=waits.append).probe(m)
-    assert result.status == DOWN and result.attempts == 3 and waits == [0.05, 0.05]
+    # Refused at once: the pause is what is left of probe_interval after the attempt.
+    assert result.status == DOWN and result.attempts == 3 and len(waits) == 2 and all(0 < w <= 0.05 for w in waits)
     assert time.monotonic() - start < 1.0
+
+
+def test_an_attempt_that_timed_out_is_followed_at_once(cluster2: Cluster) -> None:
+    m = cluster2.master_of(1)
+    cluster2.hang(m)
+    waits: list[float] = []
+    result = Prober(settings(timeout=0.1, attempts=2, interval=0.05), sleep=waits.append).probe(m)
+    assert result.status == DOWN and result.attempts == 2 and waits == []
 
 
 def test_flaky_server_recovers_on_second_attempt(cluster2: Cluster) -> None:
