@@ -163,6 +163,7 @@ class _Worker:
     def __init__(self, payload: bytes, passes: int) -> None:
         self.payload = payload
         self.status: Optional[int] = None
+        self.cpu_reported = 0.0
         go_r, self.go = os.pipe()
         self.replies, reply_w = os.pipe()
         self.pid = os.fork()
@@ -191,6 +192,7 @@ class _Worker:
                 status, out_len, err_len, cpu, rss, stays = _REPLY.unpack(data[:need])
                 need += out_len + err_len
         status, out_len, err_len, cpu, rss, stays = _REPLY.unpack(data[:_REPLY.size])
+        self.cpu_reported += cpu
         LAST_USAGE.update(cpu=cpu, maxrss_mb=rss, pid=self.pid)
         body = data[_REPLY.size:]
         return (status, body[:out_len], body[out_len:]), stays
@@ -204,7 +206,11 @@ class _Worker:
                 os.kill(self.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-            self.status = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
+            status, usage = os.wait4(self.pid, 0)[1:]
+            self.status = os.waitstatus_to_exitcode(status)
+            # What the worker's passes did not report (its start and its exit) goes to its last pass.
+            LAST_USAGE["cpu"] = LAST_USAGE.get("cpu", 0.0) + max(
+                usage.ru_utime + usage.ru_stime - self.cpu_reported, 0.0)
         return self.status
 
 
