@@ -312,3 +312,22 @@ def test_a_failed_or_overrunning_pass_takes_its_worker_with_it(tmp_path: Path) -
     assert overran[0]["failed"] and "did not finish within 1.0s" in overran[0]["msg"]
     assert [p["failed"] for p in broken] == [True, True] and broken[0]["pid"] != broken[1]["pid"]
     assert [p["failed"] for p in healthy] == [False, False] and healthy[0]["pid"] == healthy[1]["pid"]
+
+
+def test_a_worker_killed_in_the_middle_of_a_pass_is_a_failed_pass_and_the_next_has_a_new_one(tmp_path: Path) -> None:
+    with Cluster.start(groups=1, slaves=1) as cluster:
+        cluster.dashboard_fault("slow", 2000)  # the pass is still waiting for the dashboard when its worker dies
+        runner = subprocess.Popen([sys.executable, str(RUNNER), str(_config(tmp_path, cluster.dashboard_url)),
+                                   "--loop-seconds", "60"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        try:
+            [worker] = wait_for(lambda: _children(runner.pid), 10, what="the runner to start its worker")
+            os.kill(worker, signal.SIGKILL)
+            assert runner.stdout is not None
+            line = runner.stdout.readline()
+            assert line.startswith("pass failed after") and "exited -9 without a result" in line, line
+            cluster.clear_dashboard_faults()
+            wait_for(lambda: [c for c in _children(runner.pid) if c != worker], 10, what="a new worker")
+            assert runner.poll() is None
+        finally:
+            runner.kill()
+            runner.wait(timeout=10)

@@ -178,24 +178,29 @@ class _Worker:
         """((status, stdout, stderr) or None when the pass overran, whether the worker stays for another)."""
         os.write(self.go, b"p")
         deadline = time.monotonic() + timeout
-        data = b""
-        need = _REPLY.size
-        while len(data) < need:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([self.replies], [], [], left)[0]:
-                return None, False
-            chunk = os.read(self.replies, max(need - len(data), 65536))
-            if not chunk:  # the worker died in the middle of a pass
-                return (self.stop() or 1, b"", b""), False
-            data += chunk
-            if need == _REPLY.size and len(data) >= need:
-                status, out_len, err_len, cpu, rss, stays = _REPLY.unpack(data[:need])
-                need += out_len + err_len
-        status, out_len, err_len, cpu, rss, stays = _REPLY.unpack(data[:_REPLY.size])
+        header = self._read(_REPLY.size, deadline)
+        if header is None or len(header) < _REPLY.size:
+            return (None if header is None else (self.stop() or 1, b"", b"")), False
+        status, out_len, err_len, cpu, rss, stays = _REPLY.unpack(header)
+        body = self._read(out_len + err_len, deadline)
+        if body is None or len(body) < out_len + err_len:
+            return (None if body is None else (self.stop() or 1, b"", b"")), False
         self.cpu_reported += cpu
         LAST_USAGE.update(cpu=cpu, maxrss_mb=rss, pid=self.pid)
-        body = data[_REPLY.size:]
         return (status, body[:out_len], body[out_len:]), stays
+
+    def _read(self, size: int, deadline: float) -> Optional[bytes]:
+        """`size` bytes of the worker's answer; fewer if it died on the way (end of file), None at the deadline."""
+        data = b""
+        while len(data) < size:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.replies], [], [], left)[0]:
+                return None
+            chunk = os.read(self.replies, min(size - len(data), 1 << 20))
+            if not chunk:
+                break
+            data += chunk
+        return data
 
     def stop(self) -> int:
         """Kill and reap the worker (once); its exit status."""
