@@ -343,6 +343,14 @@ class World:
                     seen.add(addr)
                     todo.append(self.nodes[addr])
 
+    def settle(self) -> None:
+        """Bring every node up to date now (what a change leaves to be computed when read), for a test that reads
+        the truth straight from the nodes."""
+        with self.lock:
+            now = self.clock.now()
+            for node in self.nodes.values():
+                self._sync_node(node, now)
+
     def refresh(self, node: Node) -> None:
         """Bring lazily computed state (a hung master's repl-timeout) up to date before reading."""
         with self.lock:

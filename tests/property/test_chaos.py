@@ -120,6 +120,11 @@ class ChaosMachine(RuleBasedStateMachine):
     def node(self, addr: str) -> Any:
         return self.cluster.nodes[addr]
 
+    def settled(self) -> None:
+        """The truth is read straight from the nodes: bring them all up to date first (a link that timed out while
+        the clock moved is computed when read)."""
+        self.cluster.world.settle()
+
     def now(self) -> float:
         return self.cluster.clock.now()
 
@@ -156,6 +161,7 @@ class ChaosMachine(RuleBasedStateMachine):
         return out
 
     def _snapshot(self) -> Before:
+        self.settled()
         gids = self.cluster.group_ids()
         listed = {gid: self.cluster.servers(gid) for gid in gids}
         masters = {gid: self.cluster.master_of(gid) for gid in gids}
@@ -532,6 +538,7 @@ class ChaosMachine(RuleBasedStateMachine):
     @invariant()
     def a_pass_never_makes_a_second_master(self) -> None:
         """Never two live servers of a group answering role master and taking writes because of a pass."""
+        self.settled()
         if self.before is None or self.check_mode or not self.after_pass:
             return
         for gid in self.cluster.group_ids():
@@ -543,6 +550,7 @@ class ChaosMachine(RuleBasedStateMachine):
 
     @invariant()
     def after_a_clean_pass_every_live_slave_follows_the_master(self) -> None:
+        self.settled()
         result, before = self.last_result, self.before
         if result is None or before is None or self.check_mode or not self.after_pass:
             return
@@ -571,6 +579,7 @@ class ChaosMachine(RuleBasedStateMachine):
 
     @invariant()
     def a_dashboard_master_is_a_redis_master_after_a_pass(self) -> None:
+        self.settled()
         if self.before is None or self.check_mode or self.last_result is None or not self.after_pass:
             return
         promoted = {a["group"] for a in self._promotions()}
@@ -582,6 +591,7 @@ class ChaosMachine(RuleBasedStateMachine):
 
     @invariant()
     def liveness_after_a_plain_pass(self) -> None:
+        self.settled()
         if self.before is None or not self.after_pass:
             return
         for gid in self.before.expect_live:
