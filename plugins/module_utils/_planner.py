@@ -202,7 +202,8 @@ def plan_group(group: ServerGroup, probes: dict[str, ProbeResult], policy: Polic
     known_offset = record.master_offset if record else None
     outage = _outage(group, master.addr, probes, record, down_for, now)
     candidate, exclusions = select_candidate(group, master.addr, probes, policy, outage, known_offset)
-    finishing = half_done_promotion(group, master.addr, probes, record)
+    finishing = half_done_promotion(group, master.addr, probes, record,
+                                    probes[candidate] if candidate is not None else None)
     if finishing is not None and (candidate is None or (probes[finishing].offset or 0) >= (
             probes[candidate].offset or 0)):
         # The dashboard sent SLAVEOF NO ONE to this slave and then failed to record it: it holds the newest
@@ -287,13 +288,19 @@ def _outage(group: ServerGroup, master: str, probes: dict[str, ProbeResult], rec
 
 
 def half_done_promotion(group: ServerGroup, master: str, probes: dict[str, ProbeResult],
-                        record: Optional[GroupHistory]) -> Optional[str]:
+                        record: Optional[GroupHistory], candidate: Optional[ProbeResult] = None) -> Optional[str]:
     """A slave of the group that answers role master and continued from the master's replication history:
-    the dashboard's promote sent it SLAVEOF NO ONE and failed to record it. The one with the newest data."""
+    the dashboard's promote sent it SLAVEOF NO ONE and failed to record it. The one with the newest data.
+    The master's history is what its slaves replicate, what this tool recorded while it was alive, and what the
+    slave about to be promoted continued from: a slave promoted half way and then pointed back at the dead master
+    by an operator keeps its own history and the master's as the one before (found by the long chaos run: without
+    the last, a slave with all the writes, promoted half way, was passed over for that one, which had a third)."""
     lineage = {p.replid for p in (probes[s.addr] for s in group.of_type("slave"))
                if p.alive and p.replicates_from(master) and p.replid}
     if record is not None and record.master_replid:
         lineage.add(record.master_replid)
+    if candidate is not None:
+        lineage.update(r for r in (candidate.replid, candidate.replid2) if r)
     found = [probes[s.addr] for s in group.of_type("slave")
              if s.addr != master and probes[s.addr].alive and probes[s.addr].role == "master"
              and not probes[s.addr].loading and probes[s.addr].offset is not None

@@ -302,6 +302,16 @@ def test_a_stale_slave_holding_more_than_every_fresh_one_is_not_passed_over_for_
     assert plan_group(G3, dict(p, **{S2: repointed}), POLICY).actions[0].server == S1
 
 
+def test_a_half_done_promotion_with_more_data_is_finished_when_the_other_slave_was_repointed_by_an_operator() -> None:
+    """Long chaos run (Codis 3, session 6): both slaves were promoted half way from the master's history R; an
+    operator pointed the one with a third of the writes back at the dead master (its own history R_NEW, R before
+    it). No slave replicates R any more and no pass saw the master alive, so R was known only through that slave."""
+    repointed = slave_after_master_died(S1, 44, link_down_seconds=0, replid=R_NEW, replid2=R, second_offset=45)
+    half_done = ProbeResult(S2, ALIVE, role="master", offset=132, replid="c" * 40, replid2=R, second_offset=133)
+    d = plan_group(G3, probes(dead(M), repointed, half_done), POLICY)
+    assert d.decision == FAILOVER and d.actions[0].server == S2 and "finishing a half-done promotion" in d.reason
+
+
 def test_slave_never_linked_is_stale() -> None:
     p = probes(dead(M), slave_after_master_died(S1, 0, link_down_seconds=-1), slave_after_master_died(S2, 5))
     d = plan_group(G3, p, POLICY)
