@@ -335,8 +335,7 @@ class World:
         now = self.clock.now()
         seen = {node.addr}
         todo = [node]
-        while todo:
-            current = todo.pop(0)
+        for current in todo:  # grows as it goes: masters before their replicas, each node once
             self._sync_node(current, now)
             for addr in self._replicas.get(current.addr, ()):
                 if addr not in seen:

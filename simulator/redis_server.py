@@ -165,14 +165,14 @@ class NodeServerHost:
                 # Like Redis, the replies to the commands of one read go out together (Redis writes them before
                 # it sleeps again); whatever was answered goes out before a hung or slow node stops answering.
                 replies: list[bytes] = []
-                while True:
+                ending = False  # a protocol error or QUIT: answer, then close
+                while not ending:
                     try:
                         command = parser.next_command()
                     except ProtocolError as exc:
                         replies.append(encode(Error("ERR %s" % exc)))
-                        writer.write(b"".join(replies))
-                        await writer.drain()
-                        return
+                        ending = True
+                        break
                     if command is None:
                         break
                     if not entry.responsive.is_set() or node.slow_ms:
@@ -183,14 +183,12 @@ class NodeServerHost:
                             await asyncio.sleep(node.slow_ms / 1000.0)
                             await entry.responsive.wait()
                     reply = world.execute(node, session, command)
-                    close = isinstance(reply, tuple) and len(reply) == 2 and reply[1] is CLOSE
-                    replies.append(encode(reply[0] if close else reply, session.protocol))
-                    if close:
-                        writer.write(b"".join(replies))
-                        await writer.drain()
-                        return
+                    ending = isinstance(reply, tuple) and len(reply) == 2 and reply[1] is CLOSE
+                    replies.append(encode(reply[0] if ending else reply, session.protocol))
                 writer.write(b"".join(replies))
                 await writer.drain()
+                if ending:
+                    return
         except (ConnectionError, asyncio.CancelledError):
             pass
         finally:

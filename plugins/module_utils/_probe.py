@@ -168,8 +168,9 @@ class Prober:
             # probe_interval runs from the start of one attempt to the start of the next: after a refusal the
             # pass pauses, after a timeout it has waited longer than that already (a frozen master is called
             # down 0.2 s sooner by default).
-            pause = attempt_started + settings.interval - time.monotonic()
-            if attempt < settings.attempts and pause > 0 and time.monotonic() + pause < deadline:
+            now = time.monotonic()
+            pause = attempt_started + settings.interval - now
+            if attempt < settings.attempts and pause > 0 and now + pause < deadline:
                 self._sleep(pause)
         return replace(last, down_for=time.monotonic() - started)
 
