@@ -17,6 +17,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -334,8 +335,9 @@ class World:
         change to one node moves nothing else (whatever else is due is computed lazily by `refresh`)."""
         now = self.clock.now()
         seen = {node.addr}
-        todo = [node]
-        for current in todo:  # grows as it goes: masters before their replicas, each node once
+        todo = deque([node])
+        while todo:  # breadth first: masters before their replicas, each node once
+            current = todo.popleft()
             self._sync_node(current, now)
             for addr in self._replicas.get(current.addr, ()):
                 if addr not in seen:
