@@ -1,6 +1,6 @@
 """Benchmark 2: the cost of one pass on a healthy 3 groups x 3 servers cluster.
 
-CPU time and peak RSS of: the role's default path (the systemd service's runner, `--loop-seconds 600` at a 1 s
+CPU time and peak RSS of: the role's default path (the systemd service's runner, `--loop-seconds` the role's period at a 1 s
 interval: its whole CPU, interpreter start and imports included, divided by its passes), a pass in the runner's
 worker (forked once after the runner imported the dependencies, passes run one after another in it), a pass in a
 child forked for it alone (`passes_per_worker` 1, the runner before session 6), the direct invocation (`python -m ...codis_ha`, a new
@@ -21,12 +21,17 @@ from typing import Any
 
 import importlib.util
 
-from _common import COLLECTIONS, RUNNER, direct_pass, ensure_collection_path, measured, module_env, write_json
+import yaml
+
+from _common import COLLECTIONS, ROOT, RUNNER, direct_pass, ensure_collection_path, measured, module_env, write_json
 
 from simulator import Cluster
 
 TARGET_CPU_S = 0.060
 TARGET_RSS_MB = 60.0
+# The role's period, read where the role sets it, so the benchmark follows the role.
+ROLE_PERIOD_S = float(yaml.safe_load((ROOT / "roles" / "codis_ha" / "defaults" / "main.yml").read_text())
+                      ["codis_ha_runner_period"])
 
 
 def default_path(args: dict[str, Any], period: float, interval: float, workdir: str) -> dict[str, Any]:
@@ -43,7 +48,7 @@ def default_path(args: dict[str, Any], period: float, interval: float, workdir: 
             "period_s": period, "interval_s": interval, "peak_rss_mb": usage["maxrss_mb"]}
 
 
-def run(repeat: int = 20, ansible_repeat: int = 5, period: float = 600.0) -> dict[str, Any]:
+def run(repeat: int = 20, ansible_repeat: int = 5, period: float = ROLE_PERIOD_S) -> dict[str, Any]:
     ensure_collection_path()
     with Cluster.start(groups=3, slaves=2) as cluster, tempfile.TemporaryDirectory() as workdir:
         # The role always sets a state file: every pass takes its lock, reads it, writes it with fsync.
@@ -102,7 +107,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--ansible-repeat", type=int, default=5)
-    parser.add_argument("--period", type=float, default=600.0, help="the systemd runner's period (the role's default)")
+    parser.add_argument("--period", type=float, default=ROLE_PERIOD_S,
+                        help="the systemd runner's period (default: the role's)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/pass_cost.json"))
     args = parser.parse_args()
     out = run(args.repeat, args.ansible_repeat, args.period)

@@ -178,27 +178,27 @@ class _Worker:
         """((status, stdout, stderr) or None when the pass overran, whether the worker stays for another)."""
         os.write(self.go, b"p")
         deadline = time.monotonic() + timeout
-        header = self._read(_REPLY.size, deadline)
-        if header is None or len(header) < _REPLY.size:
-            return (None if header is None else (self.stop() or 1, b"", b"")), False
-        status, out_len, err_len, cpu, rss, stays = _REPLY.unpack(header)
-        body = self._read(out_len + err_len, deadline)
-        if body is None or len(body) < out_len + err_len:
-            return (None if body is None else (self.stop() or 1, b"", b"")), False
+        try:
+            status, out_len, err_len, cpu, rss, stays = _REPLY.unpack(self._read(_REPLY.size, deadline))
+            body = self._read(out_len + err_len, deadline)
+        except TimeoutError:
+            return None, False
+        except EOFError:  # the worker died on the way: a failed pass
+            return (self.stop() or 1, b"", b""), False
         self.cpu_reported += cpu
         LAST_USAGE.update(cpu=cpu, maxrss_mb=rss, pid=self.pid)
         return (status, body[:out_len], body[out_len:]), stays
 
-    def _read(self, size: int, deadline: float) -> Optional[bytes]:
-        """`size` bytes of the worker's answer; fewer if it died on the way (end of file), None at the deadline."""
+    def _read(self, size: int, deadline: float) -> bytes:
+        """`size` bytes of the worker's answer; EOFError if it ends first, TimeoutError at the deadline."""
         data = b""
         while len(data) < size:
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([self.replies], [], [], left)[0]:
-                return None
+                raise TimeoutError
             chunk = os.read(self.replies, min(size - len(data), 1 << 20))
             if not chunk:
-                break
+                raise EOFError
             data += chunk
         return data
 
