@@ -333,16 +333,23 @@ def _decide_and_act(client: DashboardClient, options: PassOptions, topology: Top
                     deadline: Deadline, clock: Callable[[], float]) -> PassResult:
     prober = Prober(options.probe)
 
+    # The pass's first look: what the dashboard showed of the selected groups, and what the probes found.
+    first_shown: list[tuple[int, dict[str, str]]] = []
     first: dict[str, ProbeResult] = {}
 
-    def decide(topology: Topology, selected: list[ServerGroup], again: bool = False
-               ) -> tuple[dict[str, ProbeResult], Plan, float]:
+    def decide(topology: Topology, selected: list[ServerGroup]) -> tuple[dict[str, ProbeResult], Plan, float]:
         # The pass's time is when its probes start: a runner starts passes exactly an interval apart, so
         # down_after 1 with a 1 s interval confirms on the second pass, whatever the probes cost.
         now = clock()
-        if again:
+        shown = [(g.id, g.snapshot()) for g in selected]
+        if first and shown == first_shown:
+            # A second look (under the lock) at what the dashboard showed then: only what answered is asked
+            # again; the silence of the rest was measured moments ago, and asking a frozen master again would
+            # cost a whole probe budget more.
             probes = prober.look_again(selected, first)
         else:
+            first_shown[:] = shown
+            first.clear()
             first.update(prober.probe_all([s.addr for g in selected for s in g.servers]))
             probes = prober.look_again_at_witnesses(selected, first)
         return probes, planner(topology, probes, options.policy, history, now), now
@@ -361,13 +368,8 @@ def _decide_and_act(client: DashboardClient, options: PassOptions, topology: Top
                         the_plan = another_is_acting(the_plan, holder)
                     else:
                         # Under the lock, from the start: another watcher may have acted since our first look.
-                        # If the dashboard shows what it showed then, only what answered is asked again: the
-                        # silence of the rest was measured moments ago, and asking a frozen master again would
-                        # cost a whole probe budget more.
-                        before = [(g.id, g.snapshot()) for g in selected]
                         topology, selected = read_topology(client, options)
-                        probes, the_plan, now = decide(topology, selected,
-                                                       again=[(g.id, g.snapshot()) for g in selected] == before)
+                        probes, the_plan, now = decide(topology, selected)
                         the_plan = _agree(coordinator, options.coordinator, topology, the_plan, check_mode)
                         if not coordinator.holds_lock():
                             raise CoordinatorError("lost the cluster's lock before acting")

@@ -59,6 +59,11 @@ NUMBERS = {
 }
 
 
+def _setting(config: dict[str, Any], name: str) -> float:
+    """A number of the config, or its default (a config that did not come through load_config may omit it)."""
+    return config.get(name, NUMBERS[name][0])
+
+
 def load_config(path: str) -> dict[str, Any]:
     """The config, checked; ValueError naming the culprit otherwise."""
     with open(path, encoding="utf-8") as handle:
@@ -106,7 +111,7 @@ def run_module(config: dict[str, Any], check: bool = False) -> tuple[dict[str, A
     args = dict(config["module_args"])
     # _ansible_no_log keeps AnsibleModule from sending an "Invoked with" line to syslog on every pass.
     args.update(_ansible_no_log=True, _ansible_check_mode=check)
-    timeout = config.get("pass_timeout", NUMBERS["pass_timeout"][0])
+    timeout = _setting(config, "pass_timeout")
     # The pass ends itself (and reports what it did) before the runner has to kill it.
     args.setdefault("pass_timeout", max(timeout * 0.9, timeout - 5.0))
     payload = json.dumps({"ANSIBLE_MODULE_ARGS": args}).encode()
@@ -114,7 +119,7 @@ def run_module(config: dict[str, Any], check: bool = False) -> tuple[dict[str, A
     if config.get("fork", True):
         try:
             status, out, err = forked_pass(config["collections_path"], payload, timeout,
-                                           int(config.get("passes_per_worker", NUMBERS["passes_per_worker"][0])))
+                                           int(_setting(config, "passes_per_worker")))
         except (ImportError, OSError):
             # A dependency missing here, or no fork: a new interpreter runs the module, which then says in its
             # own words what is missing (missing_required_lib) instead of this runner dying on a traceback.
@@ -228,7 +233,7 @@ def stop_worker() -> None:
 
 
 def forked_pass(collections_path: str, payload: bytes, timeout: float,
-                passes_per_worker: int = 1) -> tuple[Optional[int], bytes, bytes]:
+                passes_per_worker: int) -> tuple[Optional[int], bytes, bytes]:
     """The module file run as __main__ in the worker (a child forked from this process, which imported the
     module's dependencies once: Ansible's module_utils, redis-py, codis.ha's module_utils)."""
     if not _PRELOADED:
@@ -408,7 +413,7 @@ def group_log_lines(config: dict[str, Any], result: dict[str, Any], now: float) 
     if result.get("failed") and not result.get("groups"):
         return []  # the pass saw no groups (dashboard down): its own failure line says so
     path = config.get("group_states_path")
-    every = config.get("unhealthy_log_interval", NUMBERS["unhealthy_log_interval"][0])
+    every = _setting(config, "unhealthy_log_interval")
     try:
         with open(path, encoding="utf-8") as handle:  # type: ignore[arg-type]
             known = json.load(handle)
@@ -487,7 +492,7 @@ def on_failover(config: dict[str, Any], result: dict[str, Any]) -> Optional[str]
     command = config.get("on_failover_command")
     if not command:
         return None
-    timeout = config.get("on_failover_timeout", NUMBERS["on_failover_timeout"][0])
+    timeout = _setting(config, "on_failover_timeout")
     try:
         with tempfile.TemporaryFile() as stdin, tempfile.TemporaryFile() as output:
             stdin.write(json.dumps(result).encode())
@@ -564,7 +569,7 @@ def loop_until(config: dict[str, Any], ends: float, unchanged: Callable[[], bool
     """Passes every interval (wall clock) until `ends`, or until what the runner loaded has changed (it then
     stops between two passes, and the next runner, started by cron's next minute or systemd's timer, loads the
     new configuration and code: a long period never keeps an old one); True when none failed."""
-    interval = config.get("interval", NUMBERS["interval"][0])
+    interval = _setting(config, "interval")
     ok = True
     next_start = time.time()
     while next_start < ends and unchanged():
