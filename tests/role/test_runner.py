@@ -1,14 +1,17 @@
 """The role's runner on its own, against the simulator: quiet while healthy, one line when a pass fails."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -19,15 +22,24 @@ from tests.conftest import ROOT
 RUNNER = Path(ROOT) / "roles" / "codis_ha" / "files" / "codis_ha_runner.py"
 
 
-def _config(tmp_path: Path, dashboard_url: str) -> Path:
+def _config(tmp_path: Path, dashboard_url: str, dashboard_timeout: float = 1) -> Path:
     config = tmp_path / "runner.json"
     config.write_text(json.dumps({
-        "module_args": {"dashboard_url": dashboard_url, "dashboard_timeout": 1, "probe_timeout": 0.3,
+        "module_args": {"dashboard_url": dashboard_url, "dashboard_timeout": dashboard_timeout, "probe_timeout": 0.3,
                         "probe_attempts": 2, "state_path": str(tmp_path / "state.json")},
         "collections_path": str(Path(ROOT) / "build" / "collections"), "log": "stdout",
         "metrics_path": str(tmp_path / "codis_ha.prom"), "counter_path": str(tmp_path / "failovers_total"),
     }))
     return config
+
+
+@contextlib.contextmanager
+def _silent_dashboard(tmp_path: Path) -> Iterator[Path]:
+    """A runner config whose dashboard takes the connection and never answers: a pass waits (up to 30 s) for as
+    long as a test needs it in the middle, however long the test takes to find it (with a dashboard 2 s slow and
+    a 1 s timeout, a loaded CI machine once found the worker only after its pass had failed on its own)."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        yield _config(tmp_path, "http://127.0.0.1:%d" % silent.getsockname()[1], dashboard_timeout=30)
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -94,10 +106,9 @@ def _children(pid: int) -> list[int]:
 
 
 def test_a_stopped_runner_takes_its_pass_with_it(tmp_path: Path) -> None:
-    with Cluster.start(groups=1, slaves=1) as cluster:
-        cluster.dashboard_fault("slow", 2000)  # the pass is still waiting for the dashboard when we stop
-        runner = subprocess.Popen([sys.executable, str(RUNNER), str(_config(tmp_path, cluster.dashboard_url)),
-                                   "--loop-seconds", "60"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with _silent_dashboard(tmp_path) as config:  # the pass is still waiting for the dashboard when we stop
+        runner = subprocess.Popen([sys.executable, str(RUNNER), str(config), "--loop-seconds", "60"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         [child] = wait_for(lambda: _children(runner.pid), 10, what="the runner to start a pass")
         runner.terminate()
         assert runner.wait(timeout=10) == 143
@@ -315,19 +326,17 @@ def test_a_failed_or_overrunning_pass_takes_its_worker_with_it(tmp_path: Path) -
 
 
 def test_a_worker_killed_in_the_middle_of_a_pass_is_a_failed_pass_and_the_next_has_a_new_one(tmp_path: Path) -> None:
-    with Cluster.start(groups=1, slaves=1) as cluster:
-        cluster.dashboard_fault("slow", 2000)  # the pass is still waiting for the dashboard when its worker dies
-        runner = subprocess.Popen([sys.executable, str(RUNNER), str(_config(tmp_path, cluster.dashboard_url)),
-                                   "--loop-seconds", "60"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    with _silent_dashboard(tmp_path) as config:
+        runner = subprocess.Popen([sys.executable, str(RUNNER), str(config), "--loop-seconds", "60"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         try:
             [worker] = wait_for(lambda: _children(runner.pid), 10, what="the runner to start its worker")
             os.kill(worker, signal.SIGKILL)
             assert runner.stdout is not None
             line = runner.stdout.readline()
             assert line.startswith("pass failed after") and "exited -9 without a result" in line, line
-            cluster.clear_dashboard_faults()
             wait_for(lambda: [c for c in _children(runner.pid) if c != worker], 10, what="a new worker")
             assert runner.poll() is None
         finally:
-            runner.kill()
+            runner.terminate()  # stopping the runner stops the new worker, still waiting for the dashboard
             runner.wait(timeout=10)
