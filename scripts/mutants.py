@@ -35,7 +35,7 @@ class Mutant:
 MUTANTS = [
     Mutant("no-second-opinion", "second opinion removed (slaves that still see the master are ignored)",
            "plugins/module_utils/_planner.py",
-           "    witnesses = master_witnesses(group, master.addr, probes, policy, record, now)\n",
+           "    witnesses = master_witnesses(group, master.addr, probes, policy, record)\n",
            "    witnesses: list[str] = []\n"),
     Mutant("order-ignores-offset", "candidate order ignores the replication offset",
            "plugins/module_utils/_planner.py",

@@ -397,11 +397,16 @@ def _decide_and_act(client: DashboardClient, options: PassOptions, topology: Top
         problems.append("%d action(s) failed: %s" % (len(outcome.failed), "; ".join(
             "%s %s in group %d: %s" % (r.action.action, r.action.server, r.action.group, r.detail)
             for r in outcome.failed)))
+    # Writes gone for good are an incident whatever else the pass did: the task fails so that it is seen.
+    problems += ["group %d: %s" % (d.group, d.data_loss) for d in the_plan.decisions if d.data_loss]
     masterless = without_working_master(selected, probes, the_plan, outcome)
     if masterless:
         problems.append("group(s) left without a working master: %s" % "; ".join(
             "group %d (%s)" % (gid, _clip(reason)) for gid, reason in masterless))
-    return PassResult(result, "; ".join(problems) or None, history=remembered)
+    flapping = ["group %d failed over again within min_failover_interval (%s s): %s" % (
+        d.group, options.policy.min_failover_interval, _clip(d.reason)) for d in the_plan.decisions
+        if d.flapping and d.actions]
+    return PassResult(result, "; ".join(problems) or None, warnings=flapping, history=remembered)
 
 
 def _agree(coordinator: Coordinator, settings: CoordinatorSettings, topology: Topology, the_plan: Plan,

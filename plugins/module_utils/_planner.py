@@ -80,6 +80,13 @@ class GroupDecision:
     master_down: bool = False
     # Several watchers: the change was left to this one, which holds the cluster's lock (not a failure here).
     deferred_to: Optional[str] = None
+    # The group fails over again within min_failover_interval of its last failover: done, and reported.
+    flapping: bool = False
+    # Acknowledged writes that no server holds any more (a master restarted without its data), in a sentence.
+    data_loss: Optional[str] = None
+    # The master's record still holds evidence the next pass needs (the history a restarted master lost, while
+    # a slave still holds it): the pass must not replace it with what the master answers now.
+    keep_record: bool = False
 
 
 @dataclass(frozen=True)
@@ -104,10 +111,6 @@ class Plan:
 
 
 DOWN_AFTER_SLACK = 0.1
-# Redis reports a slave's last I/O as the difference of two whole-second clocks (the later one cached up to
-# a tenth of a second): "1" may mean a ping 10 ms ago. Found by an e2e test: a slave that had just heard from
-# a live master was taken for one that heard nothing since this tool lost it 0.5 s earlier.
-LAST_IO_OVERSTATES = 1.5
 # A master's replication cron may run late by a fraction of a second under load: its pings are not exact.
 STILL_SLACK = 0.5
 
@@ -173,10 +176,10 @@ def plan_group(group: ServerGroup, probes: dict[str, ProbeResult], policy: Polic
     record = history if history is not None and history.master == master.addr else None
 
     if seen.alive:
-        return _plan_live_master(group, master.addr, seen, probes, policy)
+        return _plan_live_master(group, master.addr, seen, probes, policy, record)
 
     down = "master %s is down (%d failed probe(s): %s)" % (master.addr, seen.attempts, seen.error)
-    witnesses = master_witnesses(group, master.addr, probes, policy, record, now)
+    witnesses = master_witnesses(group, master.addr, probes, policy, record)
     if witnesses:
         return GroupDecision(group.id, REFUSED, "master %s is unreachable from here, seen alive by %s; "
                              "not failing over a master that its slaves still see"
@@ -194,11 +197,12 @@ def plan_group(group: ServerGroup, probes: dict[str, ProbeResult], policy: Polic
         return GroupDecision(group.id, REFUSED, "%s, seen down for %.1f s so far; down_after is %s s, waiting "
                              "for later passes to confirm" % (down, down_for, policy.down_after), master.addr,
                              master_down=True)
+    # Anti-flapping never keeps a group dead: a master judged down after the second opinion is failed over
+    # however recently the group last failed over (refusing left a group without a master for 44 s in a soak,
+    # and then its slaves copied the empty data set of the killed master restarted in place). A second failover
+    # within min_failover_interval is reported as flapping instead, for an operator to find out why.
     since_failover = now - history.last_failover_at if history and history.last_failover_at else None
-    if since_failover is not None and since_failover < policy.min_failover_interval and not policy.force:
-        return GroupDecision(group.id, REFUSED, "%s, but the group failed over %.0f s ago, inside "
-                             "min_failover_interval (%s s); not flapping (force overrides)"
-                             % (down, since_failover, policy.min_failover_interval), master.addr, master_down=True)
+    flapping = since_failover is not None and since_failover < policy.min_failover_interval
     known_offset = record.master_offset if record else None
     outage = _outage(group, master.addr, probes, record, down_for, now)
     candidate, exclusions = select_candidate(group, master.addr, probes, policy, outage, known_offset)
@@ -229,7 +233,11 @@ def plan_group(group: ServerGroup, probes: dict[str, ProbeResult], policy: Polic
                                      ceiling=probes[candidate])
     if kept:
         why += "; %s" % kept
-    return GroupDecision(group.id, FAILOVER, why, candidate, (promote,) + tuple(followers), master_down=True)
+    if flapping:
+        why += ("; the group last failed over %.0f s ago, inside min_failover_interval (%s s): flapping, find out "
+                "why its masters keep failing" % (since_failover, policy.min_failover_interval))
+    return GroupDecision(group.id, FAILOVER, why, candidate, (promote,) + tuple(followers), master_down=True,
+                         flapping=flapping)
 
 
 def _resume_promotion(group: ServerGroup, probes: dict[str, ProbeResult], policy: Policy,
@@ -250,13 +258,21 @@ def _resume_promotion(group: ServerGroup, probes: dict[str, ProbeResult], policy
 
 
 def _plan_live_master(group: ServerGroup, master: str, seen: ProbeResult, probes: dict[str, ProbeResult],
-                      policy: Policy) -> GroupDecision:
+                      policy: Policy, record: Optional[GroupHistory] = None) -> GroupDecision:
     if seen.loading:
         return GroupDecision(group.id, SKIPPED, "master %s is loading its dataset; waiting for it" % master, master)
     if seen.role != "master":
         return GroupDecision(group.id, SKIPPED, "master %s is alive but reports role %s (of %s); an operator "
                              "must decide which server is the master" % (master, seen.role, seen.master_addr),
                              master)
+    lost = lost_history(group, master, seen, probes, record)
+    if lost is not None:
+        return _plan_lost_history(group, master, seen, probes, policy, record, lost)
+    return _plan_healthy_master(group, master, seen, probes, policy)
+
+
+def _plan_healthy_master(group: ServerGroup, master: str, seen: ProbeResult, probes: dict[str, ProbeResult],
+                         policy: Policy) -> GroupDecision:
     actions, kept = repair_actions(group, master, probes, policy, exclude=(), ceiling=seen)
     if kept:
         # Writes went to a server the dashboard does not route to (a half-done promotion while the master
@@ -272,6 +288,86 @@ def _plan_live_master(group: ServerGroup, master: str, seen: ProbeResult, probes
                              "group cannot fail over%s" % (master, "; " + kept if kept else ""), master)
     return GroupDecision(group.id, HEALTHY, "master %s is alive and its live slaves replicate from it (%s)%s"
                          % (master, ", ".join(linked), "; " + kept if kept else ""), master)
+
+
+@dataclass(frozen=True)
+class LostHistory:
+    """The master answers, but no longer holds the replication history it had when a pass last saw it alive."""
+    replid: str
+    # How far the master held that history then (its offset), and holds it now (0: not at all).
+    recorded_offset: Optional[int]
+    kept: int
+    # Live servers of the group that hold more of it than the master now does, the most first.
+    holders: tuple[ProbeResult, ...]
+
+    def lost_bytes(self, best: int) -> int:
+        """Bytes of the recorded history, up to the master's last seen offset, beyond `best`: acknowledged writes
+        that no server holds (a lower bound: the master may have taken more after that pass)."""
+        return max((self.recorded_offset or 0) - best, 0)
+
+
+def lost_history(group: ServerGroup, master: str, seen: ProbeResult, probes: dict[str, ProbeResult],
+                 record: Optional[GroupHistory]) -> Optional[LostHistory]:
+    """A master restarted in place without its data (no persistence, or an old RDB) answers role master with a
+    history of its own while the dashboard still lists it; its slaves hold the old one and are about to copy
+    its (empty) data set by a full sync. Known only by the tool's record of the history the master had when a
+    pass last saw it alive: a new replid alone is no loss (a promoted server starts one), a slave holding more
+    of the recorded history than the master now holds is."""
+    if record is None or not record.master_replid or seen.replid == record.master_replid:
+        return None
+    kept = seen.holds_history_to(record.master_replid) or 0
+    holders = [probes[s.addr] for s in group.servers if s.addr != master and probes[s.addr].alive
+               and (probes[s.addr].holds_history_to(record.master_replid) or 0) > kept]
+    if not holders and (record.master_offset or 0) <= kept:
+        return None
+    holders.sort(key=lambda p: (-(p.holds_history_to(record.master_replid) or 0), p.addr))
+    return LostHistory(record.master_replid, record.master_offset, kept, tuple(holders))
+
+
+def _plan_lost_history(group: ServerGroup, master: str, seen: ProbeResult, probes: dict[str, ProbeResult],
+                       policy: Policy, record: Optional[GroupHistory], lost: LostHistory) -> GroupDecision:
+    """What is still possible when the master lost its history: promote the slave that holds the most of it
+    before a full sync from the master replaces its data, and say what is gone."""
+    restarted = ("master %s lost its data: it answers role master with another replication history (offset %s, "
+                 "%s keys) than the one it had when last seen alive (%s at offset %s), so it was restarted "
+                 "without it" % (master, seen.offset, seen.keys if seen.keys is not None else "unknown",
+                                 lost.replid, lost.recorded_offset))
+    # The usual candidate rules, but a slave syncing from the restarted master is exactly the one to save: until
+    # the full sync completes it serves and holds its old data (the load replaces it only at the end).
+    types = {s.addr: s.type for s in group.servers}
+    reasons = {p.addr: _ineligible(types[p.addr], p, master, syncing_ok=True) for p in lost.holders}
+    eligible = [p for p in lost.holders if reasons[p.addr] is None]
+    excluded = [(p.addr, reasons[p.addr] or "") for p in lost.holders if p not in eligible]
+    if not eligible:
+        gone = lost.lost_bytes(lost.holders[0].holds_history_to(lost.replid) or 0 if lost.holders else lost.kept)
+        held = ("; %s still hold(s) some of it but cannot be promoted: %s" % (
+            ", ".join(p.addr for p in lost.holders), _explain(excluded)) if lost.holders else "")
+        loss = ("%s; no server of the group holds the writes of that history up to offset %s: at least %d bytes "
+                "of acknowledged writes are gone%s" % (restarted, lost.recorded_offset, gone, held))
+        decision = _plan_healthy_master(group, master, seen, probes, policy)
+        return replace(decision, reason="%s; %s" % (loss, decision.reason), data_loss=loss,
+                       keep_record=bool(lost.holders))
+    best = eligible[0]
+    best_holds = best.holds_history_to(lost.replid) or 0
+    gone = lost.lost_bytes(best_holds)
+    why = ("%s; %s hold(s) more of that history and would copy its data set by a full sync: %s holds the most "
+           "(offset %d) and is promoted before it does; the restarted master's own writes since (offset %s) "
+           "are discarded when it is re-added" % (restarted, ", ".join(p.addr for p in lost.holders), best.addr,
+                                                  best_holds, seen.offset))
+    if excluded:
+        why += "; not eligible: %s" % _explain(excluded)
+    loss = None
+    if gone:
+        loss = "%s; %s lacks %d bytes of it: those acknowledged writes are gone" % (restarted, best.addr, gone)
+        why += "; %d bytes of the history's writes up to offset %s are held by no server" % (
+            gone, lost.recorded_offset)
+    promote = Action(group.id, PROMOTE, best.addr, master, best.addr, why)
+    after = group.with_types({master: "offline", best.addr: "master"})
+    followers, kept = repair_actions(after, best.addr, probes, policy, exclude=(master,), ceiling=best)
+    if kept:
+        why += "; %s" % kept
+    return GroupDecision(group.id, FAILOVER, why, best.addr, (promote,) + tuple(followers), data_loss=loss,
+                         keep_record=True)
 
 
 def _outage(group: ServerGroup, master: str, probes: dict[str, ProbeResult], record: Optional[GroupHistory],
@@ -366,14 +462,18 @@ def silent_longer_than_its_pings(seen: ProbeResult, ping_period: Optional[int]) 
 
 
 def master_witnesses(group: ServerGroup, master: str, probes: dict[str, ProbeResult], policy: Policy,
-                     record: Optional[GroupHistory] = None, now: float = 0.0) -> list[str]:
+                     record: Optional[GroupHistory] = None) -> list[str]:
     """Slaves that still have a live link to the master: the second opinion before a failover. A slave counts
-    only if it heard from the master after this tool last saw it alive (otherwise it knows nothing newer)."""
+    while its silence is what a live master's gives: an idle master sends its slaves nothing but a ping every
+    repl-ping-replica-period, so a slave of a live idle master reports any last I/O from 0 to the period (whole
+    seconds). A slave's silence is evidence only once it outlasts a period, by its age (the window) or by its
+    offset standing still between two looks (a ping moves it). How long ago this host lost the master says
+    nothing about it: with Redis's default period of 10 s, a slave that last heard a ping 5 s ago, before this
+    host was cut off, is a witness all the same (a soak failed over a live idle master on that rule)."""
     # A refused connection does not shorten the window: a killed Redis resets its replicas' links at once, so a
     # slave whose link is still up speaks of a live master that only this host is refused by (a REJECT rule on
     # the way), and promoting beside it would make two masters (found by the long chaos run).
     window = witness_window(policy, record)
-    lost_for = now - record.seen_alive_at if record is not None and record.seen_alive_at is not None else None
     period = record.ping_period if record is not None else None
     out = []
     for server in sorted(group.of_type("slave"), key=lambda s: s.addr):
@@ -381,8 +481,6 @@ def master_witnesses(group: ServerGroup, master: str, probes: dict[str, ProbeRes
         if not (seen.linked_to(master) and seen.last_io_seconds is not None):
             continue
         if seen.last_io_seconds > window:
-            continue
-        if lost_for is not None and seen.last_io_seconds > lost_for + LAST_IO_OVERSTATES:
             continue
         if silent_longer_than_its_pings(seen, period):
             continue
@@ -458,7 +556,9 @@ def _too_far_behind(seen: ProbeResult, known_offset: Optional[int], policy: Poli
     return None
 
 
-def _ineligible(server_type: str, seen: ProbeResult, old_master: str) -> Optional[str]:
+def _ineligible(server_type: str, seen: ProbeResult, old_master: str, syncing_ok: bool = False) -> Optional[str]:
+    """Why a server may not take over from `old_master`, or None. `syncing_ok`: a slave syncing from a master
+    that restarted without its data still holds its own until the sync completes, and is the one to save."""
     if server_type != "slave":
         return "type %s in the dashboard" % server_type
     if not seen.alive:
@@ -469,7 +569,7 @@ def _ineligible(server_type: str, seen: ProbeResult, old_master: str) -> Optiona
         return "replicates from %s, not from the master" % seen.master_addr
     if seen.loading:
         return "loading its dataset"
-    if seen.syncing:
+    if seen.syncing and not syncing_ok:
         return "sync with the master in progress"
     if seen.priority == 0:
         return "replica-priority 0"

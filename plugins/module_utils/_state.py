@@ -168,6 +168,7 @@ def next_history(history: dict[int, GroupHistory], groups: Iterable[ServerGroup]
     clock runs only while the pass judges the master down after the second opinion: a pass that refused because
     a slave still sees the master does not start it (that would let down_after be bypassed later)."""
     judged_down = {getattr(d, "group"): bool(getattr(d, "master_down", False)) for d in decisions}
+    keep_record = {getattr(d, "group") for d in decisions if getattr(d, "keep_record", False)}
     out = {gid: replace(h) for gid, h in history.items()}
     for group in groups:
         master = group.master
@@ -177,7 +178,8 @@ def next_history(history: dict[int, GroupHistory], groups: Iterable[ServerGroup]
         h = out.get(group.id) or GroupHistory()
         if h.master != master.addr:
             h = GroupHistory(master=master.addr, last_failover_at=h.last_failover_at)
-        if seen.alive and seen.role == "master":
+        if seen.alive and seen.role == "master" and group.id not in keep_record:
+            # (A master that lost the history a slave still holds keeps its record: that is the evidence.)
             h = replace(h, master_offset=seen.offset, seen_alive_at=now, down_since=None,
                         master_replid=seen.replid or h.master_replid, ping_period=seen.ping_period or h.ping_period)
         elif judged_down.get(group.id):
