@@ -1,0 +1,186 @@
+"""Real redis-server processes at Redis's defaults (`repl-ping-replica-period 10`, `repl-timeout 60`, and, where the
+case depends on it, `repl-diskless-sync-delay 5`) and the module at its own defaults with a state file, as the role
+runs it: the faults a soak found where the e2e tests at ping period 1 saw nothing.
+
+- a live, idle master that only this host is cut off from keeps its slaves as witnesses (its pings come every
+  10 s, so its slaves report a last I/O anywhere from 0 to 10 s);
+- a second fault right after a failover is failed over too (anti-flapping never keeps a group dead);
+- a master killed and restarted in place without its data, while the dashboard still lists it, is replaced by the
+  slave still holding its writes; when every slave has already copied its empty data set, the pass fails and says
+  which writes are gone.
+
+Every wait is on a condition with a deadline; iptables rules touch loopback only and are removed whatever happens.
+"""
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+import redis
+
+from simulator.netfaults import dropped, group_id
+from simulator.real import RealCluster
+from tests.helpers import pass_params, promotions, run_module, run_module_process, wait_for
+
+# The module's defaults, a state file as the role gives it, and a dashboard timeout for a loaded machine.
+DEFAULTS = {k: v for k, v in pass_params().items() if v is not None}
+
+
+def _args(real: RealCluster, tmp_path: Path, **extra: Any) -> dict[str, Any]:
+    return dict(DEFAULTS, dashboard_url=real.dashboard_url, state_path=str(tmp_path / "state.json"), **extra)
+
+
+def _info(real: RealCluster, addr: str) -> dict[str, Any]:
+    return real.processes[addr].replication()
+
+
+def _last_io(real: RealCluster, addr: str) -> int:
+    return int(_info(real, addr).get("master_last_io_seconds_ago", -1))
+
+
+@contextlib.contextmanager
+def _writing(real: RealCluster, addr: str) -> Iterator[list[str]]:
+    """A client writing to `addr` every 10 ms until the block ends; yields the keys acknowledged."""
+    acked: list[str] = []
+    stop = threading.Event()
+
+    def write() -> None:
+        with contextlib.closing(real.processes[addr].client(socket_timeout=1)) as c:
+            while not stop.is_set():
+                key = "busy:%d" % len(acked)
+                with contextlib.suppress(redis.RedisError):
+                    c.set(key, key)
+                    acked.append(key)
+                stop.wait(0.01)
+
+    thread = threading.Thread(target=write, daemon=True)
+    thread.start()
+    try:
+        yield acked
+    finally:
+        stop.set()
+        thread.join(5)
+
+
+@pytest.mark.parametrize("load", ["idle", "busy"])
+def test_a_live_master_only_this_host_is_cut_off_from_is_not_failed_over_at_the_default_ping_period(
+        tmp_path: Path, load: str) -> None:
+    with RealCluster.start(groups=1, slaves=2) as real:
+        master = real.master_of(1)
+        slaves = real.slaves_of(1)
+        args = _args(real, tmp_path)
+        if load == "idle":
+            # The case that failed: the slaves' last ping came 3 to 6 s before the pass that last saw the master
+            # (the next one is 4 s or more away), so they "heard nothing since this host lost it".
+            wait_for(lambda: all(3 <= _last_io(real, s) <= 6 for s in slaves), 25, interval=0.1,
+                     what="both slaves to report their last ping 3 to 6 s ago")
+        assert run_module_process(args)["changed"] is False  # records the master alive, learns its period (10)
+        gid = group_id("codis-ha-cutoff")
+        with contextlib.ExitStack() as stack:
+            acked = stack.enter_context(_writing(real, master)) if load == "busy" else []
+            stack.enter_context(dropped([real.processes[master].port], gid))
+            result = run_module_process(args, gid)
+        group = result["groups"][0]
+        assert promotions(result) == [] and real.master_of(1) == master, group["reason"]
+        assert group["decision"] == "refused" and "seen alive by" in group["reason"], group["reason"]
+        assert real.role(master) == "master" and all(real.linked(s, master) for s in slaves)
+        assert load == "idle" or acked, "the busy group's writer acknowledged nothing"
+
+
+def test_a_second_fault_right_after_a_failover_is_failed_over_too(tmp_path: Path) -> None:
+    with RealCluster.start(groups=1, slaves=2) as real:
+        first = real.master_of(1)
+        args = _args(real, tmp_path)
+        assert run_module(args)["changed"] is False
+        real.kill(first)
+        [second] = promotions(run_module(args))
+        [third] = [s for s in real.slaves_of(1)]
+        real.wait_linked(third, second)
+        keys = real.write(1, 300)
+        real.wait_in_sync(1)
+        real.kill(second)  # seconds after the first failover, well inside min_failover_interval (300 s)
+        result = run_module(args)
+        assert promotions(result) == [third], result["groups"][0]["reason"]
+        assert "flapping" in result["groups"][0]["reason"]
+        assert "min_failover_interval" in str(result.get("warnings")), result.get("warnings")
+        assert real.missing(third, keys) == []
+
+
+def test_a_master_restarted_empty_is_replaced_by_the_slave_that_still_holds_its_writes(tmp_path: Path) -> None:
+    # Redis's default diskless sync waits 5 s for more replicas before it sends the (empty) data set: the slaves
+    # keep their data until then, and a pass every second has that long to act.
+    with RealCluster.start(groups=1, slaves=2, extra=["--repl-diskless-sync-delay", "5"]) as real:
+        master = real.master_of(1)
+        args = _args(real, tmp_path)
+        keys = real.write(1, 500)
+        real.wait_in_sync(1)
+        assert run_module(args)["changed"] is False  # records the master's history and offset
+        real.restart(master)  # killed, and back on its port with no data, still listed as the master
+        after_restart = real.write(1, 20, prefix="after")  # acknowledged by the empty master
+        result = run_module(args)
+        [new] = promotions(result)
+        reason = result["groups"][0]["reason"]
+        assert "lost its data" in reason and "is promoted before" in reason, reason
+        assert real.missing(new, keys) == []
+        [other] = [s for s in real.slaves_of(1) if s != new]
+        real.wait_linked(other, new)
+        assert real.missing(other, keys) == []
+        # The empty master comes back as a slave of the new one; its writes since the restart were reported.
+        readd = run_module(args)
+        assert [a["action"] for a in readd["actions"]] == ["readd"], readd["msg"]
+        assert "will be replaced by a full sync" in readd["actions"][0]["reason"]
+        real.wait_linked(master, new)
+        assert real.missing(master, keys) == [] and real.missing(master, after_restart) == after_restart
+
+
+def test_a_master_whose_slaves_already_copied_its_empty_data_set_fails_the_pass_naming_the_loss(
+        tmp_path: Path) -> None:
+    with RealCluster.start(groups=1, slaves=2) as real:  # diskless sync at once: the slaves are wiped in ms
+        master = real.master_of(1)
+        args = _args(real, tmp_path)
+        keys = real.write(1, 500)
+        real.wait_in_sync(1)
+        assert run_module(args)["changed"] is False
+        replid = _info(real, master)["master_replid"]
+        real.restart(master)
+        wait_for(lambda: all(_info(real, s).get("master_replid") != replid and real.linked(s, master)
+                             for s in real.slaves_of(1)), 20, what="both slaves to copy the empty data set")
+        result = run_module(args)
+        assert promotions(result) == [] and result["failed"] is True
+        assert "acknowledged writes are gone" in result["msg"] and replid in result["msg"], result["msg"]
+        assert all(real.missing(s, keys) == keys for s in real.slaves_of(1))
+        # Said once: the next pass adopts the history the group now has.
+        again = run_module(args)
+        assert not again.get("failed") and again["groups"][0]["decision"] == "healthy", again["msg"]
+
+
+def test_a_frozen_master_at_the_default_ping_period_is_failed_over_once_its_window_passes(tmp_path: Path) -> None:
+    with RealCluster.start(groups=1, slaves=2) as real:
+        master = real.master_of(1)
+        keys = real.write(1, 200)
+        real.wait_in_sync(1)
+        args = _args(real, tmp_path)
+        assert run_module(args)["changed"] is False
+        results: list[dict[str, Any]] = []
+        real.pause(master)
+        try:
+            with dropped([real.processes[master].port]):
+                frozen_at = time.monotonic()
+
+                def failed_over() -> bool:
+                    results.append(run_module(args))
+                    return bool(promotions(results[-1]))
+
+                wait_for(failed_over, 60, interval=0.5, what="a failover of the frozen master")
+                elapsed = time.monotonic() - frozen_at
+        finally:
+            real.resume(master)
+        # Until the slaves' silence outlasts a ping period and half of it (15 s), they vouch for the master.
+        assert "seen alive by" in results[0]["groups"][0]["reason"]
+        [new] = promotions(results[-1])
+        assert real.missing(new, keys) == []
+        print("frozen master (Redis defaults) failed over after %.1f s, %d passes" % (elapsed, len(results)))
