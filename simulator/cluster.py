@@ -173,6 +173,12 @@ class Cluster(Closing):
     def set_priority(self, addr: str, priority: int) -> None:
         self.world.set_priority(addr, priority)
 
+    def set_replication(self, addr: str, ping_period: Optional[int] = None,
+                        sync_delay: Optional[float] = None) -> None:
+        """A node's repl-ping-replica-period (10 s by default) and repl-diskless-sync-delay (the simulator's
+        default 0; Redis's 5 s keeps a replica's data for 5 s before a full sync replaces it)."""
+        self.world.set_replication(addr, ping_period, sync_delay)
+
     def set_loading(self, addr: str, loading: bool = True) -> None:
         self.world.set_loading(addr, loading)
 

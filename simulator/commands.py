@@ -142,7 +142,7 @@ def _cmd_client(world: World, node: Node, session: Session, args: list[str]) -> 
 def _config_values(node: Node) -> dict[str, str]:
     return {"replica-priority": str(node.priority), "slave-priority": str(node.priority),
             "repl-timeout": str(int(REPL_TIMEOUT)), "repl-ping-replica-period": str(node.ping_period),
-            "port": str(node.port), "bind": node.host}
+            "repl-diskless-sync-delay": "%g" % node.sync_delay, "port": str(node.port), "bind": node.host}
 
 
 def _cmd_config(world: World, node: Node, session: Session, args: list[str]) -> Any:
@@ -161,6 +161,17 @@ def _cmd_config(world: World, node: Node, session: Session, args: list[str]) -> 
         if args[1].lower() in ("replica-priority", "slave-priority"):
             try:
                 node.priority = int(args[2])
+            except ValueError:
+                return Error("ERR CONFIG SET failed (possibly related to argument '%s') - argument "
+                             "couldn't be parsed into an integer" % args[1])
+            return Status("OK")
+        if args[1].lower() in ("repl-ping-replica-period", "repl-diskless-sync-delay"):
+            try:
+                value = int(args[2])
+                if args[1].lower() == "repl-ping-replica-period":
+                    world.set_replication(node.addr, ping_period=value)
+                else:
+                    world.set_replication(node.addr, sync_delay=value)
             except ValueError:
                 return Error("ERR CONFIG SET failed (possibly related to argument '%s') - argument "
                              "couldn't be parsed into an integer" % args[1])
@@ -190,7 +201,7 @@ def _cmd_role(world: World, node: Node, session: Session, args: list[str]) -> An
                     if r.link_up]
         return ["master", node.offset, replicas]
     host, port = node.master.rsplit(":", 1)
-    state = "connected" if node.link_up else "connect"
+    state = "connected" if node.link_up else ("sync" if node.sync_in_progress else "connect")
     return ["slave", host, int(port), state, node.offset if node.link_up else -1]
 
 

@@ -20,6 +20,7 @@ def _ops(cluster: Cluster, stop: threading.Event) -> dict[str, Callable[[dict[st
         "slow": lambda a: cluster.slow(a["addr"], int(a["ms"])),
         "flaky": lambda a: cluster.flaky(a["addr"], int(a["every"])),
         "cut": lambda a: cluster.cut_link(a["addr"], True),
+        "replication": lambda a: cluster.set_replication(a["addr"], a.get("ping_period"), a.get("sync_delay")),
         "write": lambda a: len(cluster.write(int(a["group"]), int(a.get("count", 1)))),
         "fault": lambda a: cluster.dashboard_fault(a["name"], _parse_value(a.get("value", True))),
         "clear": lambda a: cluster.clear_dashboard_faults(),

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from .model import REDIS_VERSION, REPL_PING_PERIOD, Node, World
+from .model import REDIS_VERSION, Node, World
 
 DEFAULT_SECTIONS = ("server", "clients", "persistence", "stats", "replication", "keyspace")
 
@@ -52,16 +52,12 @@ def _info_replication(world: World, node: Node, now: float) -> list[str]:
                 i, r.host, r.port, r.offset))
     else:
         host, port = node.master.rsplit(":", 1)
-        syncing = node.syncing
+        syncing = node.sync_in_progress
         lines = ["role:slave", "master_host:%s" % host, "master_port:%s" % port,
                  "master_link_status:%s" % ("up" if node.link_up else "down")]
         if node.link_up:
-            master = world.nodes.get(node.master)
-            if master is not None and master.hung_since is not None:
-                heard = max(master.hung_since, node.last_io)
-            else:  # the master's last ping, sent every ping period since the link came up
-                period = master.ping_period if master is not None else REPL_PING_PERIOD
-                heard = now - (now - max(node.last_io, node.link_since)) % period
+            # The last write or ping it received (a frozen master sends neither), or the link's handshake.
+            heard = max(node.last_io, node.link_since)
             # As Redis does: the difference of two whole-second clocks, up to a second more than the age.
             lines.append("master_last_io_seconds_ago:%d" % (int(now) - int(heard)))
         else:

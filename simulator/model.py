@@ -6,9 +6,14 @@ the ordered log of the writes it has applied. A replica whose link is up holds a
 log is a prefix of the new master's log; otherwise it is a full sync and the replica takes the master's
 data, as real Redis does, including the unkind case of a master that restarted empty and wipes its replicas.
 
-Time only matters for the fields that report ages (`master_last_io_seconds_ago`,
-`master_link_down_since_seconds`) and for a hung master, whose replicas keep the link up until
-`repl-timeout` expires. The clock can be advanced by tests.
+Time matters for the fields that report ages (`master_last_io_seconds_ago`, `master_link_down_since_seconds`),
+for a hung master, whose replicas keep the link up until `repl-timeout` expires, for the master's pings and for a
+delayed full sync. A master with replicas sends them a PING every `repl-ping-replica-period` (its `ping_period`,
+10 s by default), 14 bytes of its replication stream: their offsets move and their last I/O resets even when
+nobody writes, and a frozen or dead master sends none. A replica that needs a full sync keeps its data, its
+history and its offset, with its link down and the sync in progress, for the master's `sync_delay`
+(`repl-diskless-sync-delay`: Redis's default is 5 s, the simulator's 0) before it takes the master's data. Both are
+computed lazily, when a node is read or changed. The clock can be advanced by tests.
 
 The RESP command interpreter lives in commands.py, the INFO text in info.py.
 """
@@ -24,6 +29,9 @@ from typing import Any, Callable, Optional
 REPL_TIMEOUT = 60.0
 REPL_PING_PERIOD = 10
 WRITE_BYTES = 32
+PING_BYTES = 14  # "*1\r\n$4\r\nPING\r\n" in the replication stream
+# After a long jump of the clock, at most this many pings are added at once (the offsets still move).
+MAX_PINGS_AT_ONCE = 64
 REDIS_VERSION = "7.0.15"
 
 
@@ -44,8 +52,13 @@ class Clock:
 class Write:
     write_id: int
     end_offset: int
-    key: str
+    key: str  # "" for a master's PING: in the stream, not in the data
     value: bytes
+    at: float = 0.0  # when the master took it (a replica's last I/O is the newest it received)
+
+    @property
+    def is_ping(self) -> bool:
+        return not self.key
 
 
 @dataclass
@@ -58,6 +71,7 @@ class Node:
     users: dict[str, str] = field(default_factory=dict)
     priority: int = 100
     ping_period: int = REPL_PING_PERIOD  # repl-ping-replica-period: how often it pings its replicas
+    sync_delay: float = 0.0  # repl-diskless-sync-delay: how long a full sync from it waits before it starts
     config_file: bool = True  # started with a config file: CONFIG REWRITE works
     replid2: str = "0" * 40
     second_offset: int = -1  # INFO second_repl_offset: where its own history left replid2's
@@ -80,6 +94,8 @@ class Node:
     link_since: float = 0.0
     link_down_since: Optional[float] = None
     last_io: float = 0.0
+    last_ping: float = 0.0  # as a master: the last ping tick accounted for
+    full_sync_since: Optional[float] = None  # as a replica: waiting since then for a full sync to start
     started: float = 0.0
     connections: int = 0
 
@@ -101,7 +117,16 @@ class Node:
 
     @property
     def keys(self) -> dict[str, bytes]:
-        return {w.key: w.value for w in self.log}
+        return {w.key: w.value for w in self.log if not w.is_ping}
+
+    @property
+    def write_ids(self) -> set[int]:
+        """The clients' writes it holds (its pings are not data)."""
+        return {w.write_id for w in self.log if not w.is_ping}
+
+    @property
+    def sync_in_progress(self) -> bool:
+        return self.syncing or self.full_sync_since is not None
 
     def auth_required(self) -> bool:
         return self.password is not None
@@ -143,7 +168,7 @@ class World:
         with self.lock:
             now = self.clock.now()
             node = Node(host=host, port=port, run_id=self._hex40(), replid=self._hex40(),
-                        password=password, users=dict(users or {}), started=now)
+                        password=password, users=dict(users or {}), started=now, last_ping=now)
             self.nodes[node.addr] = node
             return node
 
@@ -182,6 +207,10 @@ class World:
                 node.replid2 = "0" * 40
                 node.run_id = self._hex40()
                 node.started = now
+                node.last_ping = now
+                node.full_sync_since = None
+            if node.hung_since is not None:
+                node.last_ping = self.clock.now()  # a frozen master sent no ping; the next comes a period on
             node.hung_since = None
             node.partition = None
             node.slow_ms = 0
@@ -229,6 +258,21 @@ class World:
         with self.lock:
             self.node(addr).priority = int(priority)
 
+    def set_replication(self, addr: str, ping_period: Optional[int] = None,
+                        sync_delay: Optional[float] = None) -> None:
+        """CONFIG SET repl-ping-replica-period / repl-diskless-sync-delay on one node."""
+        with self.lock:
+            node = self.node(addr)
+            self._sync_node(node, self.clock.now())  # the pings due at the old period first
+            if ping_period is not None:
+                if int(ping_period) < 1:
+                    raise ValueError("repl-ping-replica-period must be at least 1")
+                node.ping_period = int(ping_period)
+            if sync_delay is not None:
+                if not 0 <= float(sync_delay) <= 3600:
+                    raise ValueError("repl-diskless-sync-delay must be from 0 to 3600")
+                node.sync_delay = float(sync_delay)
+
     def set_loading(self, addr: str, loading: bool) -> None:
         with self.lock:
             self.node(addr).loading = loading
@@ -256,9 +300,27 @@ class World:
         self._next_write += 1
         k = key if key is not None else "key:%d" % wid
         v = value if value is not None else b"value:%d" % wid
-        node.log.append(Write(wid, node.offset + WRITE_BYTES + len(k) + len(v), k, v))
-        node.last_io = self.clock.now()
+        now = self.clock.now()
+        self._ping(node, now)
+        node.log.append(Write(wid, node.offset + WRITE_BYTES + len(k) + len(v), k, v, now))
+        node.last_io = now
         return wid
+
+    def _ping(self, node: Node, now: float) -> None:
+        """The pings a master sent its replicas up to `now`: one every ping period while it has any, none while
+        it is frozen or dead. A replica's offset moves by them and its last I/O is the newest one it received."""
+        if node.master is not None or node.killed or node.hung or node.ping_period <= 0:
+            return
+        due = int((now - node.last_ping) // node.ping_period)
+        if due <= 0:
+            return
+        node.last_ping += due * node.ping_period
+        if not self._replicas.get(node.addr):
+            return
+        for tick in range(max(due - MAX_PINGS_AT_ONCE, 0), due):
+            at = node.last_ping - (due - 1 - tick) * node.ping_period
+            node.log.append(Write(self._next_write, node.offset + PING_BYTES, "", b"", at))
+            self._next_write += 1
 
     # ------------------------------------------------------------------ replication
     def slaveof(self, addr: str, master: Optional[str]) -> str:
@@ -275,12 +337,15 @@ class World:
                     node.replid2 = node.replid
                     node.second_offset = node.offset + 1
                     node.replid = self._hex40()
+                    node.last_ping = self.clock.now()
+                    node.full_sync_since = None
                     self._sync_from(node)
                 return "OK"
             if node.master == master:
                 return "OK Already connected to specified master"
             self._point(node, master)
             node.link_up = False
+            node.full_sync_since = None
             # As measured on Redis 7: after REPLICAOF to another address the link is down and
             # master_link_down_since_seconds restarts from 0 (-1 is only for a replica that never had a master).
             node.link_down_since = self.clock.now()
@@ -296,13 +361,17 @@ class World:
         return True, now
 
     def _sync_node(self, node: Node, now: float, depth: int = 0) -> None:
-        if node.master is None or node.killed or node.hung:
+        if node.killed or node.hung:
+            return
+        if node.master is None:
+            self._ping(node, now)
             return
         master = self.nodes.get(node.master)
-        if master is not None and master.master is not None and depth < 8:
+        if master is not None and depth < 8:
             self._sync_node(master, now, depth + 1)
         up, down_at = self._reachable(node, master, now)
         if not up:
+            node.full_sync_since = None
             if node.link_up:
                 node.link_up = False
                 node.link_down_since = down_at
@@ -310,17 +379,30 @@ class World:
         assert master is not None
         mlog = master.log
         target = mlog[: max(len(mlog) - node.lag_writes, 0)]
+        full = bool(node.log) and not _is_prefix(node.log, mlog)
+        if full and master.sync_delay > 0:
+            # The master waits before it sends its data set; the replica keeps its own (and its history and
+            # offset) until the transfer, with its link down and a sync in progress.
+            if node.full_sync_since is None:
+                node.full_sync_since = now
+                node.link_up = False
+                if node.link_down_since is None:
+                    node.link_down_since = now
+            if now - node.full_sync_since < master.sync_delay:
+                return
+        node.full_sync_since = None
         if not node.link_up:
             node.link_up = True
             node.link_since = now
             node.link_down_since = None
             node.last_io = now
-        if node.log and not _is_prefix(node.log, mlog):
+        if full:
             node.log = list(target)  # full sync: the replica's own history is discarded
             node.last_io = now
         elif len(target) != len(node.log):
             node.log = list(target)
-            node.last_io = now
+            if node.log:
+                node.last_io = max(node.last_io, node.log[-1].at)
         node.replid = master.replid
 
     def _point(self, node: Node, master: Optional[str]) -> None:

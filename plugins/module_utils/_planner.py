@@ -351,9 +351,8 @@ def _plan_lost_history(group: ServerGroup, master: str, seen: ProbeResult, probe
     best_holds = best.holds_history_to(lost.replid) or 0
     gone = lost.lost_bytes(best_holds)
     why = ("%s; %s hold(s) more of that history and would copy its data set by a full sync: %s holds the most "
-           "(offset %d) and is promoted before it does; the restarted master's own writes since (offset %s) "
-           "are discarded when it is re-added" % (restarted, ", ".join(p.addr for p in lost.holders), best.addr,
-                                                  best_holds, seen.offset))
+           "(offset %d) and is promoted before it does" % (restarted, ", ".join(p.addr for p in lost.holders),
+                                                           best.addr, best_holds))
     if excluded:
         why += "; not eligible: %s" % _explain(excluded)
     loss = None
@@ -362,8 +361,10 @@ def _plan_lost_history(group: ServerGroup, master: str, seen: ProbeResult, probe
         why += "; %d bytes of the history's writes up to offset %s are held by no server" % (
             gone, lost.recorded_offset)
     promote = Action(group.id, PROMOTE, best.addr, master, best.addr, why)
+    # The restarted master is alive and takes writes: it is brought under the new master in the same pass (its
+    # writes since the restart reported first), so that the group has one writable master, not two.
     after = group.with_types({master: "offline", best.addr: "master"})
-    followers, kept = repair_actions(after, best.addr, probes, policy, exclude=(master,), ceiling=best)
+    followers, kept = repair_actions(after, best.addr, probes, policy, exclude=(), ceiling=best)
     if kept:
         why += "; %s" % kept
     return GroupDecision(group.id, FAILOVER, why, best.addr, (promote,) + tuple(followers), data_loss=loss,

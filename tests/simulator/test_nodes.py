@@ -202,6 +202,43 @@ def test_revived_node_comes_back_empty_master_and_wipes_its_slaves(cluster2: Clu
     assert cluster2.role(slave)["keys"] == 0  # a full sync from an empty master, as real Redis does
 
 
+def test_an_idle_master_pings_its_slaves_every_period_and_a_frozen_one_does_not(cluster2: Cluster) -> None:
+    master, slave = cluster2.master_of(1), cluster2.slaves_of(1)[0]
+    cluster2.set_replication(master, ping_period=10)
+    start = cluster2.role(master)["offset"]
+    ages = []
+    for _ in range(24):  # 24 s of an idle group, a second at a time
+        cluster2.clock.advance(1)
+        ages.append(_client(slave, decode_responses=True).info("replication")["master_last_io_seconds_ago"])
+    # Two pings of 14 bytes each moved both offsets; the last I/O went back to 0 or 1 at each ping.
+    assert cluster2.role(master)["offset"] == start + 28 == cluster2.role(slave)["offset"]
+    assert max(ages) <= 11 and ages.count(max(ages)) <= 3 and min(ages) <= 1, ages
+    assert cluster2.role(master)["keys"] == 0  # a ping is not data
+    cluster2.hang(master)
+    cluster2.clock.advance(25)
+    info = _client(slave, decode_responses=True).info("replication")
+    assert info["master_link_status"] == "up" and info["master_last_io_seconds_ago"] >= 25
+    assert info["slave_repl_offset"] == start + 28  # no ping from a frozen master
+
+
+def test_a_full_sync_waits_for_the_masters_sync_delay_and_the_slave_keeps_its_data_until_then(
+        cluster2: Cluster) -> None:
+    cluster2.write(1, 4)
+    master, slave = cluster2.master_of(1), cluster2.slaves_of(1)[0]
+    replid = cluster2.role(master)["replid"]
+    cluster2.set_replication(master, sync_delay=5)
+    cluster2.kill(master)
+    cluster2.revive(master)  # back empty on its port, as systemd or an operator restarts it
+    info = _client(slave, decode_responses=True).info("replication")
+    assert info["master_sync_in_progress"] == 1 and info["master_link_status"] == "down"
+    assert info["master_replid"] == replid and cluster2.role(slave)["keys"] == 4
+    assert _client(slave).execute_command("ROLE")[3] == b"sync"
+    cluster2.clock.advance(4)
+    assert cluster2.role(slave)["keys"] == 4
+    cluster2.clock.advance(1.5)
+    assert cluster2.role(slave)["keys"] == 0 and cluster2.role(slave)["replid"] != replid
+
+
 def test_lag_and_cut_link_make_stale_slaves(cluster2: Cluster) -> None:
     first, second = cluster2.slaves_of(1)
     cluster2.set_lag(first, 2)

@@ -434,8 +434,9 @@ def test_a_master_restarted_without_its_data_is_replaced_by_the_slave_holding_th
     p = probes(empty, slave(S1, offset=5000, replid=R, **syncing), slave(S2, offset=4900, replid=R, **syncing))
     d = plan_group(G3, p, POLICY, record, now=100.0)
     assert d.decision == FAILOVER and d.keep_record and d.data_loss is None, d.reason
-    assert [(a.action, a.server) for a in d.actions] == [(PROMOTE, S1), (REPOINT, S2)]
+    assert [(a.action, a.server) for a in d.actions] == [(PROMOTE, S1), (READD, M), (REPOINT, S2)]
     assert "lost its data" in d.reason and "is promoted before" in d.reason
+    assert "will be replaced by a full sync" in d.actions[1].reason  # its writes since the restart, reported
     # The best slave lacks part of it: the failover still saves what it can, and says what is gone.
     p = dict(p, **{S1: slave(S1, offset=4800, replid=R, **syncing)})
     d = plan_group(G3, p, POLICY, record, now=100.0)
