@@ -78,6 +78,26 @@ MUTANTS = [
            "plugins/module_utils/_planner.py",
            "            more = _holds_more(seen, ceiling)\n",
            "            more = \"\"\n"),
+    # The three defects a soak at Redis's defaults found (session 7), planted back.
+    Mutant("witness-heard-since-lost", "a slave is no witness unless it heard from the master after this host lost "
+           "it (a live idle master at ping period 10 failed over)",
+           "plugins/module_utils/_planner.py",
+           "    witnesses = master_witnesses(group, master.addr, probes, policy, record)\n",
+           "    witnesses = [w for w in master_witnesses(group, master.addr, probes, policy, record)\n"
+           "                 if record is None or record.seen_alive_at is None or\n"
+           "                 (probes[w.split(' ')[0]].last_io_seconds or 0) <= now - record.seen_alive_at + 1.5]\n"),
+    Mutant("anti-flap-keeps-group-dead", "a second failover within min_failover_interval refused (the group left "
+           "without a master)",
+           "plugins/module_utils/_planner.py",
+           "    flapping = since_failover is not None and since_failover < policy.min_failover_interval\n",
+           "    flapping = since_failover is not None and since_failover < policy.min_failover_interval\n"
+           "    if flapping and not policy.force:\n"
+           "        return GroupDecision(group.id, REFUSED, \"not flapping\", master.addr, master_down=True)\n"),
+    Mutant("empty-restart-ignored", "a master restarted without its data is taken as healthy (its slaves copy "
+           "its empty data set)",
+           "plugins/module_utils/_planner.py",
+           "    lost = lost_history(group, master, seen, probes, record)\n",
+           "    lost = None\n"),
 ]
 
 

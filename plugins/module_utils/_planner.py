@@ -316,9 +316,10 @@ def lost_history(group: ServerGroup, master: str, seen: ProbeResult, probes: dic
     if record is None or not record.master_replid or seen.replid == record.master_replid:
         return None
     kept = seen.holds_history_to(record.master_replid) or 0
+    # A server with no keys has nothing to save (an idle group's history is its master's pings).
     holders = [probes[s.addr] for s in group.servers if s.addr != master and probes[s.addr].alive
-               and (probes[s.addr].holds_history_to(record.master_replid) or 0) > kept]
-    if not holders and (record.master_offset or 0) <= kept:
+               and (probes[s.addr].holds_history_to(record.master_replid) or 0) > kept and probes[s.addr].keys != 0]
+    if not holders and ((record.master_offset or 0) <= kept or record.master_keys == 0):
         return None
     holders.sort(key=lambda p: (-(p.holds_history_to(record.master_replid) or 0), p.addr))
     return LostHistory(record.master_replid, record.master_offset, kept, tuple(holders))

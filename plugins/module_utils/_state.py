@@ -180,7 +180,7 @@ def next_history(history: dict[int, GroupHistory], groups: Iterable[ServerGroup]
             h = GroupHistory(master=master.addr, last_failover_at=h.last_failover_at)
         if seen.alive and seen.role == "master" and group.id not in keep_record:
             # (A master that lost the history a slave still holds keeps its record: that is the evidence.)
-            h = replace(h, master_offset=seen.offset, seen_alive_at=now, down_since=None,
+            h = replace(h, master_offset=seen.offset, master_keys=seen.keys, seen_alive_at=now, down_since=None,
                         master_replid=seen.replid or h.master_replid, ping_period=seen.ping_period or h.ping_period)
         elif judged_down.get(group.id):
             h = replace(h, down_since=h.down_since if h.down_since is not None else now)

@@ -262,6 +262,8 @@ class GroupHistory:
     last_failover_at: Optional[float] = None
     master_replid: Optional[str] = None
     ping_period: Optional[int] = None
+    # How many keys the master held then: a history of pings alone is no data to lose.
+    master_keys: Optional[int] = None
 
     @classmethod
     def from_dict(cls, data: Any, now: float) -> tuple["GroupHistory", list[str]]:
@@ -281,7 +283,7 @@ class GroupHistory:
                 ok = isinstance(value, str) and len(value) <= 64
             elif f.name == "ping_period":
                 ok = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 3600
-            elif f.name == "master_offset":
+            elif f.name in ("master_offset", "master_keys"):
                 ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
             else:
                 ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

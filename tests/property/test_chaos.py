@@ -7,7 +7,10 @@ Rules are the world's doing: writes through the current master, kills, revivals,
 until repl-timeout), observer partitions, replication lag, cut links, a slave promoted behind the dashboard's back
 (a half-done promote), an operator's SLAVEOF, a password the pass does not have, dashboard faults of each version,
 time passing on the simulator's clock, and passes (check mode or not, with a state file and history rules the
-machine drives with its clock).
+machine drives with its clock). Masters ping at Redis's default period (10 s), so an idle group's slaves report a
+last I/O of up to 10 s; group 2's masters wait Redis's default 5 s before a full sync, so a master restarted empty
+leaves its slaves their data for that long. Bad days include a watcher cut off from an idle master, a second fault
+right after a failover and a master restarted empty in place.
 """
 from __future__ import annotations
 
@@ -81,6 +84,10 @@ class Before:
     # Each live server listed as a slave and replicating, and the writes it held: a pass may never make one of
     # them discard writes that no other server holds (a re-point into a full sync from a server with less data).
     slave_writes: dict[str, set[int]]
+    # Every server's writes, and, per group whose listed master restarted without its data since a pass recorded
+    # it, the writes a promotable slave still holds: a plain pass must keep them.
+    writes: dict[str, set[int]]
+    restarted_empty: dict[int, set[int]]
     audit: int
     expect_live: list[int] = field(default_factory=list)
 
@@ -111,6 +118,11 @@ class ChaosMachine(RuleBasedStateMachine):
         # Bookkeeping of what passes reported, by the machine's clock: the history rules are judged by it.
         self.seen_alive_at: dict[int, float] = {}
         self.first_seen_down: dict[int, float] = {}
+        # The run id of each group's master when a pass that writes the state file last saw it alive.
+        self.seen_run_id: dict[int, str] = {}
+        # Redis's default repl-diskless-sync-delay on group 2's servers, the simulator's 0 on group 1's.
+        for addr in self.cluster.servers(2):
+            self.cluster.set_replication(addr, sync_delay=5)
 
     def teardown(self) -> None:
         self.cluster.close()
@@ -172,13 +184,31 @@ class ChaosMachine(RuleBasedStateMachine):
             answering = {a for a, n in self.cluster.nodes.items() if n.master is None and not n.killed}
         slave_writes = {a: self._write_ids(a) for gid in gids for a, kind in listed[gid].items()
                         if kind == "slave" and self.node(a).master is not None and not self.node(a).killed}
+        writes = {a: self._write_ids(a) for a in self.cluster.nodes}
         return Before(listed=listed, masters=masters, accepting={gid: self._accepting(gid) for gid in gids},
                       second_opinion={gid: self._second_opinion(gid, masters[gid]) for gid in gids},
                       promotable=promotable,
                       held={gid: set().union(*(self._write_ids(a) for a in promotable[gid])) for gid in gids},
                       best_offset={gid: max([offsets[a] for a in promotable[gid]] or [0]) for gid in gids},
                       offsets=offsets, link_down_since=down, answering_master=answering,
-                      slave_writes=slave_writes, audit=len(self.cluster.audit))
+                      slave_writes=slave_writes, writes=writes,
+                      restarted_empty={gid: self._saveable(gid, masters[gid], writes) for gid in gids},
+                      audit=len(self.cluster.audit))
+
+    def _saveable(self, gid: int, master: Optional[str], writes: dict[str, set[int]]) -> set[int]:
+        """The writes a promotable slave still holds that the group's listed master lost by restarting empty since
+        a recording pass saw it (its run id changed): what a pass must now save."""
+        if master is None or self.seen_run_id.get(gid) in (None, self.node(master).run_id):
+            return set()
+        n = self.node(master)
+        if n.killed or n.hung or n.partition or n.password or n.master is not None:
+            return set()
+        if any(self.node(a).password or self.node(a).hung or self.node(a).partition
+               for a in self.cluster.servers(gid)):
+            return set()
+        saveable = [writes[a] - writes[master] for a in self._promotable(gid, master)
+                    if self.node(a).master == master and not self.node(a).loading]
+        return max(saveable, key=len, default=set())
 
     def _dashboard_trouble(self) -> bool:
         faults = self.cluster.dashboard.faults
@@ -378,6 +408,51 @@ class ChaosMachine(RuleBasedStateMachine):
         self.write(gid, 2)
         self.run_a_pass(check=False, down_after=0, anti_flap=0, max_failovers=None)
 
+    @rule(gid=st.integers(1, GROUPS), idle=st.sampled_from([2, 4, 7]), mode=st.sampled_from(["hang", "refuse"]))
+    @world_step
+    def this_watcher_loses_an_idle_master_then_a_pass(self, gid: int, idle: int, mode: str) -> None:
+        """A pass sees the master alive, the group stays idle for a few seconds (its slaves hear only the pings of
+        a 10 s period), then only this watcher loses the master and a pass runs: its slaves still vouch for it."""
+        master = self.cluster.master_of(gid)
+        if master is None or self.node(master).killed or self.node(master).hung:
+            return
+        self.run_a_pass(check=False, down_after=0, anti_flap=0, max_failovers=None)
+        self.cluster.advance(idle)
+        self.cluster.partition(master, mode)
+        self.run_a_pass(check=False, down_after=0, anti_flap=0, max_failovers=None)
+
+    @rule(gid=st.integers(1, GROUPS))
+    @world_step
+    def a_second_fault_right_after_a_failover(self, gid: int) -> None:
+        """The master dies, a pass fails over, the new master dies moments later, and a pass with anti-flapping at
+        its default runs: the group must not be left without a master (the liveness invariant)."""
+        master = self.cluster.master_of(gid)
+        if master is None or self.node(master).killed:
+            return
+        self.write(gid, 2)
+        self.cluster.kill(master)
+        self.run_a_pass(check=False, down_after=0, anti_flap=300, max_failovers=None)
+        second = self.cluster.master_of(gid)
+        if second is not None and second != master and not self.node(second).killed:
+            self.write(gid, 2)
+            self.cluster.kill(second)
+            self.run_a_pass(check=False, down_after=0, anti_flap=300, max_failovers=None)
+
+    @rule(gid=st.integers(1, GROUPS))
+    @world_step
+    def master_restarts_empty_then_a_pass(self, gid: int) -> None:
+        """A pass records the master, it takes writes, then it is killed and restarted in place without its data
+        (systemd, an operator) while the dashboard lists it, and a pass runs. On group 2 (sync delay 5 s) its
+        slaves still hold their data and one must be promoted; on group 1 they were wiped at once."""
+        master = self.cluster.master_of(gid)
+        if master is None or self.node(master).killed or self.node(master).hung:
+            return
+        self.run_a_pass(check=False, down_after=0, anti_flap=0, max_failovers=None)
+        self.write(gid, 3)
+        self.cluster.kill(master)
+        self.cluster.revive(master)
+        self.run_a_pass(check=False, down_after=0, anti_flap=0, max_failovers=None)
+
     @rule(cap=st.sampled_from([None, 1]), down_after=st.sampled_from([0, 30]))
     @world_step
     def rack_lost_then_a_pass(self, cap: Optional[int], down_after: int) -> None:
@@ -422,8 +497,11 @@ class ChaosMachine(RuleBasedStateMachine):
           max_failovers=st.sampled_from([None, None, 1]))
     def run_a_pass(self, check: bool, down_after: int, anti_flap: int, max_failovers: Optional[int]) -> None:
         before = self._snapshot()
-        plain = not check and down_after == 0 and anti_flap == 0 and max_failovers is None
+        # Anti-flapping never keeps a group dead: a pass with min_failover_interval set is plain all the same.
+        plain = not check and down_after == 0 and max_failovers is None and not self._dashboard_trouble()
         before.expect_live = self._expect_live(before) if plain else []
+        if not plain:
+            before.restarted_empty = {}
         self.pass_options = dict(down_after=down_after, min_failover_interval=anti_flap,
                                  max_failovers_per_pass=max_failovers)
         params = dict(self.base, **self.pass_options)
@@ -464,7 +542,8 @@ class ChaosMachine(RuleBasedStateMachine):
             # A probe that timed out is exempt: the simulated node shares a process (and the GIL) with the pass,
             # and a master slower than probe_timeout is down by design, as for Sentinel's down-after.
             o = self.node(old)
-            if not (o.killed or o.hung or o.partition):
+            lost_data = bool(before.writes[server] - before.writes[old])  # restarted empty: what it had is gone
+            if not (o.killed or o.hung or o.partition or lost_data):
                 seen = self._reported(gid, old)
                 assert seen.get("status") == "down" and "imeout" in str(seen.get("error")), \
                     "failed over %s, which was alive and reachable (the pass saw: %s)" % (old, seen)
@@ -518,6 +597,7 @@ class ChaosMachine(RuleBasedStateMachine):
             if gid in promoted:
                 self.seen_alive_at[gid] = now
                 self.first_seen_down.pop(gid, None)
+                self.seen_run_id.pop(gid, None)  # the pass records the new master's history at its next look
                 continue
             master = next((s for s in group["servers"] if s["type"] == "master"), None)
             if master is None:
@@ -525,6 +605,8 @@ class ChaosMachine(RuleBasedStateMachine):
             if master.get("alive") and master.get("role") == "master":
                 self.seen_alive_at[gid] = now
                 self.first_seen_down.pop(gid, None)
+                if not self.before or not self.before.restarted_empty.get(gid):
+                    self.seen_run_id[gid] = self.node(master["addr"]).run_id
             elif master.get("status") == "down":
                 self.first_seen_down.setdefault(gid, now)
 
@@ -601,6 +683,23 @@ class ChaosMachine(RuleBasedStateMachine):
             assert master is not None and not self.cluster.nodes[master].killed, (
                 "group %d still has no live master after a pass: %s" % (gid, self.last_result))
         self.before.expect_live = []
+
+
+    @invariant()
+    def a_master_restarted_empty_does_not_take_its_slaves_data_with_it(self) -> None:
+        """After a plain pass, the writes a slave still held when the listed master came back empty are held by
+        the group's master: the pass promoted that slave before a full sync could replace its data."""
+        self.settled()
+        if self.before is None or not self.after_pass:
+            return
+        for gid, saveable in self.before.restarted_empty.items():
+            if not saveable or self._slow_probe(gid):
+                continue
+            master = self.cluster.master_of(gid)
+            kept = self._write_ids(master) if master else set()
+            assert saveable <= kept, "group %d: %d write(s) a slave held when its master came back empty are " \
+                "gone after the pass: %s" % (gid, len(saveable - kept), self.last_result)
+        self.before.restarted_empty = {}
 
 
 class NaiveChaosMachine(ChaosMachine):

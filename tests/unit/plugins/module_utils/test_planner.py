@@ -470,3 +470,12 @@ def test_a_new_history_that_continues_the_old_one_is_no_loss() -> None:
     p = probes(master(M, 0, replid=R_NEW), slave(S1, offset=5000, replid=R), slave(S2, offset=5000, replid=R))
     assert plan_group(G3, p, POLICY, None, now=100.0).decision == HEALTHY
     assert plan_group(G3, p, POLICY, GroupHistory(master=S3, master_replid=R), now=100.0).decision == HEALTHY
+
+
+def test_a_restarted_master_of_a_group_that_never_held_a_key_is_left_alone() -> None:
+    # An idle group's history is its master's pings: a slave holding more of it holds nothing worth a failover.
+    record = GroupHistory(master=M, master_offset=84, master_replid=R, seen_alive_at=99.0, master_keys=0)
+    p = probes(master(M, 0, replid=R_NEW, keys=0), slave(S1, offset=84, replid=R, keys=0, link_up=False),
+               slave(S2, offset=0, replid=R_NEW, keys=0))
+    d = plan_group(G3, p, POLICY, record, now=100.0)
+    assert not d.actions and d.data_loss is None, d.reason
