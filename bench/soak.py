@@ -1,0 +1,671 @@
+"""The soak: real redis-server at Redis's defaults, each Redis host in a network namespace of its own, the role's
+runner at 1 s, a client writing to whatever the dashboard lists, and a seeded nemesis; every acknowledged write is
+counted at the end.
+
+    sudo .venv/bin/python bench/soak.py --seconds 360 --seed 1 --groups 3       # a run, as the issue's
+    sudo .venv/bin/python bench/soak.py --seconds 100 --seed 1 --groups 2 --json out.json
+
+Layout (every address lives inside namespaces this script makes, and every namespace is removed at the end):
+a namespace `<tag>lan` holds a bridge; `<tag>ctl` holds this driver, the dashboard (the simulator's Codis 2 dashboard
+in real mode, sending real SLAVEOF), the writer and the sampler; `<tag>w` holds the runner (the role's runner file,
+module at its defaults with a state file); `<tag>h<N>` holds one redis-server each, all on port 6379 at 10.77.0.N.
+
+Redis runs at its defaults (`repl-ping-replica-period 10`, `repl-timeout 60`, diskless sync after 5 s), without
+persistence (`--save '' --appendonly no`): a restart comes back empty, as a cache node restarted by systemd does.
+
+Nemesis, one fault at a time on a random group, a fault every `--every` seconds:
+- kill: SIGKILL the master; it is restarted empty on its port after 1 to 20 s (an operator, systemd);
+- kill_restart_now: SIGKILL and an empty restart at once (faster than a pass: the dashboard still lists it);
+- freeze: the master's host stops (SIGSTOP, and its namespace drops every packet: nothing answers, no reset)
+  for 15 to 30 s;
+- cut_busy / cut_idle: only the watcher is cut off from the master for 15 to 20 s; idle: the group's writer
+  pauses 5 s before and during the cut (its slaves hear only the 10 s pings);
+- slave_cut: a slave cut off from its master for 20 s;
+- dashboard_down: the dashboard refuses every request for 10 s;
+- second_fault: the master is killed, and the master that replaces it is killed 3 s after the failover.
+
+Per fault and summed: acknowledged writes lost, the part no tool could have saved (what the best surviving slave
+lacked right after the fault), seconds without a writable master where the dashboard routes, false failovers (a
+promotion while the old master was neither dead, frozen nor restarted), seconds with two writable masters (a server
+that was the group's master and kept its data, answering role master beside the dashboard's master).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench._common import ensure_collection_path, plot_to, write_json  # noqa: E402
+from simulator.waiting import wait_until  # noqa: E402
+
+SUBNET = "10.77.0"
+CTL, WATCHER = 2, 3  # host numbers of the driver's and the runner's namespaces
+FIRST_REDIS = 10
+PORT = 6379
+REDIS_ARGS = ["--save", "", "--appendonly", "no", "--protected-mode", "no"]
+FAULTS = ("kill", "kill_restart_now", "freeze", "cut_busy", "cut_idle", "slave_cut", "dashboard_down",
+          "second_fault")
+
+
+def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(args), check=check, capture_output=True, text=True)
+
+
+# ------------------------------------------------------------------------------------------------ the network
+class Network:
+    """Namespaces on one bridge. Made in the root namespace, removed whatever happens."""
+
+    def __init__(self, tag: str, hosts: list[int]) -> None:
+        self.tag = tag
+        self.hosts = hosts
+        self.made: list[str] = []
+
+    def ns(self, host: int) -> str:
+        return "%sh%d" % (self.tag, host)
+
+    @property
+    def lan(self) -> str:
+        return "%slan" % self.tag
+
+    def __enter__(self) -> "Network":
+        try:
+            sh("ip", "netns", "add", self.lan)
+            self.made.append(self.lan)
+            sh("ip", "-n", self.lan, "link", "add", "br0", "type", "bridge")
+            sh("ip", "-n", self.lan, "link", "set", "br0", "up")
+            for host in self.hosts:
+                ns = self.ns(host)
+                sh("ip", "netns", "add", ns)
+                self.made.append(ns)
+                inner, outer = "%sa%d" % (self.tag, host), "%sb%d" % (self.tag, host)
+                sh("ip", "link", "add", inner, "type", "veth", "peer", "name", outer)
+                sh("ip", "link", "set", inner, "netns", ns)
+                sh("ip", "link", "set", outer, "netns", self.lan)
+                sh("ip", "-n", self.lan, "link", "set", outer, "master", "br0", "up")
+                sh("ip", "-n", ns, "addr", "add", "%s.%d/24" % (SUBNET, host), "dev", inner)
+                sh("ip", "-n", ns, "link", "set", inner, "up")
+                sh("ip", "-n", ns, "link", "set", "lo", "up")
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for ns in reversed(self.made):
+            sh("ip", "netns", "del", ns, check=False)
+        self.made = []
+
+    def run_in(self, host: int) -> list[str]:
+        return ["ip", "netns", "exec", self.ns(host)]
+
+
+# ------------------------------------------------------------------------------------------------ redis hosts
+@dataclass
+class RedisHost:
+    host: int
+    workdir: Path
+    prefix: list[str]
+    proc: Optional[subprocess.Popen[bytes]] = None
+    started_at: float = 0.0
+    frozen: bool = False
+
+    @property
+    def addr(self) -> str:
+        return "%s.%d:%d" % (SUBNET, self.host, PORT)
+
+    def client(self, timeout: float = 0.5) -> Any:
+        import redis
+
+        return redis.Redis(host="%s.%d" % (SUBNET, self.host), port=PORT, socket_timeout=timeout,
+                           socket_connect_timeout=timeout, retry=None, decode_responses=True)
+
+    def start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(self.prefix + [
+            "redis-server", "--bind", "%s.%d" % (SUBNET, self.host), "--port", str(PORT), "--dir", str(self.workdir),
+            "--logfile", str(self.workdir / "redis.log")] + REDIS_ARGS, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+        self.started_at = time.monotonic()
+        wait_until(self.answers, 20, "redis-server at %s" % self.addr, interval=0.02)
+
+    def answers(self) -> bool:
+        with contextlib.suppress(Exception), contextlib.closing(self.client(0.3)) as c:
+            return bool(c.ping())
+        return False
+
+    def kill(self) -> None:
+        if self.proc is None:
+            return
+        self.thaw()
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=20)
+        self.proc = None
+        wait_until(lambda: not self.answers(), 20, "%s to stop answering" % self.addr, interval=0.02)
+
+    def freeze(self) -> None:
+        """A host that stops: the process and every packet (no reset to anyone, links stay up)."""
+        if self.proc is None or self.frozen:
+            return
+        self.frozen = True
+        self.proc.send_signal(signal.SIGSTOP)
+        sh(*self.prefix, "iptables", "-w", "-I", "INPUT", "-j", "DROP")
+        sh(*self.prefix, "iptables", "-w", "-I", "OUTPUT", "-j", "DROP")
+
+    def thaw(self) -> None:
+        if not self.frozen:
+            return
+        sh(*self.prefix, "iptables", "-w", "-D", "INPUT", "-j", "DROP", check=False)
+        sh(*self.prefix, "iptables", "-w", "-D", "OUTPUT", "-j", "DROP", check=False)
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGCONT)
+        self.frozen = False
+
+    def cut_from(self, host: int, on: bool) -> None:
+        """Packets between this host and another dropped (or no longer)."""
+        verb = "-I" if on else "-D"
+        other = "%s.%d" % (SUBNET, host)
+        sh(*self.prefix, "iptables", "-w", verb, "INPUT", "-s", other, "-j", "DROP", check=on)
+        sh(*self.prefix, "iptables", "-w", verb, "OUTPUT", "-d", other, "-j", "DROP", check=on)
+
+    def role(self, timeout: float = 0.15) -> Optional[str]:
+        with contextlib.suppress(Exception), contextlib.closing(self.client(timeout)) as c:
+            return str(c.execute_command("ROLE")[0])
+        return None
+
+
+# ------------------------------------------------------------------------------------------------ the run
+@dataclass
+class Fault:
+    kind: str
+    group: int
+    started: float
+    ended: Optional[float] = None
+    note: str = ""
+    unavoidable: set[str] = field(default_factory=set)
+    lost: int = 0
+    unavailable: float = 0.0
+    two_masters: float = 0.0
+    false_failovers: int = 0
+
+
+class Soak:
+    def __init__(self, net: Network, groups: int, seed: int, seconds: float, every: float, workdir: Path,
+                 faults: tuple[str, ...]) -> None:
+        from simulator.dashboard2 import Codis2Dashboard
+        from simulator.http_base import RealRedis
+
+        self.net = net
+        self.rng = random.Random(seed)
+        self.seconds = seconds
+        self.every = every
+        self.workdir = workdir
+        self.faults_allowed = faults
+        self.hosts: dict[str, RedisHost] = {}
+        self.groups = list(range(1, groups + 1))
+        self.dashboard = Codis2Dashboard(None, host="%s.%d" % (SUBNET, CTL), port=18087,
+                                         redis_side=RealRedis(timeout=2.0))
+        # Per group: key -> (when acknowledged, by which server).
+        self.acked: dict[int, dict[str, tuple[float, str]]] = defaultdict(dict)
+        self.paused: set[int] = set()
+        self.stop = threading.Event()
+        self.faults: list[Fault] = []
+        self.samples: list[tuple[float, int, bool, bool]] = []  # time, group, writable master, two masters
+        self.dead_or_frozen: dict[str, list[tuple[float, float]]] = defaultdict(list)
+        self.restarted: dict[str, list[float]] = defaultdict(list)
+        self.master_since: dict[str, float] = {}
+        self.listed: dict[int, list[tuple[float, str]]] = {}  # per group: (since, the dashboard's master)
+        self.runner: Optional[subprocess.Popen[bytes]] = None
+        self.t0 = time.monotonic()
+
+    # -------------------------------------------------------------- set-up
+    def start_cluster(self) -> None:
+        host = FIRST_REDIS
+        for gid in self.groups:
+            members = []
+            for _index in range(3):
+                server = RedisHost(host, self.workdir / ("redis-%d" % host), self.net.run_in(host))
+                server.start()
+                self.hosts[server.addr] = server
+                members.append(server)
+                host += 1
+            master, slaves = members[0], members[1:]
+            for slave in slaves:
+                with contextlib.closing(slave.client(2)) as c:
+                    c.execute_command("REPLICAOF", "%s.%d" % (SUBNET, master.host), PORT)
+            wait_until(lambda s=slaves, m=master: all(self._linked(x, m) for x in s), 30, "group %d to sync" % gid)
+            self.dashboard.seed_group(gid, [(master.addr, "master")] + [(s.addr, "slave") for s in slaves])
+            self.master_since[master.addr] = 0.0
+            self.listed[gid] = [(0.0, master.addr)]
+
+    def _linked(self, slave: RedisHost, master: RedisHost) -> bool:
+        with contextlib.suppress(Exception), contextlib.closing(slave.client(0.5)) as c:
+            info = c.info("replication")
+            return bool(info.get("master_link_status") == "up" and info.get("master_host") == "%s.%d" % (
+                SUBNET, master.host))
+        return False
+
+    def start_runner(self) -> None:
+        wdir = self.workdir / "runner"
+        wdir.mkdir(parents=True, exist_ok=True)
+        config = wdir / "runner.json"
+        config.write_text(json.dumps({
+            "module_args": {"dashboard_url": self.dashboard_url, "state_path": str(wdir / "state.json")},
+            "collections_path": str(ROOT / "build" / "collections"), "log": "stdout", "interval": 1.0}))
+        with open(wdir / "runner.log", "ab") as log:
+            self.runner = subprocess.Popen(self.net.run_in(WATCHER) + [
+                sys.executable, str(ROOT / "roles" / "codis_ha" / "files" / "codis_ha_runner.py"), str(config),
+                "--loop-seconds", str(self.seconds + 600)], stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True)
+
+    @property
+    def dashboard_url(self) -> str:
+        return "http://%s.%d:18087" % (SUBNET, CTL)
+
+    def now(self) -> float:
+        return time.monotonic() - self.t0
+
+    # -------------------------------------------------------------- the writer and the sampler
+    def master(self, gid: int) -> Optional[str]:
+        masters = self.dashboard.masters().get(gid, [])
+        return masters[0] if len(masters) == 1 else None
+
+    def writer(self, gid: int) -> None:
+        """~200 writes a second to whatever the dashboard lists as the group's master, each acknowledged write
+        recorded."""
+        n = 0
+        clients: dict[str, Any] = {}
+        while not self.stop.is_set():
+            if gid in self.paused:
+                self.stop.wait(0.05)
+                continue
+            addr = self.master(gid)
+            if addr is None:
+                self.stop.wait(0.005)
+                continue
+            client = clients.get(addr)
+            if client is None:
+                client = clients[addr] = self.hosts[addr].client(0.2)
+            key = "soak:%d:%d" % (gid, n)
+            try:
+                client.set(key, n)
+                self.acked[gid][key] = (self.now(), addr)
+                n += 1
+            except Exception:  # noqa: BLE001 - any failure is an unacknowledged write; the next goes on
+                with contextlib.suppress(Exception):
+                    client.close()
+                clients.pop(addr, None)
+            self.stop.wait(0.005)
+
+    def sampler(self) -> None:
+        """Every 100 ms, per group: is the dashboard's master a live master (writable), and does another server
+        that was the group's master and kept its data answer role master beside it (two writable masters)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            while not self.stop.is_set():
+                started = self.now()
+                roles = dict(zip(self.hosts, pool.map(lambda h: h.role(), self.hosts.values())))
+                for gid in self.groups:
+                    listed = self.master(gid)
+                    writable = listed is not None and roles.get(listed) == "master"
+                    others = [a for a, t in self.dashboard.servers(gid).items() if a != listed
+                              and roles.get(a) == "master" and a in self.master_since
+                              and self.hosts[a].started_at - self.t0 <= self.master_since[a]]
+                    self.samples.append((started, gid, writable, bool(others) and writable))
+                    if listed is not None and self.listed[gid][-1][1] != listed:
+                        self.listed[gid].append((started, listed))
+                        self.master_since[listed] = started
+                self.stop.wait(max(0.1 - (self.now() - started), 0.0))
+
+    # -------------------------------------------------------------- the nemesis
+    def group_hosts(self, gid: int) -> tuple[Optional[RedisHost], list[RedisHost]]:
+        servers = self.dashboard.servers(gid)
+        master = self.master(gid)
+        return (self.hosts.get(master) if master else None,
+                [self.hosts[a] for a, t in servers.items() if t == "slave"])
+
+    def unavoidable(self, gid: int, slaves: list[RedisHost]) -> set[str]:
+        """Right after the master stopped: the writes acknowledged in the last 10 s that the best slave lacks."""
+        recent = [k for k, (t, _addr) in self.acked[gid].items() if t >= self.now() - 10]
+        best: Optional[set[str]] = None
+        for slave in slaves:
+            if slave.frozen or slave.proc is None:
+                continue
+            with contextlib.suppress(Exception), contextlib.closing(slave.client(1)) as c:
+                values = c.mget(recent) if recent else []
+                missing = {k for k, v in zip(recent, values) if v is None}
+                if best is None or len(missing) < len(best):
+                    best = missing
+        return best if best is not None else set(recent)
+
+    def mark_down(self, addr: str, start: float, end: float) -> None:
+        self.dead_or_frozen[addr].append((start, end))
+
+    def restart_later(self, server: RedisHost, delay: float) -> None:
+        def go() -> None:
+            if self.stop.wait(delay):
+                return
+            if server.proc is None:
+                server.start()
+                self.restarted[server.addr].append(self.now())
+        threading.Thread(target=go, daemon=True).start()
+
+    def kill_master(self, gid: int, fault: Fault, restart_after: float) -> Optional[str]:
+        master, slaves = self.group_hosts(gid)
+        if master is None or master.proc is None:
+            return None
+        start = self.now()
+        master.kill()
+        fault.unavoidable |= self.unavoidable(gid, slaves)
+        if restart_after <= 0:
+            master.start()
+            self.restarted[master.addr].append(self.now())
+            self.mark_down(master.addr, start, self.now())
+        else:
+            self.mark_down(master.addr, start, start + restart_after)
+            self.restart_later(master, restart_after)
+        return master.addr
+
+    def inject(self, kind: str, gid: int) -> Fault:
+        fault = Fault(kind, gid, self.now())
+        master, slaves = self.group_hosts(gid)
+        if kind == "kill":
+            fault.note = str(self.kill_master(gid, fault, self.rng.uniform(1, 20)))
+        elif kind == "kill_restart_now":
+            fault.note = str(self.kill_master(gid, fault, 0))
+        elif kind == "freeze" and master is not None and master.proc is not None:
+            length = self.rng.uniform(15, 30)
+            start = self.now()
+            master.freeze()
+            fault.unavoidable |= self.unavoidable(gid, slaves)
+            self.mark_down(master.addr, start, start + length)
+            self.stop.wait(length)
+            master.thaw()
+        elif kind in ("cut_busy", "cut_idle") and master is not None:
+            if kind == "cut_idle":
+                self.paused.add(gid)
+                self.stop.wait(5)
+            master.cut_from(WATCHER, True)
+            try:
+                self.stop.wait(self.rng.uniform(15, 20))
+            finally:
+                master.cut_from(WATCHER, False)
+                self.paused.discard(gid)
+        elif kind == "slave_cut" and master is not None and slaves:
+            slave = self.rng.choice(slaves)
+            slave.cut_from(master.host, True)
+            try:
+                self.stop.wait(20)
+            finally:
+                slave.cut_from(master.host, False)
+        elif kind == "dashboard_down":
+            self.dashboard.set_down(True)
+            try:
+                self.stop.wait(10)
+            finally:
+                self.dashboard.set_down(False)
+        elif kind == "second_fault":
+            first = self.kill_master(gid, fault, self.rng.uniform(10, 20))
+            with contextlib.suppress(TimeoutError):
+                wait_until(lambda: self.master(gid) not in (None, first), 15, "a failover", interval=0.05)
+            self.stop.wait(3)
+            second = self.kill_master(gid, fault, self.rng.uniform(10, 20))
+            fault.note = "%s then %s" % (first, second)
+        fault.ended = self.now()
+        return fault
+
+    # -------------------------------------------------------------- the whole run
+    def run(self) -> dict[str, Any]:
+        self.start_cluster()
+        self.start_runner()
+        threads = [threading.Thread(target=self.writer, args=(gid,), daemon=True) for gid in self.groups]
+        threads.append(threading.Thread(target=self.sampler, daemon=True))
+        for t in threads:
+            t.start()
+        try:
+            self.stop.wait(10)  # the runner's first passes record every master
+            deadline = self.seconds
+            while self.now() < deadline and not self.stop.is_set():
+                kind = self.rng.choice(self.faults_allowed)
+                gid = self.rng.choice(self.groups)
+                self.faults.append(self.inject(kind, gid))
+                self.stop.wait(max(self.every - (self.faults[-1].ended or 0) + self.faults[-1].started, 2.0))
+            healthy = self.settle()
+        finally:
+            self.stop.set()
+            for t in threads:
+                t.join(10)
+            if self.runner is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.runner.pid, signal.SIGKILL)
+                self.runner.wait(10)
+        return self.report(healthy)
+
+    def settle(self) -> bool:
+        """Every fault healed, every dead server restarted empty; then every group must be healthy within 60 s:
+        the dashboard's master answers role master and every other server of the group replicates from it."""
+        for server in self.hosts.values():
+            server.thaw()
+        for server in self.hosts.values():
+            if server.proc is None:
+                server.start()
+                self.restarted[server.addr].append(self.now())
+
+        def healthy() -> bool:
+            for gid in self.groups:
+                master = self.master(gid)
+                if master is None or self.hosts[master].role() != "master":
+                    return False
+                if not all(self._linked(self.hosts[a], self.hosts[master])
+                           for a in self.dashboard.servers(gid) if a != master):
+                    return False
+            return True
+
+        try:
+            wait_until(healthy, 60, "every group healthy", interval=0.5)
+            return True
+        except TimeoutError:
+            return False
+
+    # -------------------------------------------------------------- the numbers
+    def lost(self, gid: int) -> set[str]:
+        master = self.master(gid)
+        keys = list(self.acked[gid])
+        if master is None:
+            return set(keys)
+        missing: set[str] = set()
+        with contextlib.closing(self.hosts[master].client(5)) as c:
+            for i in range(0, len(keys), 5000):
+                chunk = keys[i:i + 5000]
+                missing.update(k for k, v in zip(chunk, c.mget(chunk)) if v is None)
+        return missing
+
+    def _by_restarted(self, at: float, addr: str) -> bool:
+        """Acknowledged by a server after it was restarted empty and before a pass took it out of the dashboard's
+        master role."""
+        restarts = [r for r in self.restarted[addr] if r <= at]
+        return bool(restarts) and not any(restarts[-1] <= since <= at for since, listed in sum(
+            self.listed.values(), []) if listed != addr)
+
+    def promotions(self) -> list[tuple[float, int, str, str]]:
+        """(time, group, promoted, previous master) from the dashboard's audit log and the sampler's record of
+        whom the dashboard listed."""
+        wall0 = time.time() - self.now()
+        out = []
+        for entry in self.dashboard.audit:
+            if entry.method != "POST" or not entry.path.endswith("/promote") or entry.status != 200:
+                continue
+            body = json.loads(entry.body)
+            gid, promoted, t = int(body.get("group_id", 0)), str(body.get("addr")), entry.time - wall0
+            before = [addr for since, addr in self.listed.get(gid, []) if since <= t and addr != promoted]
+            out.append((t, gid, promoted, before[-1] if before else ""))
+        return out
+
+    def report(self, healthy: bool) -> dict[str, Any]:
+        lost = {gid: self.lost(gid) for gid in self.groups}
+        unavoidable = {gid: set().union(*[f.unavoidable for f in self.faults if f.group == gid]) for gid in self.groups}
+        # Writes a master restarted empty took before the pass replaced it: kept by no slave, and discarded when
+        # the slave that still held the group's data is promoted (the alternative was to discard all of that).
+        to_empty = {gid: {k for k in lost[gid] if self._by_restarted(*self.acked[gid][k])} for gid in self.groups}
+        beyond = {gid: lost[gid] - unavoidable[gid] - to_empty[gid] for gid in self.groups}
+        # Each sample is charged to the fault in progress in its group, or the one that most recently ended
+        # (its aftermath), or to none.
+        per_group_faults = defaultdict(list)
+        for f in self.faults:
+            per_group_faults[f.group].append(f)
+        step = 0.1
+        no_master = two = 0.0
+        for t, gid, writable, two_masters in self.samples:
+            owner = next((f for f in reversed(per_group_faults[gid]) if f.started <= t), None)
+            if not writable:
+                no_master += step
+                if owner is not None:
+                    owner.unavailable += step
+            if two_masters:
+                two += step
+                if owner is not None:
+                    owner.two_masters += step
+        false = []
+        for t, gid, promoted, old in self.promotions():
+            previous = [f for f in per_group_faults[gid] if f.started <= t <= (f.ended or t) + 25]
+            dead = any(s <= t <= e + 2 for s, e in self.dead_or_frozen[old])
+            restarted = any(t - 30 <= r <= t for r in self.restarted[old])
+            if not (dead or restarted):
+                false.append({"time": round(t, 1), "group": gid, "promoted": promoted, "previous": old,
+                              "faults": [f.kind for f in previous]})
+                for f in previous[-1:]:
+                    f.false_failovers += 1
+        for gid in self.groups:
+            for key in beyond[gid]:
+                owner = next((f for f in reversed(per_group_faults[gid]) if f.started <= self.acked[gid][key][0]),
+                             None)
+                if owner is not None:
+                    owner.lost += 1
+        kinds: dict[str, dict[str, float]] = {}
+        for f in self.faults:
+            row = kinds.setdefault(f.kind, {"count": 0, "lost_beyond": 0, "unavoidable": 0, "unavailable_s": 0.0,
+                                            "two_masters_s": 0.0, "false_failovers": 0})
+            row["count"] += 1
+            row["lost_beyond"] += f.lost
+            row["unavoidable"] += len(f.unavoidable)
+            row["unavailable_s"] = round(row["unavailable_s"] + f.unavailable, 1)
+            row["two_masters_s"] = round(row["two_masters_s"] + f.two_masters, 1)
+            row["false_failovers"] += f.false_failovers
+        return {
+            "seconds": round(self.now(), 1), "groups": len(self.groups),
+            "acknowledged": sum(len(v) for v in self.acked.values()),
+            "lost": sum(len(v) for v in lost.values()),
+            "unavoidable_lost": sum(len(lost[g] & unavoidable[g]) for g in self.groups),
+            "lost_to_empty_restart": sum(len(v) for v in to_empty.values()),
+            "lost_beyond_unavoidable": sum(len(v) for v in beyond.values()),
+            "unavailable_s": round(no_master, 1), "two_masters_s": round(two, 1),
+            "false_failovers": false, "healthy_at_end": healthy,
+            "faults": [{"kind": f.kind, "group": f.group, "at": round(f.started, 1),
+                        "for": round((f.ended or f.started) - f.started, 1), "note": f.note,
+                        "unavoidable": len(f.unavoidable), "lost_beyond": f.lost,
+                        "unavailable_s": round(f.unavailable, 1), "two_masters_s": round(f.two_masters, 1),
+                        "false_failovers": f.false_failovers} for f in self.faults],
+            "per_kind": kinds,
+        }
+
+
+def plot(data: dict[str, Any], path: Path) -> None:
+    kinds = sorted(data["per_kind"])
+    with plot_to(path) as ax:
+        means = [data["per_kind"][k]["unavailable_s"] / max(data["per_kind"][k]["count"], 1) for k in kinds]
+        ax.bar(kinds, means, color="#4a7")
+        ax.set_ylabel("seconds without a writable master, per fault")
+        ax.set_title("soak: codis.ha runner at 1 s, Redis defaults (%d s, %d acknowledged writes)" % (
+            data["seconds"], data["acknowledged"]), fontsize=9)
+        ax.tick_params(axis="x", labelrotation=30, labelsize=8)
+
+
+def inner(options: argparse.Namespace) -> int:
+    """Runs inside the driver's namespace."""
+    net = Network(options.tag, [])
+    workdir = Path(options.workdir)
+    soak = Soak(net, options.groups, options.seed, options.seconds, options.every, workdir,
+                tuple(options.faults.split(",")))
+    try:
+        data = soak.run()
+    finally:
+        for server in soak.hosts.values():
+            with contextlib.suppress(Exception):
+                server.thaw()
+                if server.proc is not None:
+                    server.proc.send_signal(signal.SIGKILL)
+                    server.proc.wait(10)
+        soak.dashboard.stop()
+    data.update(seed=options.seed, every=options.every)
+    Path(options.json).write_text(json.dumps(data, indent=2) + "\n")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=360)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--groups", type=int, default=3)
+    parser.add_argument("--every", type=float, default=25.0, help="seconds from one fault's start to the next's")
+    parser.add_argument("--faults", default=",".join(FAULTS))
+    parser.add_argument("--json", default=str(ROOT / "docs" / "bench-results" / "soak.json"))
+    parser.add_argument("--plot", default=str(ROOT / "docs" / "img" / "soak.png"))
+    parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--tag", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", default="", help=argparse.SUPPRESS)
+    options = parser.parse_args()
+    unknown = set(options.faults.split(",")) - set(FAULTS)
+    if unknown:
+        parser.error("unknown faults: %s" % ", ".join(sorted(unknown)))
+    if options.inner:
+        return inner(options)
+    if os.geteuid() != 0:
+        parser.error("network namespaces need root")
+    ensure_collection_path()
+    import tempfile
+
+    tag = "sk%d" % (os.getpid() % 100000)
+    hosts = [CTL, WATCHER] + list(range(FIRST_REDIS, FIRST_REDIS + 3 * options.groups))
+    with tempfile.TemporaryDirectory(prefix="codis-ha-soak-") as tmp, Network(tag, hosts) as net:
+        out = Path(tmp) / "soak.json"
+        done = subprocess.run(net.run_in(CTL) + [
+            sys.executable, str(Path(__file__).resolve()), "--inner", "--tag", tag, "--workdir", tmp,
+            "--seconds", str(options.seconds), "--seed", str(options.seed), "--groups", str(options.groups),
+            "--every", str(options.every), "--faults", options.faults, "--json", str(out)], check=False)
+        if done.returncode != 0 or not out.exists():
+            print("the soak failed (exit %d); runner log: %s" % (done.returncode, (
+                Path(tmp) / "runner" / "runner.log").read_text(errors="replace")[-3000:] if (
+                Path(tmp) / "runner" / "runner.log").exists() else "none"))
+            return 1
+        data = json.loads(out.read_text())
+    write_json(Path(options.json), data)
+    with contextlib.suppress(ImportError):
+        plot(data, Path(options.plot))
+    keep = {k: v for k, v in data.items() if k != "faults"}
+    print(json.dumps(keep, indent=2))
+    for f in data["faults"]:
+        print("  %(at)6.1f s  group %(group)d  %(kind)-16s %(for)5.1f s  unavailable %(unavailable_s)5.1f s  "
+              "lost beyond %(lost_beyond)d  unavoidable %(unavoidable)d  false %(false_failovers)d  %(note)s" % f)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
