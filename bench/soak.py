@@ -139,11 +139,11 @@ class RedisHost:
 
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
+        self.started_at = time.monotonic()  # before it answers: a write it takes from then is the new process's
         self.proc = subprocess.Popen(self.prefix + [
             "redis-server", "--bind", "%s.%d" % (SUBNET, self.host), "--port", str(PORT), "--dir", str(self.workdir),
             "--logfile", str(self.workdir / "redis.log")] + REDIS_ARGS, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL)
-        self.started_at = time.monotonic()
         wait_until(self.answers, 20, "redis-server at %s" % self.addr, interval=0.02)
 
     def answers(self) -> bool:
@@ -252,8 +252,8 @@ class Soak:
                     c.execute_command("REPLICAOF", "%s.%d" % (SUBNET, master.host), PORT)
             wait_until(lambda s=slaves, m=master: all(self._linked(x, m) for x in s), 30, "group %d to sync" % gid)
             self.dashboard.seed_group(gid, [(master.addr, "master")] + [(s.addr, "slave") for s in slaves])
-            self.master_since[master.addr] = 0.0
-            self.listed[gid] = [(0.0, master.addr)]
+            self.master_since[master.addr] = self.now()
+            self.listed[gid] = [(self.now(), master.addr)]
 
     def _linked(self, slave: RedisHost, master: RedisHost) -> bool:
         with contextlib.suppress(Exception), contextlib.closing(slave.client(0.5)) as c:
@@ -365,7 +365,7 @@ class Soak:
                 return
             if server.proc is None:
                 server.start()
-                self.restarted[server.addr].append(self.now())
+                self.restarted[server.addr].append(server.started_at - self.t0)
         threading.Thread(target=go, daemon=True).start()
 
     def kill_master(self, gid: int, fault: Fault, restart_after: float) -> Optional[str]:
@@ -377,7 +377,7 @@ class Soak:
         fault.unavoidable |= self.unavoidable(gid, slaves)
         if restart_after <= 0:
             master.start()
-            self.restarted[master.addr].append(self.now())
+            self.restarted[master.addr].append(master.started_at - self.t0)
             self.mark_down(master.addr, start, self.now())
         else:
             self.mark_down(master.addr, start, start + restart_after)
@@ -467,7 +467,7 @@ class Soak:
         for server in self.hosts.values():
             if server.proc is None:
                 server.start()
-                self.restarted[server.addr].append(self.now())
+                self.restarted[server.addr].append(server.started_at - self.t0)
 
         def healthy() -> bool:
             for gid in self.groups:
@@ -578,6 +578,10 @@ class Soak:
             "lost_beyond_unavoidable": sum(len(v) for v in beyond.values()),
             "unavailable_s": round(no_master, 1), "two_masters_s": round(two, 1),
             "false_failovers": false, "healthy_at_end": healthy,
+            "lost_beyond_sample": sorted(({"key": k, "acked_at": round(self.acked[g][k][0], 2), "by": self.acked[g][k][1]}
+                                          for g in self.groups for k in beyond[g]), key=lambda r: r["acked_at"])[:20],
+            "restarts": {a: [round(r, 2) for r in rs] for a, rs in self.restarted.items()},
+            "listed": {g: [(round(t, 2), a) for t, a in v] for g, v in self.listed.items()},
             "faults": [{"kind": f.kind, "group": f.group, "at": round(f.started, 1),
                         "for": round((f.ended or f.started) - f.started, 1), "note": f.note,
                         "unavoidable": len(f.unavoidable), "lost_beyond": f.lost,
