@@ -55,6 +55,8 @@ from simulator.waiting import wait_until  # noqa: E402
 
 SUBNET = "10.77.0"
 CTL, WATCHER = 2, 3  # host numbers of the driver's and the runner's namespaces
+SENTINEL_HOSTS = (4, 5, 6)  # three sentinels, each on a host of its own; the cut faults cut off the first
+SENTINEL_PORT = 26379
 FIRST_REDIS = 10
 PORT = 6379
 REDIS_ARGS = ["--save", "", "--appendonly", "no", "--protected-mode", "no"]
@@ -208,11 +210,12 @@ class Fault:
 
 class Soak:
     def __init__(self, net: Network, groups: int, seed: int, seconds: float, every: float, workdir: Path,
-                 faults: tuple[str, ...]) -> None:
+                 faults: tuple[str, ...], contender: str = "codis.ha") -> None:
         from simulator.dashboard2 import Codis2Dashboard
         from simulator.http_base import RealRedis
 
         self.net = net
+        self.contender = contender
         self.rng = random.Random(seed)
         self.seconds = seconds
         self.every = every
@@ -232,6 +235,9 @@ class Soak:
         self.restarted: dict[str, list[float]] = defaultdict(list)
         self.master_since: dict[str, float] = {}
         self.listed: dict[int, list[tuple[float, str]]] = {}  # per group: (since, the dashboard's master)
+        self.members: dict[int, list[str]] = {}
+        self.sentinels: list[subprocess.Popen[bytes]] = []
+        self.view: dict[int, Optional[str]] = {}  # Sentinel's master of each group, refreshed every 50 ms
         self.runner: Optional[subprocess.Popen[bytes]] = None
         self.t0 = time.monotonic()
 
@@ -252,6 +258,8 @@ class Soak:
                     c.execute_command("REPLICAOF", "%s.%d" % (SUBNET, master.host), PORT)
             wait_until(lambda s=slaves, m=master: all(self._linked(x, m) for x in s), 30, "group %d to sync" % gid)
             self.dashboard.seed_group(gid, [(master.addr, "master")] + [(s.addr, "slave") for s in slaves])
+            self.members[gid] = [m.addr for m in members]
+            self.view[gid] = master.addr
             self.master_since[master.addr] = self.now()
             self.listed[gid] = [(self.now(), master.addr)]
 
@@ -284,8 +292,52 @@ class Soak:
 
     # -------------------------------------------------------------- the writer and the sampler
     def master(self, gid: int) -> Optional[str]:
+        """Where the clients write: the dashboard's master (codis.ha), or Sentinel's (a Sentinel-aware client)."""
+        if self.contender == "sentinel":
+            return self.view.get(gid)
         masters = self.dashboard.masters().get(gid, [])
         return masters[0] if len(masters) == 1 else None
+
+    def start_sentinels(self) -> None:
+        for i, host in enumerate(SENTINEL_HOSTS):
+            lines = ["port %d" % SENTINEL_PORT, "bind %s.%d" % (SUBNET, host), "daemonize no", "protected-mode no",
+                     "dir %s" % self.workdir, "sentinel resolve-hostnames no"]
+            for gid in self.groups:
+                master = self.hosts[self.members[gid][0]]
+                lines += ["sentinel monitor g%d %s.%d %d 2" % (gid, SUBNET, master.host, PORT),
+                          "sentinel down-after-milliseconds g%d 1000" % gid,
+                          "sentinel failover-timeout g%d 180000" % gid, "sentinel parallel-syncs g%d 1" % gid]
+            conf = self.workdir / ("sentinel-%d.conf" % i)
+            conf.write_text("\n".join(lines) + "\n")
+            with open(self.workdir / ("sentinel-%d.log" % i), "ab") as log:
+                self.sentinels.append(subprocess.Popen(self.net.run_in(host) + ["redis-sentinel", str(conf)],
+                                                       stdout=log, stderr=subprocess.STDOUT))
+        wait_until(self._sentinels_know_everyone, 60, "the sentinels to discover each other and the replicas")
+        threading.Thread(target=self._follow_sentinels, daemon=True).start()
+
+    def _sentinel(self, host: int, timeout: float = 0.5) -> Any:
+        import redis
+
+        return redis.Redis(host="%s.%d" % (SUBNET, host), port=SENTINEL_PORT, socket_timeout=timeout,
+                           socket_connect_timeout=timeout, retry=None, decode_responses=True)
+
+    def _sentinels_know_everyone(self) -> bool:
+        with contextlib.suppress(Exception), contextlib.closing(self._sentinel(SENTINEL_HOSTS[-1])) as c:
+            return all(len(c.execute_command("SENTINEL", "sentinels", "g%d" % g)) == len(SENTINEL_HOSTS) - 1 and
+                       len(c.execute_command("SENTINEL", "replicas", "g%d" % g)) == 2 for g in self.groups)
+        return False
+
+    def _follow_sentinels(self) -> None:
+        """A Sentinel-aware client: asks the sentinels (the last one first: the cut faults cut off the first) whom
+        to write to."""
+        while not self.stop.is_set():
+            for host in reversed(SENTINEL_HOSTS):
+                with contextlib.suppress(Exception), contextlib.closing(self._sentinel(host, 0.2)) as c:
+                    for gid in self.groups:
+                        ip, port = c.execute_command("SENTINEL", "get-master-addr-by-name", "g%d" % gid)
+                        self.view[gid] = "%s:%s" % (ip, port)
+                    break
+            self.stop.wait(0.05)
 
     def writer(self, gid: int) -> None:
         """~200 writes a second to whatever the dashboard lists as the group's master, each acknowledged write
@@ -326,7 +378,7 @@ class Soak:
                 for gid in self.groups:
                     listed = self.master(gid)
                     writable = listed is not None and roles.get(listed) == "master"
-                    others = [a for a, t in self.dashboard.servers(gid).items() if a != listed
+                    others = [a for a in self.members[gid] if a != listed
                               and roles.get(a) == "master" and a in self.master_since
                               and self.hosts[a].started_at - self.t0 <= self.master_since[a]]
                     self.samples.append((started, gid, writable, bool(others) and writable))
@@ -337,10 +389,9 @@ class Soak:
 
     # -------------------------------------------------------------- the nemesis
     def group_hosts(self, gid: int) -> tuple[Optional[RedisHost], list[RedisHost]]:
-        servers = self.dashboard.servers(gid)
         master = self.master(gid)
         return (self.hosts.get(master) if master else None,
-                [self.hosts[a] for a, t in servers.items() if t == "slave"])
+                [self.hosts[a] for a in self.members[gid] if a != master])
 
     def unavoidable(self, gid: int, slaves: list[RedisHost]) -> set[str]:
         """Right after the master stopped: the writes acknowledged in the last 10 s that the best slave lacks."""
@@ -403,11 +454,12 @@ class Soak:
             if kind == "cut_idle":
                 self.paused.add(gid)
                 self.stop.wait(5)
-            master.cut_from(WATCHER, True)
+            watcher = SENTINEL_HOSTS[0] if self.contender == "sentinel" else WATCHER
+            master.cut_from(watcher, True)
             try:
                 self.stop.wait(self.rng.uniform(15, 20))
             finally:
-                master.cut_from(WATCHER, False)
+                master.cut_from(watcher, False)
                 self.paused.discard(gid)
         elif kind == "slave_cut" and master is not None and slaves:
             slave = self.rng.choice(slaves)
@@ -435,7 +487,10 @@ class Soak:
     # -------------------------------------------------------------- the whole run
     def run(self) -> dict[str, Any]:
         self.start_cluster()
-        self.start_runner()
+        if self.contender == "sentinel":
+            self.start_sentinels()
+        else:
+            self.start_runner()
         threads = [threading.Thread(target=self.writer, args=(gid,), daemon=True) for gid in self.groups]
         threads.append(threading.Thread(target=self.sampler, daemon=True))
         for t in threads:
@@ -457,6 +512,9 @@ class Soak:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.runner.pid, signal.SIGKILL)
                 self.runner.wait(10)
+            for sentinel in self.sentinels:
+                sentinel.kill()
+                sentinel.wait(10)
         return self.report(healthy)
 
     def settle(self) -> bool:
@@ -475,7 +533,7 @@ class Soak:
                 if master is None or self.hosts[master].role() != "master":
                     return False
                 if not all(self._linked(self.hosts[a], self.hosts[master])
-                           for a in self.dashboard.servers(gid) if a != master):
+                           for a in self.members[gid] if a != master):
                     return False
             return True
 
@@ -508,6 +566,9 @@ class Soak:
     def promotions(self) -> list[tuple[float, int, str, str]]:
         """(time, group, promoted, previous master) from the dashboard's audit log and the sampler's record of
         whom the dashboard listed."""
+        if self.contender == "sentinel":
+            return [(t, gid, addr, history[i - 1][1]) for gid, history in self.listed.items()
+                    for i, (t, addr) in enumerate(history) if i > 0]
         wall0 = time.time() - self.now()
         out = []
         for entry in self.dashboard.audit:
@@ -555,8 +616,10 @@ class Soak:
                     f.false_failovers += 1
         for gid in self.groups:
             for key in beyond[gid]:
-                owner = next((f for f in reversed(per_group_faults[gid]) if f.started <= self.acked[gid][key][0]),
-                             None)
+                # A write is lost by a fault that came after it was acknowledged: the first one in its group.
+                at = self.acked[gid][key][0]
+                owner = next((f for f in per_group_faults[gid] if f.started >= at - 0.05),
+                             per_group_faults[gid][-1] if per_group_faults[gid] else None)
                 if owner is not None:
                     owner.lost += 1
         kinds: dict[str, dict[str, float]] = {}
@@ -570,7 +633,7 @@ class Soak:
             row["two_masters_s"] = round(row["two_masters_s"] + f.two_masters, 1)
             row["false_failovers"] += f.false_failovers
         return {
-            "seconds": round(self.now(), 1), "groups": len(self.groups),
+            "contender": self.contender, "seconds": round(self.now(), 1), "groups": len(self.groups),
             "acknowledged": sum(len(v) for v in self.acked.values()),
             "lost": sum(len(v) for v in lost.values()),
             "unavoidable_lost": sum(len(lost[g] & unavoidable[g]) for g in self.groups),
@@ -597,8 +660,8 @@ def plot(data: dict[str, Any], path: Path) -> None:
         means = [data["per_kind"][k]["unavailable_s"] / max(data["per_kind"][k]["count"], 1) for k in kinds]
         ax.bar(kinds, means, color="#4a7")
         ax.set_ylabel("seconds without a writable master, per fault")
-        ax.set_title("soak: codis.ha runner at 1 s, Redis defaults (%d s, %d acknowledged writes)" % (
-            data["seconds"], data["acknowledged"]), fontsize=9)
+        ax.set_title("soak: %s, Redis defaults (%d s, %d acknowledged writes)" % (
+            data["contender"], data["seconds"], data["acknowledged"]), fontsize=9)
         ax.tick_params(axis="x", labelrotation=30, labelsize=8)
 
 
@@ -607,7 +670,7 @@ def inner(options: argparse.Namespace) -> int:
     net = Network(options.tag, [])
     workdir = Path(options.workdir)
     soak = Soak(net, options.groups, options.seed, options.seconds, options.every, workdir,
-                tuple(options.faults.split(",")))
+                tuple(options.faults.split(",")), options.contender)
     try:
         data = soak.run()
     finally:
@@ -630,6 +693,9 @@ def main() -> int:
     parser.add_argument("--groups", type=int, default=3)
     parser.add_argument("--every", type=float, default=25.0, help="seconds from one fault's start to the next's")
     parser.add_argument("--faults", default=",".join(FAULTS))
+    parser.add_argument("--contender", choices=["codis.ha", "sentinel"], default="codis.ha",
+                        help="who fails over: the role's runner, or three Redis Sentinels (quorum 2, "
+                             "down-after-milliseconds 1000) followed by a Sentinel-aware writer")
     parser.add_argument("--json", default=str(ROOT / "docs" / "bench-results" / "soak.json"))
     parser.add_argument("--plot", default=str(ROOT / "docs" / "img" / "soak.png"))
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
@@ -647,13 +713,14 @@ def main() -> int:
     import tempfile
 
     tag = "sk%d" % (os.getpid() % 100000)
-    hosts = [CTL, WATCHER] + list(range(FIRST_REDIS, FIRST_REDIS + 3 * options.groups))
+    hosts = [CTL, WATCHER] + list(SENTINEL_HOSTS) + list(range(FIRST_REDIS, FIRST_REDIS + 3 * options.groups))
     with tempfile.TemporaryDirectory(prefix="codis-ha-soak-") as tmp, Network(tag, hosts) as net:
         out = Path(tmp) / "soak.json"
         done = subprocess.run(net.run_in(CTL) + [
             sys.executable, str(Path(__file__).resolve()), "--inner", "--tag", tag, "--workdir", tmp,
             "--seconds", str(options.seconds), "--seed", str(options.seed), "--groups", str(options.groups),
-            "--every", str(options.every), "--faults", options.faults, "--json", str(out)], check=False)
+            "--every", str(options.every), "--faults", options.faults, "--contender", options.contender,
+            "--json", str(out)], check=False)
         if done.returncode != 0 or not out.exists():
             print("the soak failed (exit %d); runner log: %s" % (done.returncode, (
                 Path(tmp) / "runner" / "runner.log").read_text(errors="replace")[-3000:] if (

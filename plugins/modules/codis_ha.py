@@ -208,11 +208,16 @@ options:
     default: 10.0
   state_path:
     description:
-      - File where passes remember, per group, the last master seen alive with its offset, since when
-        the master is seen down, and the last failover. Written atomically with mode 0600.
+      - File where passes remember, per group, the last master seen alive with its offset, replication
+        history and key count, since when the master is seen down, and the last failover. Written atomically
+        with mode 0600.
+      - With it, a master restarted without its data while the dashboard still lists it is recognised (it
+        answers with another replication history than the recorded one while a slave still holds that one): the
+        slave holding the most of it is promoted before a full sync copies the empty data set, and writes no
+        server holds any more are named and fail the task.
       - A lock file beside it (O(state_path) plus C(.lock)) keeps two passes on this host apart; the
         second one reports "another pass is running" and does nothing.
-      - Needed by O(down_after), O(min_failover_interval) and O(max_data_loss_bytes).
+      - Needed by O(down_after), O(min_failover_interval), O(max_data_loss_bytes) and the restarted-master rule.
     type: path
   down_after:
     description: Seconds a master must have been seen down by passes before it is failed over.
@@ -220,8 +225,11 @@ options:
     type: float
     default: 0.0
   min_failover_interval:
-    description: A second failover of the same group within this many seconds is refused (anti-flapping)
-      unless O(force). Uses O(state_path).
+    description:
+      - A failover of a group within this many seconds of its last one is reported as flapping (a warning, and the
+        group's reason says so). Uses O(state_path).
+      - It never refuses the failover: a master judged down is failed over however recently the group last failed
+        over, so that no group is left without a master by this rule.
     type: float
     default: 300.0
   stale_margin:
@@ -247,8 +255,8 @@ options:
     type: bool
     default: true
   force:
-    description: Override the refusals of O(down_after), O(min_failover_interval), O(stale_margin),
-      O(max_data_loss_bytes) and O(max_failovers_per_pass). A master that a slave still sees is never
+    description: Override the refusals of O(down_after), O(stale_margin), O(max_data_loss_bytes) and
+      O(max_failovers_per_pass). A master that a slave still sees is never
       failed over, and the candidate rules (alive, replicating from the master, priority) still hold.
     type: bool
     default: false
