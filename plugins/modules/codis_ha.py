@@ -212,7 +212,7 @@ options:
         history and key count, since when the master is seen down, and the last failover. Written atomically
         with mode 0600.
       - With it, a master restarted without its data while the dashboard still lists it is recognised (it
-        answers with another replication history than the recorded one while a slave still holds that one): the
+        answers with another replication history than the recorded one while a slave still holds that one); the
         slave holding the most of it is promoted before a full sync copies the empty data set, and writes no
         server holds any more are named and fail the task.
       - A lock file beside it (O(state_path) plus C(.lock)) keeps two passes on this host apart; the
@@ -228,7 +228,7 @@ options:
     description:
       - A failover of a group within this many seconds of its last one is reported as flapping (a warning, and the
         group's reason says so). Uses O(state_path).
-      - It never refuses the failover: a master judged down is failed over however recently the group last failed
+      - It never refuses the failover; a master judged down is failed over however recently the group last failed
         over, so that no group is left without a master by this rule.
     type: float
     default: 300.0

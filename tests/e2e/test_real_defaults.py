@@ -98,7 +98,7 @@ def test_a_second_fault_right_after_a_failover_is_failed_over_too(tmp_path: Path
         assert run_module(args)["changed"] is False
         real.kill(first)
         [second] = promotions(run_module(args))
-        [third] = [s for s in real.slaves_of(1)]
+        [third] = real.slaves_of(1)
         real.wait_linked(third, second)
         keys = real.write(1, 300)
         real.wait_in_sync(1)

@@ -684,7 +684,6 @@ class ChaosMachine(RuleBasedStateMachine):
                 "group %d still has no live master after a pass: %s" % (gid, self.last_result))
         self.before.expect_live = []
 
-
     @invariant()
     def a_master_restarted_empty_does_not_take_its_slaves_data_with_it(self) -> None:
         """After a plain pass, the writes a slave still held when the listed master came back empty are held by

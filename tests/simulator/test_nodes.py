@@ -207,7 +207,7 @@ def test_an_idle_master_pings_its_slaves_every_period_and_a_frozen_one_does_not(
     cluster2.set_replication(master, ping_period=10)
     start = cluster2.role(master)["offset"]
     ages = []
-    for _ in range(24):  # 24 s of an idle group, a second at a time
+    for _second in range(24):  # 24 s of an idle group, a second at a time
         cluster2.clock.advance(1)
         ages.append(_client(slave, decode_responses=True).info("replication")["master_last_io_seconds_ago"])
     # Two pings of 14 bytes each moved both offsets; the last I/O went back to 0 or 1 at each ping.
