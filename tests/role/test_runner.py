@@ -340,3 +340,16 @@ def test_a_worker_killed_in_the_middle_of_a_pass_is_a_failed_pass_and_the_next_h
         finally:
             runner.terminate()  # stopping the runner stops the new worker, still waiting for the dashboard
             runner.wait(timeout=10)
+
+
+def test_a_pass_that_changed_the_cluster_logs_its_warnings_too() -> None:
+    """A failover inside min_failover_interval is made and warned about: the runner's line must carry the warning
+    (as a plain string, and as Ansible 2.19 prints it)."""
+    runner = _runner_module()
+    result = dict(_result((1, "failover")), changed=True, msg="1 promote done",
+                  actions=[{"action": "promote", "server": "10.0.0.2:6379", "group": 1, "status": "done"}])
+    flapping = "group 1 failed over again within min_failover_interval (300.0 s): flapping"
+    for warnings in ([flapping], [{"event": {"msg": flapping}, "__ansible_type": "WarningSummary"}]):
+        line = runner.log_line(dict(result, warnings=warnings), 0.5)
+        assert line is not None and line.endswith("; warnings: " + flapping), line
+    assert "warnings" not in (runner.log_line(result, 0.5) or "")

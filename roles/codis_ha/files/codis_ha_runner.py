@@ -335,7 +335,18 @@ def log_line(result: dict[str, Any], seconds: float) -> Optional[str]:
         return None
     actions = "; ".join("%s %s in group %s: %s" % (a.get("action"), a.get("server"), a.get("group"),
                                                    a.get("status")) for a in result.get("actions", []))
-    return "pass changed the cluster in %.2fs: %s %s" % (seconds, result.get("msg", ""), actions)
+    return "pass changed the cluster in %.2fs: %s %s%s" % (seconds, result.get("msg", ""), actions,
+                                                           _warnings(result))
+
+
+def _warnings(result: dict[str, Any]) -> str:
+    """The pass's warnings (a failover that flaps, say), as text: plain strings, or Ansible 2.19's summaries."""
+    texts = []
+    for warning in result.get("warnings") or []:
+        if isinstance(warning, dict):
+            warning = (warning.get("event") or {}).get("msg") or warning.get("msg") or json.dumps(warning)
+        texts.append(str(warning))
+    return "; warnings: %s" % "; ".join(texts) if texts else ""
 
 
 def emit(config: dict[str, Any], line: str, failed: bool) -> None:
