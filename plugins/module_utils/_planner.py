@@ -272,8 +272,9 @@ def _plan_live_master(group: ServerGroup, master: str, seen: ProbeResult, probes
 
 
 def _plan_healthy_master(group: ServerGroup, master: str, seen: ProbeResult, probes: dict[str, ProbeResult],
-                         policy: Policy) -> GroupDecision:
-    actions, kept = repair_actions(group, master, probes, policy, exclude=(), ceiling=seen)
+                         policy: Policy, lost_history: bool = False) -> GroupDecision:
+    actions, kept = repair_actions(group, master, probes, policy, exclude=(), ceiling=seen,
+                                   keep_foreign_data=lost_history)
     if kept:
         # Writes went to a server the dashboard does not route to (a half-done promotion while the master
         # lived on, an operator's SLAVEOF NO ONE): neither side may be discarded by the tool.
@@ -345,7 +346,10 @@ def _plan_lost_history(group: ServerGroup, master: str, seen: ProbeResult, probe
             ", ".join(p.addr for p in lost.holders), _explain(excluded)) if lost.holders else "")
         loss = ("%s; no server of the group holds the writes of that history up to offset %s: at least %d bytes "
                 "of acknowledged writes are gone%s" % (restarted, lost.recorded_offset, gone, held))
-        decision = _plan_healthy_master(group, master, seen, probes, policy)
+        # The restarted master knows no history but its own: a server holding data of any other would lose it to
+        # a full sync from it (the long chaos run: a replica-priority 0 slave kept aside with the writes no other
+        # server held was re-pointed at the empty master).
+        decision = _plan_healthy_master(group, master, seen, probes, policy, lost_history=True)
         return replace(decision, reason="%s; %s" % (loss, decision.reason), data_loss=loss,
                        keep_record=bool(lost.holders))
     best = eligible[0]
@@ -581,7 +585,8 @@ def _ineligible(server_type: str, seen: ProbeResult, old_master: str, syncing_ok
 
 
 def repair_actions(group: ServerGroup, master: str, probes: dict[str, ProbeResult], policy: Policy,
-                   exclude: tuple[str, ...], ceiling: Optional[ProbeResult] = None) -> tuple[list[Action], str]:
+                   exclude: tuple[str, ...], ceiling: Optional[ProbeResult] = None,
+                   keep_foreign_data: bool = False) -> tuple[list[Action], str]:
     """Slaves that do not follow `master` are re-pointed; live `offline` servers are re-added. A server that
     holds more of `master`'s replication history than `master` does (what `ceiling` says of it) is never
     re-pointed: its writes would be lost to a full sync. (A returning old master has started a history of its
@@ -596,7 +601,7 @@ def repair_actions(group: ServerGroup, master: str, probes: dict[str, ProbeResul
         if not seen.alive or seen.loading:
             continue
         if server.type == "slave" and policy.repoint_slaves and not seen.replicates_from(master):
-            more = _holds_more(seen, ceiling)
+            more = _holds_more(seen, ceiling) or (_foreign_data(seen, ceiling) if keep_foreign_data else "")
             if more:
                 kept.append("%s %s and is not re-pointed (a full sync would discard it); an operator must decide"
                             % (server.addr, more))
@@ -609,6 +614,15 @@ def repair_actions(group: ServerGroup, master: str, probes: dict[str, ProbeResul
                                   "offline server %s is alive (%s); re-added as a slave of %s%s" % (
                                       server.addr, _following(seen), master, _divergence(seen))))
     return actions, "; ".join(kept)
+
+
+def _foreign_data(seen: ProbeResult, ceiling: Optional[ProbeResult]) -> str:
+    """Whether `seen` holds keys of a replication history that `ceiling` does not hold at all (a full sync from it
+    would replace them), and which."""
+    if ceiling is None or seen.keys == 0 or ceiling.holds_history_to(seen.replid) is not None:
+        return ""
+    return "holds %s keys of a replication history (%s, offset %s) that %s does not have" % (
+        seen.keys if seen.keys is not None else "an unknown number of", seen.replid, seen.offset, ceiling.addr)
 
 
 def _holds_more(seen: ProbeResult, ceiling: Optional[ProbeResult]) -> str:

@@ -479,3 +479,19 @@ def test_a_restarted_master_of_a_group_that_never_held_a_key_is_left_alone() -> 
                slave(S2, offset=0, replid=R_NEW, keys=0))
     d = plan_group(G3, p, POLICY, record, now=100.0)
     assert not d.actions and d.data_loss is None, d.reason
+
+
+def test_a_master_restarted_empty_does_not_take_the_data_of_a_slave_kept_aside() -> None:
+    # Found by the long chaos run: S1 (replica-priority 0) was kept aside with writes no other server held, still
+    # following the dead old master's history; the group's master S2 then restarted empty. Re-pointing S1 at it
+    # would discard those writes; it is kept for an operator and the loss of S2's history is named.
+    after = group((M, "offline"), (S1, "slave"), (S2, "master"))
+    record = GroupHistory(master=S2, master_offset=5000, master_replid=R_NEW, seen_alive_at=99.0, master_keys=40)
+    p = probes(dead(M), slave(S1, of=M, offset=4000, replid=R, priority=0, keys=30, link_up=False),
+               master(S2, 0, replid="c" * 40, keys=0))
+    d = plan_group(after, p, POLICY, record, now=100.0)
+    assert not d.actions and d.decision == SKIPPED and d.data_loss is not None, d.reason
+    assert "holds 30 keys of a replication history" in d.reason
+    # Without keys of its own it is brought under the master as usual.
+    p = dict(p, **{S1: slave(S1, of=M, offset=0, replid="d" * 40, priority=0, keys=0, link_up=False)})
+    assert [a.action for a in plan_group(after, p, POLICY, record, now=100.0).actions] == [REPOINT]
