@@ -267,7 +267,7 @@ def _plan_live_master(group: ServerGroup, master: str, seen: ProbeResult, probes
                              master)
     lost = lost_history(group, master, seen, probes, record)
     if lost is not None:
-        return _plan_lost_history(group, master, seen, probes, policy, record, lost)
+        return _plan_lost_history(group, master, seen, probes, policy, lost)
     return _plan_healthy_master(group, master, seen, probes, policy)
 
 
@@ -327,7 +327,7 @@ def lost_history(group: ServerGroup, master: str, seen: ProbeResult, probes: dic
 
 
 def _plan_lost_history(group: ServerGroup, master: str, seen: ProbeResult, probes: dict[str, ProbeResult],
-                       policy: Policy, record: Optional[GroupHistory], lost: LostHistory) -> GroupDecision:
+                       policy: Policy, lost: LostHistory) -> GroupDecision:
     """What is still possible when the master lost its history: promote the slave that holds the most of it
     before a full sync from the master replaces its data, and say what is gone."""
     restarted = ("master %s lost its data: it answers role master with another replication history (offset %s, "
@@ -341,7 +341,8 @@ def _plan_lost_history(group: ServerGroup, master: str, seen: ProbeResult, probe
     eligible = [p for p in lost.holders if reasons[p.addr] is None]
     excluded = [(p.addr, reasons[p.addr] or "") for p in lost.holders if p not in eligible]
     if not eligible:
-        gone = lost.lost_bytes(lost.holders[0].holds_history_to(lost.replid) or 0 if lost.holders else lost.kept)
+        most = (lost.holders[0].holds_history_to(lost.replid) or 0) if lost.holders else lost.kept
+        gone = lost.lost_bytes(most)
         held = ("; %s still hold(s) some of it but cannot be promoted: %s" % (
             ", ".join(p.addr for p in lost.holders), _explain(excluded)) if lost.holders else "")
         loss = ("%s; no server of the group holds the writes of that history up to offset %s: at least %d bytes "
