@@ -76,7 +76,7 @@ MUTANTS = [
     Mutant("repoint-richer-slave", "a slave that may not be promoted (replica-priority 0) but holds more data than "
            "the promoted one is re-pointed into a full sync",
            "plugins/module_utils/_planner.py",
-           "            more = _holds_more(seen, ceiling)\n",
+           "            more = _holds_more(seen, ceiling) or _foreign_data(seen, ceiling)\n",
            "            more = \"\"\n"),
     # The three defects a soak at Redis's defaults found (session 7), planted back.
     Mutant("witness-heard-since-lost", "a slave is no witness unless it heard from the master after this host lost "

@@ -219,6 +219,14 @@ def plan_group(group: ServerGroup, probes: dict[str, ProbeResult], policy: Polic
         return GroupDecision(group.id, NO_CANDIDATE, "%s and no slave can take over: %s"
                              % (down, _explain(exclusions) or "the group has no slave"), master.addr,
                              master_down=True)
+    elif _richer_unplaced(group, probes, probes[candidate]):
+        # Another tool promoted it from a history this pass cannot place (INFO shows one generation back): the
+        # promotion would re-point it into a full sync from a server with less (the long chaos run: a slave
+        # half-promoted twice and pointed back at the dead master by an operator, beside a half-done promotion
+        # holding every write).
+        return GroupDecision(group.id, REFUSED, "%s; %s; promoting %s (offset %d) would discard it: an operator "
+                             "must decide" % (down, _richer_unplaced(group, probes, probes[candidate]), candidate,
+                                              probes[candidate].offset or 0), master.addr, master_down=True)
     else:
         why = "%s; %s has the highest replication offset (%d) among eligible slaves" % (
             down, candidate, probes[candidate].offset or 0)
@@ -272,9 +280,8 @@ def _plan_live_master(group: ServerGroup, master: str, seen: ProbeResult, probes
 
 
 def _plan_healthy_master(group: ServerGroup, master: str, seen: ProbeResult, probes: dict[str, ProbeResult],
-                         policy: Policy, lost_history: bool = False) -> GroupDecision:
-    actions, kept = repair_actions(group, master, probes, policy, exclude=(), ceiling=seen,
-                                   keep_foreign_data=lost_history)
+                         policy: Policy) -> GroupDecision:
+    actions, kept = repair_actions(group, master, probes, policy, exclude=(), ceiling=seen)
     if kept:
         # Writes went to a server the dashboard does not route to (a half-done promotion while the master
         # lived on, an operator's SLAVEOF NO ONE): neither side may be discarded by the tool.
@@ -347,10 +354,7 @@ def _plan_lost_history(group: ServerGroup, master: str, seen: ProbeResult, probe
             ", ".join(p.addr for p in lost.holders), _explain(excluded)) if lost.holders else "")
         loss = ("%s; no server of the group holds the writes of that history up to offset %s: at least %d bytes "
                 "of acknowledged writes are gone%s" % (restarted, lost.recorded_offset, gone, held))
-        # The restarted master knows no history but its own: a server holding data of any other would lose it to
-        # a full sync from it (the long chaos run: a replica-priority 0 slave kept aside with the writes no other
-        # server held was re-pointed at the empty master).
-        decision = _plan_healthy_master(group, master, seen, probes, policy, lost_history=True)
+        decision = _plan_healthy_master(group, master, seen, probes, policy)
         return replace(decision, reason="%s; %s" % (loss, decision.reason), data_loss=loss,
                        keep_record=bool(lost.holders))
     best = eligible[0]
@@ -411,6 +415,17 @@ def half_done_promotion(group: ServerGroup, master: str, probes: dict[str, Probe
     if not found:
         return None
     return min(found, key=lambda p: (-(p.offset or 0), p.addr)).addr
+
+
+def _richer_unplaced(group: ServerGroup, probes: dict[str, ProbeResult], candidate: ProbeResult) -> str:
+    """A slave of the group that answers role master, continued some history (a promotion, half done) and holds
+    more than the candidate, when the half-done rule could not tie it to the master's history; which, or ""."""
+    richer = [probes[s.addr] for s in group.of_type("slave")
+              if s.addr != candidate.addr and probes[s.addr].alive and probes[s.addr].role == "master"
+              and not probes[s.addr].loading and (probes[s.addr].replid2 or "").strip("0")
+              and (probes[s.addr].offset or 0) > (candidate.offset or 0)]
+    return "; ".join("%s answers role master with more data (offset %d) from a history this pass cannot tie to the "
+                     "master's (it continued %s)" % (p.addr, p.offset or 0, p.replid2) for p in richer)
 
 
 def group_problem(group: ServerGroup, probes: dict[str, ProbeResult]) -> Optional[str]:
@@ -586,8 +601,7 @@ def _ineligible(server_type: str, seen: ProbeResult, old_master: str, syncing_ok
 
 
 def repair_actions(group: ServerGroup, master: str, probes: dict[str, ProbeResult], policy: Policy,
-                   exclude: tuple[str, ...], ceiling: Optional[ProbeResult] = None,
-                   keep_foreign_data: bool = False) -> tuple[list[Action], str]:
+                   exclude: tuple[str, ...], ceiling: Optional[ProbeResult] = None) -> tuple[list[Action], str]:
     """Slaves that do not follow `master` are re-pointed; live `offline` servers are re-added. A server that
     holds more of `master`'s replication history than `master` does (what `ceiling` says of it) is never
     re-pointed: its writes would be lost to a full sync. (A returning old master has started a history of its
@@ -602,7 +616,7 @@ def repair_actions(group: ServerGroup, master: str, probes: dict[str, ProbeResul
         if not seen.alive or seen.loading:
             continue
         if server.type == "slave" and policy.repoint_slaves and not seen.replicates_from(master):
-            more = _holds_more(seen, ceiling) or (_foreign_data(seen, ceiling) if keep_foreign_data else "")
+            more = _holds_more(seen, ceiling) or _foreign_data(seen, ceiling)
             if more:
                 kept.append("%s %s and is not re-pointed (a full sync would discard it); an operator must decide"
                             % (server.addr, more))
@@ -618,9 +632,18 @@ def repair_actions(group: ServerGroup, master: str, probes: dict[str, ProbeResul
 
 
 def _foreign_data(seen: ProbeResult, ceiling: Optional[ProbeResult]) -> str:
-    """Whether `seen` holds keys of a replication history that `ceiling` does not hold at all (a full sync from it
-    would replace them), and which."""
-    if ceiling is None or seen.keys == 0 or ceiling.holds_history_to(seen.replid) is not None:
+    """Whether replica `seen` holds keys of a replication history that `ceiling` does not hold at all: a full sync
+    from it would replace them, and nothing says they are held anywhere else. Found by the long chaos run: a
+    replica-priority 0 slave kept aside with the writes no other server held was re-pointed at the master once that
+    master had restarted empty (its new history knows nothing of the old), in the pass that saw the restart and
+    again in the next one."""
+    # A replica only: a server answering role master with a history of its own (a returning old master) holds
+    # divergent writes, which re-adding it discards by design and reports. And only beside a live master whose
+    # history has no past (no replid2: it started empty, it was not promoted from the group's history); a promoted
+    # master continued the group's history, and what a replica holds beyond it is for _holds_more to judge.
+    if (ceiling is None or ceiling.role != "master" or (ceiling.replid2 or "").strip("0")
+            or seen.role != "slave" or not seen.keys or not seen.replid
+            or ceiling.holds_history_to(seen.replid) is not None):
         return ""
     return "holds %s keys of a replication history (%s, offset %s) that %s does not have" % (
         seen.keys if seen.keys is not None else "an unknown number of", seen.replid, seen.offset, ceiling.addr)

@@ -492,6 +492,24 @@ def test_a_master_restarted_empty_does_not_take_the_data_of_a_slave_kept_aside()
     d = plan_group(after, p, POLICY, record, now=100.0)
     assert not d.actions and d.decision == SKIPPED and d.data_loss is not None, d.reason
     assert "holds 30 keys of a replication history" in d.reason
+    # And on every later pass, once the record has taken the restarted master's new history.
+    adopted = GroupHistory(master=S2, master_offset=0, master_replid="c" * 40, seen_alive_at=99.5, master_keys=0)
+    later = plan_group(after, p, POLICY, adopted, now=101.0)
+    assert not later.actions and later.decision == SKIPPED and "holds 30 keys" in later.reason, later.reason
     # Without keys of its own it is brought under the master as usual.
     p = dict(p, **{S1: slave(S1, of=M, offset=0, replid="d" * 40, priority=0, keys=0, link_up=False)})
     assert [a.action for a in plan_group(after, p, POLICY, record, now=100.0).actions] == [REPOINT]
+
+
+def test_a_richer_half_done_promotion_of_a_history_the_pass_cannot_place_is_not_discarded() -> None:
+    # Long chaos run: S1 was half-promoted twice (its replid2 is its own first promotion's history, not the
+    # master's) and pointed back at the dead master; S2, half-promoted once from the master's history R, holds
+    # every write. No record of the master: the pass cannot tie S2 to it, and promoting S1 would discard S2's data.
+    p = probes(dead(M), slave_after_master_died(S1, 44, replid="e" * 40, replid2="f" * 40),
+               ProbeResult(S2, ALIVE, role="master", offset=132, replid="c" * 40, replid2=R, second_offset=45))
+    d = plan_group(G3, p, POLICY)
+    assert d.decision == REFUSED and not d.actions and d.master_down, d.reason
+    assert "answers role master with more data (offset 132)" in d.reason and "an operator must decide" in d.reason
+    # With the master's history known (a pass recorded it), S2's promotion is finished.
+    d = plan_group(G3, p, POLICY, GroupHistory(master=M, master_replid=R, seen_alive_at=90.0), now=100.0)
+    assert d.decision == FAILOVER and d.actions[0].server == S2
