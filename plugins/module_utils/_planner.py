@@ -634,19 +634,22 @@ def repair_actions(group: ServerGroup, master: str, probes: dict[str, ProbeResul
 def _foreign_data(seen: ProbeResult, ceiling: Optional[ProbeResult]) -> str:
     """Whether replica `seen` holds keys of a replication history that `ceiling` does not hold at all: a full sync
     from it would replace them, and nothing says they are held anywhere else. Found by the long chaos run: a
-    replica-priority 0 slave kept aside with the writes no other server held was re-pointed at the master once that
-    master had restarted empty (its new history knows nothing of the old), in the pass that saw the restart and
-    again in the next one."""
+    replica-priority 0 slave kept aside with the writes no other server held was re-pointed at a master restarted
+    empty (its new history knows nothing of the old); and a slave of that restarted master, holding its only writes,
+    was re-pointed at the slave promoted when it died, which had been cut off before the restart."""
     # A replica only: a server answering role master with a history of its own (a returning old master) holds
-    # divergent writes, which re-adding it discards by design and reports. And only beside a live master whose
-    # history has no past (no replid2: it started empty, it was not promoted from the group's history); a promoted
-    # master continued the group's history, and what a replica holds beyond it is for _holds_more to judge.
-    if (ceiling is None or ceiling.role != "master" or (ceiling.replid2 or "").strip("0")
-            or seen.role != "slave" or not seen.keys or not seen.replid
-            or ceiling.holds_history_to(seen.replid) is not None):
+    # divergent writes, which re-adding it discards by design and reports.
+    if ceiling is None or seen.role != "slave" or not seen.keys or not seen.replid:
+        return ""
+    if ceiling.holds_history_to(seen.replid) is not None:
+        return ""
+    # A replica that took nothing of its own history since it began (a half-done promotion pointed back) holds only
+    # the history it continued: known to `ceiling`, it is _holds_more's to judge.
+    if (seen.second_offset is not None and seen.second_offset > 0 and (seen.offset or 0) < seen.second_offset
+            and ceiling.holds_history_to(seen.replid2) is not None):
         return ""
     return "holds %s keys of a replication history (%s, offset %s) that %s does not have" % (
-        seen.keys if seen.keys is not None else "an unknown number of", seen.replid, seen.offset, ceiling.addr)
+        seen.keys, seen.replid, seen.offset, ceiling.addr)
 
 
 def _holds_more(seen: ProbeResult, ceiling: Optional[ProbeResult]) -> str:

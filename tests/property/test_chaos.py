@@ -555,8 +555,9 @@ class ChaosMachine(RuleBasedStateMachine):
             # Not a stale slave: its link was not down since before the last pass that saw the master alive.
             down = before.link_down_since.get(server)
             alive_at = self.seen_alive_at.get(gid)
+            # (A master that restarted without its data leaves only stale copies of it: the stalest still holds more.)
             if (down is not None and alive_at is not None and server not in before.answering_master
-                    and down < alive_at - STALE_MARGIN - 1):
+                    and down < alive_at - STALE_MARGIN - 1 and not lost_data):
                 # Only when every fresh promotable slave held less (they lagged): then the stale one loses least.
                 fresh = [a for a in before.promotable[gid] if a != server and (
                     before.link_down_since.get(a) is None or before.link_down_since[a] >= alive_at - STALE_MARGIN - 1)]

@@ -513,3 +513,17 @@ def test_a_richer_half_done_promotion_of_a_history_the_pass_cannot_place_is_not_
     # With the master's history known (a pass recorded it), S2's promotion is finished.
     d = plan_group(G3, p, POLICY, GroupHistory(master=M, master_replid=R, seen_alive_at=90.0), now=100.0)
     assert d.decision == FAILOVER and d.actions[0].server == S2
+
+
+def test_a_slave_holding_the_only_copy_of_a_history_the_candidate_lacks_is_not_repointed() -> None:
+    # Long chaos run: S1 was cut off before the master restarted empty; S2 (replica-priority 0) then took the
+    # restarted master's only writes; the master died and S1 is the candidate. Re-pointing S2 would discard them.
+    p = probes(dead(M), slave_after_master_died(S1, 0, replid=R, keys=0),
+               slave_after_master_died(S2, 132, replid=R_NEW, priority=0, keys=3))
+    d = plan_group(G3, p, POLICY)
+    assert [(a.action, a.server) for a in d.actions] == [(PROMOTE, S1)], d.reason
+    assert "holds 3 keys of a replication history" in d.reason
+    # A slave that took nothing of its own history since a half-done promotion holds the history it continued.
+    back = slave_after_master_died(S2, 44, replid=R_NEW, replid2=R, second_offset=45, priority=0, keys=3)
+    d = plan_group(G3, dict(p, **{S2: back, S1: slave_after_master_died(S1, 100, replid=R, keys=5)}), POLICY)
+    assert [(a.action, a.server) for a in d.actions] == [(PROMOTE, S1), (REPOINT, S2)], d.reason
