@@ -403,6 +403,10 @@ class World:
             node.log = list(target)
             if node.log:
                 node.last_io = max(node.last_io, node.log[-1].at)
+        if node.lag_writes:
+            # A lagging replica is behind, not cut off: the stream keeps arriving, pings and all (without this the
+            # withheld entries were the latest pings, and a slave of a live idle master looked silent for 30 s).
+            node.last_io = now
         node.replid = master.replid
 
     def _point(self, node: Node, master: Optional[str]) -> None:
