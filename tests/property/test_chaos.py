@@ -118,8 +118,10 @@ class ChaosMachine(RuleBasedStateMachine):
         # Bookkeeping of what passes reported, by the machine's clock: the history rules are judged by it.
         self.seen_alive_at: dict[int, float] = {}
         self.first_seen_down: dict[int, float] = {}
-        # The run id of each group's master when a pass that writes the state file last saw it alive.
+        # The run id and replication history of each group's master when a pass that writes the state file last
+        # saw it alive: what the pass's record knows.
         self.seen_run_id: dict[int, str] = {}
+        self.seen_replid: dict[int, str] = {}
         # Redis's default repl-diskless-sync-delay on group 2's servers, the simulator's 0 on group 1's.
         for addr in self.cluster.servers(2):
             self.cluster.set_replication(addr, sync_delay=5)
@@ -197,7 +199,8 @@ class ChaosMachine(RuleBasedStateMachine):
 
     def _saveable(self, gid: int, master: Optional[str], writes: dict[str, set[int]]) -> set[int]:
         """The writes a promotable slave still holds that the group's listed master lost by restarting empty since
-        a recording pass saw it (its run id changed): what a pass must now save."""
+        a recording pass saw it (its run id changed), of the history that pass recorded: what a pass must now save.
+        (A history no pass saw, the master cut off from this watcher all along, is not the pass's to know.)"""
         if master is None or self.seen_run_id.get(gid) in (None, self.node(master).run_id):
             return set()
         n = self.node(master)
@@ -207,7 +210,8 @@ class ChaosMachine(RuleBasedStateMachine):
                for a in self.cluster.servers(gid)):
             return set()
         saveable = [writes[a] - writes[master] for a in self._promotable(gid, master)
-                    if self.node(a).master == master and not self.node(a).loading]
+                    if self.node(a).master == master and not self.node(a).loading
+                    and self.node(a).replid == self.seen_replid.get(gid)]
         return max(saveable, key=len, default=set())
 
     def _dashboard_trouble(self) -> bool:
@@ -599,6 +603,7 @@ class ChaosMachine(RuleBasedStateMachine):
                 self.seen_alive_at[gid] = now
                 self.first_seen_down.pop(gid, None)
                 self.seen_run_id.pop(gid, None)  # the pass records the new master's history at its next look
+                self.seen_replid.pop(gid, None)
                 continue
             master = next((s for s in group["servers"] if s["type"] == "master"), None)
             if master is None:
@@ -608,6 +613,7 @@ class ChaosMachine(RuleBasedStateMachine):
                 self.first_seen_down.pop(gid, None)
                 if not self.before or not self.before.restarted_empty.get(gid):
                     self.seen_run_id[gid] = self.node(master["addr"]).run_id
+                    self.seen_replid[gid] = self.node(master["addr"]).replid
             elif master.get("status") == "down":
                 self.first_seen_down.setdefault(gid, now)
 
