@@ -698,6 +698,7 @@ def main() -> int:
                              "down-after-milliseconds 1000) followed by a Sentinel-aware writer")
     parser.add_argument("--json", default=str(ROOT / "docs" / "bench-results" / "soak.json"))
     parser.add_argument("--plot", default=str(ROOT / "docs" / "img" / "soak.png"))
+    parser.add_argument("--keep", default="", help="a directory to copy the runner's log and state file into")
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--tag", default="", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", default="", help=argparse.SUPPRESS)
@@ -727,6 +728,12 @@ def main() -> int:
                 Path(tmp) / "runner" / "runner.log").exists() else "none"))
             return 1
         data = json.loads(out.read_text())
+        if options.keep:  # the runner's log and state file, to study a finding
+            keep = Path(options.keep)
+            keep.mkdir(parents=True, exist_ok=True)
+            for name in ("runner/runner.log", "runner/state.json"):
+                if (Path(tmp) / name).exists():
+                    (keep / Path(name).name).write_bytes((Path(tmp) / name).read_bytes())
     write_json(Path(options.json), data)
     with contextlib.suppress(ImportError):
         plot(data, Path(options.plot))
