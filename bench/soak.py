@@ -560,8 +560,8 @@ class Soak:
         """Acknowledged by a server after it was restarted empty and before a pass took it out of the dashboard's
         master role."""
         restarts = [r for r in self.restarted[addr] if r <= at]
-        return bool(restarts) and not any(restarts[-1] <= since <= at for since, listed in sum(
-            self.listed.values(), []) if listed != addr)
+        return bool(restarts) and not any(restarts[-1] <= since <= at for history in self.listed.values()
+                                          for since, listed in history if listed != addr)
 
     def promotions(self) -> list[tuple[float, int, str, str]]:
         """(time, group, promoted, previous master) from the dashboard's audit log and the sampler's record of

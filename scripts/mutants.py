@@ -43,8 +43,7 @@ MUTANTS = [
            "    best = min(eligible, key=lambda p: (p.priority or 0, p.addr))\n"),
     Mutant("no-repoint", "no re-point of the other slaves after a promote",
            "plugins/module_utils/_planner.py",
-           "    followers, kept = repair_actions(after, candidate, probes, policy, exclude=(master.addr,),\n"
-           "                                     ceiling=probes[candidate])\n",
+           "    followers, kept = repair_actions(after, candidate.addr, probes, policy, exclude=exclude, ceiling=candidate)\n",
            "    followers, kept = [], \"\"\n"),
     Mutant("no-stale-exclusion", "stale-slave exclusion removed",
            "plugins/module_utils/_planner.py",

@@ -219,13 +219,13 @@ def plan_group(group: ServerGroup, probes: dict[str, ProbeResult], policy: Polic
         return GroupDecision(group.id, NO_CANDIDATE, "%s and no slave can take over: %s"
                              % (down, _explain(exclusions) or "the group has no slave"), master.addr,
                              master_down=True)
-    elif _richer_unplaced(group, probes, probes[candidate]):
+    elif (richer := _richer_unplaced(group, probes, probes[candidate])):
         # Another tool promoted it from a history this pass cannot place (INFO shows one generation back): the
         # promotion would re-point it into a full sync from a server with less (the long chaos run: a slave
         # half-promoted twice and pointed back at the dead master by an operator, beside a half-done promotion
         # holding every write).
         return GroupDecision(group.id, REFUSED, "%s; %s; promoting %s (offset %d) would discard it: an operator "
-                             "must decide" % (down, _richer_unplaced(group, probes, probes[candidate]), candidate,
+                             "must decide" % (down, richer, candidate,
                                               probes[candidate].offset or 0), master.addr, master_down=True)
     else:
         why = "%s; %s has the highest replication offset (%d) among eligible slaves" % (
@@ -235,17 +235,21 @@ def plan_group(group: ServerGroup, probes: dict[str, ProbeResult], policy: Polic
             max(known_offset - (probes[candidate].offset or 0), 0), known_offset)
     if exclusions:
         why += "; not eligible: %s" % _explain([e for e in exclusions if e[0] != candidate])
-    promote = Action(group.id, PROMOTE, candidate, master.addr, candidate, why)
-    after = group.with_types({master.addr: "offline", candidate: "master"})
-    followers, kept = repair_actions(after, candidate, probes, policy, exclude=(master.addr,),
-                                     ceiling=probes[candidate])
-    if kept:
-        why += "; %s" % kept
+    actions, why = _promotion(group, master.addr, probes[candidate], probes, policy, why, exclude=(master.addr,))
     if flapping:
         why += ("; the group last failed over %.0f s ago, inside min_failover_interval (%s s): flapping, find out "
                 "why its masters keep failing" % (since_failover, policy.min_failover_interval))
-    return GroupDecision(group.id, FAILOVER, why, candidate, (promote,) + tuple(followers), master_down=True,
-                         flapping=flapping)
+    return GroupDecision(group.id, FAILOVER, why, candidate, actions, master_down=True, flapping=flapping)
+
+
+def _promotion(group: ServerGroup, old_master: str, candidate: ProbeResult, probes: dict[str, ProbeResult],
+               policy: Policy, why: str, exclude: tuple[str, ...]) -> tuple[tuple[Action, ...], str]:
+    """The promote and the actions that bring the rest of the group under the new master, and the decision's
+    reason with the servers kept out of a full sync (the promote's own reason is `why` as given)."""
+    promote = Action(group.id, PROMOTE, candidate.addr, old_master, candidate.addr, why)
+    after = group.with_types({old_master: "offline", candidate.addr: "master"})
+    followers, kept = repair_actions(after, candidate.addr, probes, policy, exclude=exclude, ceiling=candidate)
+    return (promote,) + tuple(followers), ("%s; %s" % (why, kept) if kept else why)
 
 
 def _resume_promotion(group: ServerGroup, probes: dict[str, ProbeResult], policy: Policy,
@@ -370,15 +374,10 @@ def _plan_lost_history(group: ServerGroup, master: str, seen: ProbeResult, probe
         loss = "%s; %s lacks %d bytes of it: those acknowledged writes are gone" % (restarted, best.addr, gone)
         why += "; %d bytes of the history's writes up to offset %s are held by no server" % (
             gone, lost.recorded_offset)
-    promote = Action(group.id, PROMOTE, best.addr, master, best.addr, why)
     # The restarted master is alive and takes writes: it is brought under the new master in the same pass (its
     # writes since the restart reported first), so that the group has one writable master, not two.
-    after = group.with_types({master: "offline", best.addr: "master"})
-    followers, kept = repair_actions(after, best.addr, probes, policy, exclude=(), ceiling=best)
-    if kept:
-        why += "; %s" % kept
-    return GroupDecision(group.id, FAILOVER, why, best.addr, (promote,) + tuple(followers), data_loss=loss,
-                         keep_record=True)
+    actions, why = _promotion(group, master, best, probes, policy, why, exclude=())
+    return GroupDecision(group.id, FAILOVER, why, best.addr, actions, data_loss=loss, keep_record=True)
 
 
 def _outage(group: ServerGroup, master: str, probes: dict[str, ProbeResult], record: Optional[GroupHistory],
