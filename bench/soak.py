@@ -9,6 +9,9 @@ Layout (every address lives inside namespaces this script makes, and every names
 a namespace `<tag>lan` holds a bridge; `<tag>ctl` holds this driver, the dashboard (the simulator's Codis 2 dashboard
 in real mode, sending real SLAVEOF), the writer and the sampler; `<tag>w` holds the runner (the role's runner file,
 module at its defaults with a state file); `<tag>h<N>` holds one redis-server each, all on port 6379 at 10.77.0.N.
+With `--watchers 3` three runners (hosts 3, 4 and 5) agree through a real ZooKeeper in `<tag>ctl` (quorum 2, every
+other coordination option at its default); the cut faults cut off the first of them, as they cut off the first
+sentinel.
 
 Redis runs at its defaults (`repl-ping-replica-period 10`, `repl-timeout 60`, diskless sync after 5 s), without
 persistence (`--save '' --appendonly no`): a restart comes back empty, as a cache node restarted by systemd does.
@@ -54,7 +57,9 @@ from bench._common import ensure_collection_path, plot_to, write_json  # noqa: E
 from simulator.waiting import wait_until  # noqa: E402
 
 SUBNET = "10.77.0"
-CTL, WATCHER = 2, 3  # host numbers of the driver's and the runner's namespaces
+CTL, WATCHER = 2, 3  # host numbers of the driver's and the (first) runner's namespaces
+WATCHER_HOSTS = (3, 4, 5)  # with --watchers 3: a runner on each, agreeing through ZooKeeper (quorum 2) on CTL
+ZOOKEEPER_PORT = 2181
 SENTINEL_HOSTS = (4, 5, 6)  # three sentinels, each on a host of its own; the cut faults cut off the first
 SENTINEL_PORT = 26379
 FIRST_REDIS = 10
@@ -210,12 +215,13 @@ class Fault:
 
 class Soak:
     def __init__(self, net: Network, groups: int, seed: int, seconds: float, every: float, workdir: Path,
-                 faults: tuple[str, ...], contender: str = "codis.ha") -> None:
+                 faults: tuple[str, ...], contender: str = "codis.ha", watchers: int = 1) -> None:
         from simulator.dashboard2 import Codis2Dashboard
         from simulator.http_base import RealRedis
 
         self.net = net
         self.contender = contender
+        self.watchers = watchers
         self.rng = random.Random(seed)
         self.seconds = seconds
         self.every = every
@@ -238,7 +244,8 @@ class Soak:
         self.members: dict[int, list[str]] = {}
         self.sentinels: list[subprocess.Popen[bytes]] = []
         self.view: dict[int, Optional[str]] = {}  # Sentinel's master of each group, refreshed every 50 ms
-        self.runner: Optional[subprocess.Popen[bytes]] = None
+        self.runners: list[subprocess.Popen[bytes]] = []
+        self.zookeeper: Any = None
         self.t0 = time.monotonic()
 
     # -------------------------------------------------------------- set-up
@@ -270,18 +277,30 @@ class Soak:
                 SUBNET, master.host))
         return False
 
-    def start_runner(self) -> None:
-        wdir = self.workdir / "runner"
-        wdir.mkdir(parents=True, exist_ok=True)
-        config = wdir / "runner.json"
-        config.write_text(json.dumps({
-            "module_args": {"dashboard_url": self.dashboard_url, "state_path": str(wdir / "state.json")},
-            "collections_path": str(ROOT / "build" / "collections"), "log": "stdout", "interval": 1.0}))
-        with open(wdir / "runner.log", "ab") as log:
-            self.runner = subprocess.Popen(self.net.run_in(WATCHER) + [
-                sys.executable, str(ROOT / "roles" / "codis_ha" / "files" / "codis_ha_runner.py"), str(config),
-                "--loop-seconds", str(self.seconds + 600)], stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True)
+    def start_runners(self) -> None:
+        """The role's runner at 1 s, module at its defaults with a state file; with three watchers each on a host of
+        its own, agreeing through ZooKeeper (quorum 2)."""
+        coordination: dict[str, Any] = {}
+        if self.watchers > 1:
+            from simulator.coordinators import ZooKeeperProcess
+
+            self.zookeeper = ZooKeeperProcess("%s.%d" % (SUBNET, CTL), ZOOKEEPER_PORT).start()
+            coordination = {"coordinator": self.zookeeper.url("/codis-ha"), "quorum": 2}
+        for index, host in enumerate(WATCHER_HOSTS[:self.watchers]):
+            wdir = self.workdir / ("runner" if index == 0 else "runner-%d" % (index + 1))
+            wdir.mkdir(parents=True, exist_ok=True)
+            config = wdir / "runner.json"
+            args = dict(coordination, dashboard_url=self.dashboard_url, state_path=str(wdir / "state.json"))
+            if coordination:
+                args["observer_id"] = "w%d" % (index + 1)
+            config.write_text(json.dumps({
+                "module_args": args, "collections_path": str(ROOT / "build" / "collections"), "log": "stdout",
+                "interval": 1.0}))
+            with open(wdir / "runner.log", "ab") as log:
+                self.runners.append(subprocess.Popen(self.net.run_in(host) + [
+                    sys.executable, str(ROOT / "roles" / "codis_ha" / "files" / "codis_ha_runner.py"), str(config),
+                    "--loop-seconds", str(self.seconds + 600)], stdout=log, stderr=subprocess.STDOUT,
+                    start_new_session=True))
 
     @property
     def dashboard_url(self) -> str:
@@ -490,7 +509,7 @@ class Soak:
         if self.contender == "sentinel":
             self.start_sentinels()
         else:
-            self.start_runner()
+            self.start_runners()
         threads = [threading.Thread(target=self.writer, args=(gid,), daemon=True) for gid in self.groups]
         threads.append(threading.Thread(target=self.sampler, daemon=True))
         for t in threads:
@@ -508,10 +527,12 @@ class Soak:
             self.stop.set()
             for t in threads:
                 t.join(10)
-            if self.runner is not None:
+            for runner in self.runners:
                 with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.runner.pid, signal.SIGKILL)
-                self.runner.wait(10)
+                    os.killpg(runner.pid, signal.SIGKILL)
+                runner.wait(10)
+            if self.zookeeper is not None:
+                self.zookeeper.close()
             for sentinel in self.sentinels:
                 sentinel.kill()
                 sentinel.wait(10)
@@ -633,7 +654,8 @@ class Soak:
             row["two_masters_s"] = round(row["two_masters_s"] + f.two_masters, 1)
             row["false_failovers"] += f.false_failovers
         return {
-            "contender": self.contender, "seconds": round(self.now(), 1), "groups": len(self.groups),
+            "contender": self.contender, "watchers": self.watchers if self.contender == "codis.ha" else 0,
+            "seconds": round(self.now(), 1), "groups": len(self.groups),
             "acknowledged": sum(len(v) for v in self.acked.values()),
             "lost": sum(len(v) for v in lost.values()),
             "unavoidable_lost": sum(len(lost[g] & unavoidable[g]) for g in self.groups),
@@ -660,8 +682,9 @@ def plot(data: dict[str, Any], path: Path) -> None:
         means = [data["per_kind"][k]["unavailable_s"] / max(data["per_kind"][k]["count"], 1) for k in kinds]
         ax.bar(kinds, means, color="#4a7")
         ax.set_ylabel("seconds without a writable master, per fault")
+        who = data["contender"] + (" x3, ZooKeeper quorum 2" if data.get("watchers", 1) > 1 else "")
         ax.set_title("soak: %s, Redis defaults (%d s, %d acknowledged writes)" % (
-            data["contender"], data["seconds"], data["acknowledged"]), fontsize=9)
+            who, data["seconds"], data["acknowledged"]), fontsize=9)
         ax.tick_params(axis="x", labelrotation=30, labelsize=8)
 
 
@@ -670,7 +693,7 @@ def inner(options: argparse.Namespace) -> int:
     net = Network(options.tag, [])
     workdir = Path(options.workdir)
     soak = Soak(net, options.groups, options.seed, options.seconds, options.every, workdir,
-                tuple(options.faults.split(",")), options.contender)
+                tuple(options.faults.split(",")), options.contender, options.watchers)
     try:
         data = soak.run()
     finally:
@@ -696,6 +719,8 @@ def main() -> int:
     parser.add_argument("--contender", choices=["codis.ha", "sentinel"], default="codis.ha",
                         help="who fails over: the role's runner, or three Redis Sentinels (quorum 2, "
                              "down-after-milliseconds 1000) followed by a Sentinel-aware writer")
+    parser.add_argument("--watchers", type=int, choices=[1, 3], default=1,
+                        help="codis.ha: one runner, or three agreeing through ZooKeeper (quorum 2)")
     parser.add_argument("--json", default=str(ROOT / "docs" / "bench-results" / "soak.json"))
     parser.add_argument("--plot", default=str(ROOT / "docs" / "img" / "soak.png"))
     parser.add_argument("--keep", default="", help="a directory to copy the runner's log and state file into")
@@ -721,7 +746,7 @@ def main() -> int:
             sys.executable, str(Path(__file__).resolve()), "--inner", "--tag", tag, "--workdir", tmp,
             "--seconds", str(options.seconds), "--seed", str(options.seed), "--groups", str(options.groups),
             "--every", str(options.every), "--faults", options.faults, "--contender", options.contender,
-            "--json", str(out)], check=False)
+            "--watchers", str(options.watchers), "--json", str(out)], check=False)
         if done.returncode != 0 or not out.exists():
             print("the soak failed (exit %d); runner log: %s" % (done.returncode, (
                 Path(tmp) / "runner" / "runner.log").read_text(errors="replace")[-3000:] if (
@@ -731,9 +756,11 @@ def main() -> int:
         if options.keep:  # the runner's log and state file, to study a finding
             keep = Path(options.keep)
             keep.mkdir(parents=True, exist_ok=True)
-            for name in ("runner/runner.log", "runner/state.json"):
-                if (Path(tmp) / name).exists():
-                    (keep / Path(name).name).write_bytes((Path(tmp) / name).read_bytes())
+            for runner in sorted(Path(tmp).glob("runner*")):
+                for name in ("runner.log", "state.json"):
+                    if (runner / name).exists():
+                        suffix = runner.name[len("runner"):]
+                        (keep / (name.replace(".", suffix + ".", 1))).write_bytes((runner / name).read_bytes())
     write_json(Path(options.json), data)
     with contextlib.suppress(ImportError):
         plot(data, Path(options.plot))
