@@ -254,8 +254,11 @@ class Codis3Client(DashboardClient):
 
     # ------------------------------------------------------------------ transport
     def _request(self, method: str, path: str, timeout: Optional[float] = None) -> Any:
-        status, text = self._call(method, path, timeout=timeout)
-        shown = "%s %s%s" % (method, self.url, path.replace(self.xauth, "<xauth>"))
+        try:
+            status, text = self._call(method, path, timeout=timeout)
+        except DashboardUnavailable as exc:  # a timeout or a reset names the URL, token included
+            raise DashboardUnavailable(self._scrub(str(exc))) from None
+        shown = "%s %s%s" % (method, self.url, self._scrub(path))
         if status == 200:
             return self._json(shown, text)
         cause = text.strip()
@@ -266,7 +269,11 @@ class Codis3Client(DashboardClient):
                 pass
             if "xauth" in cause:
                 cause += " (the token is derived from product_name %r)" % self.product_name
-        raise DashboardRejected(status, cause)
+        raise DashboardRejected(status, self._scrub(cause))
+
+    def _scrub(self, text: str) -> str:
+        """The token opens every route of the dashboard: no message carries it (Go errors quote the URL)."""
+        return text.replace(self.xauth, "<xauth>")
 
 
 def parse_stats(data: Any, where: str, now: Optional[float] = None) -> Topology:

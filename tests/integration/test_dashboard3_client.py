@@ -121,3 +121,21 @@ def test_add_server_adds_an_unknown_server_then_makes_it_follow_servers0(c3: Clu
     assert client.mutations == 4  # a server already in the group costs one call
     with pytest.raises(ValueError):
         client.add_server(1, known, "master")
+
+
+def test_the_xauth_token_is_in_no_error_message_a_timeout_or_a_refusal_makes(c3: Cluster) -> None:
+    """A timed-out stats GET and promote PUT name their URL, and the real dashboard's Go errors quote it: the token
+    opens every route, so each message shows <xauth> instead."""
+    token = xauth("p3")
+    client = Codis3Client(c3.dashboard_url, "p3", timeout=0.3)
+    slave = client.group(1).servers[1]
+    c3.dashboard_fault("slow_ms", 1500)
+    client.promote_timeout = 0.3
+    errors = []
+    for call in (client.topology, lambda: client.promote(1, slave)):
+        with pytest.raises(DashboardUnavailable) as err:
+            call()
+        errors.append(str(err.value))
+    c3.dashboard_fault("slow_ms", 0)
+    assert all("<xauth>" in e and token not in e for e in errors), errors
+    assert client._scrub("Put http://h/api/topom/group/promote/%s/1/x: EOF" % token).count(token) == 0
