@@ -1,0 +1,456 @@
+"""The real Codis binaries on loopback, for the real-binary tests and benchmarks (built from the upstream sources by
+`scripts/build_codis.sh`; see `../shared/codis/README.md`).
+
+`RealCodis2.start(groups=1, slaves=2, proxies=1)`: ZooKeeper, the Codis 2 dashboard (`codis-config dashboard`),
+Debian's redis-server for every server, slots 0-1023 spread over the groups and `proxies` real `codis-proxy`
+processes put online. `RealCodis3.start(...)`: the Codis 3 dashboard on a filesystem coordinator, `codis-server`
+(Codis's Redis 3.2, which answers the SLOTSINFO the dashboard's add needs) with a config file (every slave-of the
+dashboard sends is followed by CONFIG REWRITE), and real proxies. Both answer what `RealCluster` answers (the groups
+as the dashboard stores them, each server's truth from the process, the same faults), plus the proxies: a client
+writes through `proxy_client()` during every failover, and a proxy can be killed or hung.
+
+Every wait is on a condition with a deadline; every process is killed and every directory removed on close.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import redis
+
+from .coordinators import ZooKeeperProcess
+from .ports import free_port
+from .real import FAST_SYNC, RealCluster, RedisProcess
+from .waiting import wait_until
+
+ROOT = Path(__file__).resolve().parents[1]
+CODIS2 = "codis-release2.0-8b4b7d35"
+CODIS3 = "codis-release3.2-de1ad026"
+SLOTS = 1024
+
+
+class BinariesMissing(RuntimeError):
+    pass
+
+
+def bin_dir(release: str) -> Path:
+    """The cached binaries of one release; built (a minute, offline) when they are missing."""
+    cache = Path(os.environ.get("CODIS_CACHE") or ROOT / "build" / "codis")
+    where = cache / release
+    if not (where / "codis-proxy").exists():
+        done = subprocess.run(["bash", str(ROOT / "scripts" / "build_codis.sh")], capture_output=True, text=True,
+                              check=False)
+        if done.returncode != 0 or not (where / "codis-proxy").exists():
+            raise BinariesMissing("scripts/build_codis.sh failed (exit %d): %s" % (
+                done.returncode, (done.stdout + done.stderr)[-2000:]))
+    return where
+
+
+def http(method: str, url: str, body: Any = None, timeout: float = 10.0) -> tuple[int, str]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method,
+                                     headers={"Content-Type": "application/json"} if data else {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310 - loopback, test harness
+            return answer.status, answer.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode("utf-8", "replace")
+
+
+@dataclass
+class Daemon:
+    """One Go process of Codis (dashboard or proxy), in a session of its own so that a kill takes it whole."""
+    name: str
+    args: list[str]
+    workdir: Path
+    proc: Optional[subprocess.Popen[bytes]] = None
+    log: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log = self.workdir / ("%s.out" % self.name)
+
+    def start(self) -> None:
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(self.args, stdout=out, stderr=subprocess.STDOUT, cwd=self.workdir,
+                                         start_new_session=True)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def signal(self, sig: int) -> None:
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, sig)
+
+    def kill(self) -> None:
+        if self.proc is None:
+            return
+        self.signal(signal.SIGCONT)
+        self.signal(signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=20)
+        self.proc = None
+
+    def tail(self, size: int = 3000) -> str:
+        texts = []
+        for path in sorted(self.workdir.glob("%s*" % self.name)):
+            if path.is_file() and path.suffix not in (".toml", ".ini"):
+                texts.append("---- %s\n%s" % (path.name, path.read_text(errors="replace")[-size:]))
+        return "\n".join(texts)
+
+
+def _port_open(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        sock.settimeout(0.3)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+class _RealCodis(RealCluster):
+    """What both versions share: redis processes, proxies, the groups read from the real dashboard."""
+    release = ""
+
+    def __init__(self, groups: int = 1, slaves: int = 2, proxies: int = 1, extra: Optional[list[str]] = None,
+                 product: str = "") -> None:
+        # RealCluster.__init__ would start the simulator's dashboard: set up only what it needs here.
+        self.workdir = tempfile.mkdtemp(prefix="codis-ha-%s-" % self.release.split("-")[1].replace(".", ""))
+        self.tls = None
+        self.password = None
+        self.extra = list(extra or [])
+        self.processes: dict[str, RedisProcess] = {}
+        self.bin = bin_dir(self.release)
+        self.product = product or "p%d" % free_port()
+        self.daemons: list[Daemon] = []
+        self.proxies: list[dict[str, Any]] = []
+        self.dashboard_port = free_port()
+        try:
+            self.start_dashboard()
+            for gid in range(1, groups + 1):
+                self.add_group(gid, slaves)
+            self.assign_slots(groups)
+            for _index in range(proxies):
+                self.add_proxy()
+        except BaseException:
+            self.close()
+            raise
+
+    # ------------------------------------------------------------------ the dashboard
+    @property
+    def dashboard_url(self) -> str:
+        return "http://127.0.0.1:%d" % self.dashboard_port
+
+    def start_dashboard(self) -> None:
+        raise NotImplementedError
+
+    def assign_slots(self, groups: int) -> None:
+        raise NotImplementedError
+
+    def add_proxy(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def daemon(self, name: str, args: list[str]) -> Daemon:
+        started = Daemon(name, args, Path(self.workdir))
+        started.start()
+        self.daemons.append(started)
+        return started
+
+    def logs(self) -> str:
+        return "\n".join(d.tail() for d in self.daemons)
+
+    def close(self) -> None:
+        for daemon in reversed(getattr(self, "daemons", [])):
+            daemon.kill()
+        for server in self.processes.values():
+            if server.proc is not None:
+                server.resume()
+                server.proc.send_signal(signal.SIGKILL)
+                server.proc.wait(timeout=10)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    # ------------------------------------------------------------------ the proxies
+    def proxy_client(self, index: int = 0, timeout: float = 1.0) -> "redis.Redis[Any]":
+        # No CLIENT SETINFO on connect: a Codis proxy closes the session on any CLIENT command.
+        return redis.Redis(host="127.0.0.1", port=self.proxies[index]["port"], socket_timeout=timeout,
+                           socket_connect_timeout=timeout, retry=None, protocol=2, decode_responses=True,
+                           lib_name=None, lib_version=None)
+
+    def proxy_serves(self, index: int = 0) -> bool:
+        try:
+            with contextlib.closing(self.proxy_client(index, 0.5)) as c:
+                return bool(c.set("codis-ha:probe", "1"))
+        except redis.RedisError:
+            return False
+
+    def kill_proxy(self, index: int = 0) -> None:
+        self.proxies[index]["daemon"].kill()
+        wait_until(lambda: not _port_open(self.proxies[index]["port"]), 20, "the proxy to close its port")
+
+    def hang_proxy(self, index: int = 0) -> None:
+        """SIGSTOP: its ports stay open, nothing answers."""
+        self.proxies[index]["daemon"].signal(signal.SIGSTOP)
+
+    def resume_proxy(self, index: int = 0) -> None:
+        self.proxies[index]["daemon"].signal(signal.SIGCONT)
+
+
+# ====================================================================================================== Codis 2
+class _Codis2View:
+    """The groups as the real Codis 2 dashboard stores them (GET /api/server_groups)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def _groups(self) -> list[dict[str, Any]]:
+        try:
+            status, text = http("GET", self.url + "/api/server_groups")
+        except OSError:
+            return []
+        if status != 200:
+            return []
+        return json.loads(text) or []
+
+    def group_ids(self) -> list[int]:
+        return sorted(g["id"] for g in self._groups())
+
+    def servers(self, gid: int) -> dict[str, str]:
+        for group in self._groups():
+            if group["id"] == gid:
+                return {s["addr"]: s["type"] for s in group.get("servers") or []}
+        return {}
+
+    def masters(self) -> dict[int, list[str]]:
+        return {g["id"]: [s["addr"] for s in g.get("servers") or [] if s["type"] == "master"]
+                for g in self._groups()}
+
+
+class RealCodis2(_RealCodis):
+    """Codis release2.0: `codis-config dashboard` on ZooKeeper, Debian's redis-server, `codis-proxy`."""
+    release = CODIS2
+
+    def _config(self, name: str, **extra: str) -> Path:
+        lines = {"coordinator": "zookeeper", "zk": "127.0.0.1:%d" % self.zookeeper.port, "product": self.product,
+                 "dashboard_addr": "127.0.0.1:%d" % self.dashboard_port, "password": "",
+                 "zk_session_timeout": "30000"}
+        lines.update(extra)
+        path = Path(self.workdir) / name
+        path.write_text("".join("%s=%s\n" % item for item in lines.items()))
+        return path
+
+    def start_dashboard(self) -> None:
+        self.zookeeper = ZooKeeperProcess().start()
+        self.dashboard = _Codis2View(self.dashboard_url)
+        config = self._config("config.ini")
+        self.dashboard_daemon = self.daemon("dashboard", [
+            str(self.bin / "codis-config"), "-c", str(config), "-L", str(Path(self.workdir) / "dashboard.log"),
+            "dashboard", "--addr=127.0.0.1:%d" % self.dashboard_port,
+            "--http-log=%s" % (Path(self.workdir) / "request.log")])
+        wait_until(lambda: self._answers("/api/overview"), 60, "the Codis 2 dashboard to answer\n" + self.logs())
+        self.api("POST", "/api/slots/init")
+
+    def _answers(self, path: str) -> bool:
+        try:
+            return http("GET", self.dashboard_url + path, timeout=1)[0] == 200
+        except OSError:
+            return False
+
+    def api(self, method: str, path: str, body: Any = None, timeout: float = 40.0) -> Any:
+        status, text = http(method, self.dashboard_url + path, body, timeout)
+        if status != 200:
+            raise RuntimeError("%s %s: HTTP %d %s" % (method, path, status, text[:300]))
+        return json.loads(text) if text.strip() else None
+
+    def add_group(self, gid: int, slaves: int) -> list[str]:
+        master = self.new_server()
+        replicas = [self.new_server() for _index in range(slaves)]
+        self.api("PUT", "/api/server_groups", {"id": gid, "product_name": self.product})
+        self.api("PUT", "/api/server_group/%d/addServer" % gid, {"type": "master", "group_id": gid,
+                                                                  "addr": master.addr})
+        for replica in replicas:  # the dashboard sends SLAVEOF
+            self.api("PUT", "/api/server_group/%d/addServer" % gid, {"type": "slave", "group_id": gid,
+                                                                      "addr": replica.addr})
+        for replica in replicas:
+            self.wait_linked(replica.addr, master.addr)
+        return [master.addr] + [r.addr for r in replicas]
+
+    def assign_slots(self, groups: int) -> None:
+        for index in range(groups):
+            first, last = index * SLOTS // groups, (index + 1) * SLOTS // groups - 1
+            self.api("POST", "/api/slot", {"from": first, "to": last, "new_group": index + 1, "status": "online"})
+
+    def add_proxy(self) -> dict[str, Any]:
+        name = "proxy_%d" % (len(self.proxies) + 1)
+        port, http_port = free_port(), free_port()
+        config = self._config("%s.ini" % name, proxy_id=name)
+        daemon = self.daemon(name, [str(self.bin / "codis-proxy"), "-c", str(config), "-L",
+                                    str(Path(self.workdir) / ("%s.log" % name)), "--cpu=1",
+                                    "--addr=127.0.0.1:%d" % port, "--http-addr=127.0.0.1:%d" % http_port])
+        wait_until(lambda: any(p.get("id") == name for p in self.api("GET", "/api/proxy/list") or []), 60,
+                   "%s to register\n%s" % (name, self.logs()))
+        self.api("POST", "/api/proxy", {"id": name, "state": "online"})
+        proxy = {"name": name, "port": port, "http_port": http_port, "daemon": daemon}
+        self.proxies.append(proxy)
+        wait_until(lambda: self.proxy_serves(len(self.proxies) - 1), 60, "%s to serve\n%s" % (name, self.logs()))
+        return proxy
+
+    def close(self) -> None:
+        super().close()
+        if getattr(self, "zookeeper", None) is not None:
+            self.zookeeper.close()
+
+
+# ====================================================================================================== Codis 3
+class _Codis3View:
+    """The groups as the real Codis 3 dashboard stores them (servers[0] is the master)."""
+
+    def __init__(self, url: str, xauth: str) -> None:
+        self.url = url
+        self.xauth = xauth
+
+    def stats(self) -> dict[str, Any]:
+        try:
+            status, text = http("GET", "%s/api/topom/stats/%s" % (self.url, self.xauth), timeout=5)
+        except OSError:  # not up yet, or a fault: no groups to read
+            return {}
+        return json.loads(text) if status == 200 else {}
+
+    def _models(self) -> list[dict[str, Any]]:
+        return list((self.stats().get("group") or {}).get("models") or [])
+
+    def group_ids(self) -> list[int]:
+        return sorted(g["id"] for g in self._models())
+
+    def servers(self, gid: int) -> dict[str, str]:
+        for group in self._models():
+            if group["id"] == gid:
+                return {s["server"]: "master" if i == 0 else "slave" for i, s in enumerate(group["servers"] or [])}
+        return {}
+
+    def masters(self) -> dict[int, list[str]]:
+        return {g["id"]: [g["servers"][0]["server"]] if g.get("servers") else [] for g in self._models()}
+
+
+class CodisServer(RedisProcess):
+    """Codis's own Redis 3.2 (`codis-server`), started from a config file the dashboard may rewrite."""
+
+    def __init__(self, port: int, workdir: str, binary: Path, extra: list[str]) -> None:
+        super().__init__(port, workdir, extra)
+        self.binary = binary
+
+    def args(self) -> list[str]:
+        conf = Path(self.workdir) / "redis.conf"
+        if not conf.exists():
+            Path(self.workdir).mkdir(parents=True, exist_ok=True)
+            options = ["bind 127.0.0.1", "port %d" % self.port, "dir %s" % self.workdir, "daemonize no",
+                       "logfile %s" % os.path.join(self.workdir, "redis.log")]
+            pairs = FAST_SYNC + self.extra
+            options += ["%s %s" % (pairs[i].lstrip("-"), pairs[i + 1] or '""') for i in range(0, len(pairs), 2)]
+            conf.write_text("\n".join(options) + "\n")
+        return [str(self.binary), str(conf)]
+
+    def start(self) -> None:
+        # A restart comes back empty and without the slave-of the dashboard rewrote into its config.
+        with contextlib.suppress(FileNotFoundError):
+            (Path(self.workdir) / "redis.conf").unlink()
+        super().start()
+
+
+class RealCodis3(_RealCodis):
+    """Codis release3.2: `codis-dashboard` on a filesystem coordinator, `codis-server`, `codis-proxy`."""
+    release = CODIS3
+
+    def start_dashboard(self) -> None:
+        from ansible_collections.codis.ha.plugins.module_utils._dashboard import xauth
+
+        self.coordinator_dir = Path(self.workdir) / "coordinator"
+        default = subprocess.run([str(self.bin / "codis-dashboard"), "--default-config"], capture_output=True,
+                                 text=True, check=True).stdout
+        config = _set_toml(default, coordinator_name="filesystem", coordinator_addr=str(self.coordinator_dir),
+                           product_name=self.product, admin_addr="127.0.0.1:%d" % self.dashboard_port,
+                           sentinel_down_after="1s", sentinel_quorum=2)
+        path = Path(self.workdir) / "dashboard.toml"
+        path.write_text(config)
+        self.dashboard = _Codis3View(self.dashboard_url, xauth(self.product))
+        self.dashboard_daemon = self.daemon("dashboard", [
+            str(self.bin / "codis-dashboard"), "--ncpu=1", "--config=%s" % path,
+            "--log=%s" % (Path(self.workdir) / "dashboard.log"), "--remove-lock"])
+        wait_until(lambda: bool(self.dashboard.stats()), 60, "the Codis 3 dashboard to answer\n" + self.logs())
+
+    def admin(self, *args: str, timeout: float = 60.0) -> str:
+        done = subprocess.run([str(self.bin / "codis-admin"), "--dashboard=127.0.0.1:%d" % self.dashboard_port]
+                              + list(args), capture_output=True, text=True, timeout=timeout, check=False)
+        if done.returncode != 0:
+            raise RuntimeError("codis-admin %s: exit %d %s" % (" ".join(args), done.returncode,
+                                                                (done.stdout + done.stderr)[-800:]))
+        return done.stdout
+
+    def new_server(self) -> RedisProcess:
+        port = free_port()
+        server = CodisServer(port, os.path.join(self.workdir, str(port)), self.bin / "codis-server", self.extra)
+        server.start()
+        self.processes[server.addr] = server
+        return server
+
+    def add_group(self, gid: int, slaves: int) -> list[str]:
+        master = self.new_server()
+        replicas = [self.new_server() for _index in range(slaves)]
+        self.admin("--create-group", "--gid=%d" % gid)
+        for server in [master] + replicas:
+            self.admin("--group-add", "--gid=%d" % gid, "--addr=%s" % server.addr)
+        for replica in replicas:
+            self.admin("--sync-action", "--create", "--addr=%s" % replica.addr)
+        for replica in replicas:
+            self.wait_linked(replica.addr, master.addr, timeout=30)
+        return [master.addr] + [r.addr for r in replicas]
+
+    def assign_slots(self, groups: int) -> None:
+        for index in range(groups):
+            first, last = index * SLOTS // groups, (index + 1) * SLOTS // groups - 1
+            self.admin("--slots-assign", "--beg=%d" % first, "--end=%d" % last, "--gid=%d" % (index + 1),
+                       "--confirm")
+
+    def add_proxy(self) -> dict[str, Any]:
+        name = "proxy_%d" % (len(self.proxies) + 1)
+        port, admin_port = free_port(), free_port()
+        default = subprocess.run([str(self.bin / "codis-proxy"), "--default-config"], capture_output=True,
+                                 text=True, check=True).stdout
+        config = _set_toml(default, product_name=self.product, admin_addr="127.0.0.1:%d" % admin_port,
+                           proxy_addr="127.0.0.1:%d" % port, proxy_heap_placeholder="0",
+                           proxy_max_offheap_size="64mb")
+        path = Path(self.workdir) / ("%s.toml" % name)
+        path.write_text(config)
+        daemon = self.daemon(name, [str(self.bin / "codis-proxy"), "--ncpu=1", "--config=%s" % path,
+                                    "--dashboard=127.0.0.1:%d" % self.dashboard_port,
+                                    "--log=%s" % (Path(self.workdir) / ("%s.log" % name))])
+        proxy = {"name": name, "port": port, "admin_port": admin_port, "daemon": daemon}
+        self.proxies.append(proxy)
+        wait_until(lambda: self.proxy_serves(len(self.proxies) - 1), 60, "%s to serve\n%s" % (name, self.logs()))
+        return proxy
+
+    def wait_stats_fresh(self) -> None:
+        """The dashboard polls every server about once a second: wait until it has a poll of each."""
+        def polled() -> bool:
+            stats = (self.dashboard.stats().get("group") or {}).get("stats") or {}
+            return all(isinstance(stats.get(a), dict) and stats[a].get("stats") for a in self.processes
+                       if self.processes[a].proc is not None)
+        wait_until(polled, 20, "the dashboard's polls of every server")
+
+
+def _set_toml(text: str, **values: Any) -> str:
+    for key, value in values.items():
+        rendered = str(value) if isinstance(value, int) else json.dumps(str(value))
+        text, count = re.subn(r"(?m)^%s\s*=.*$" % re.escape(key), "%s = %s" % (key, rendered), text)
+        if count != 1:
+            raise ValueError("no single %r in the default config" % key)
+    return text
