@@ -35,7 +35,7 @@ class DashboardFaults:
     # Codis 3.x only
     promote_stuck: int = 0  # promote stops in "preparing" (proxies did not answer) and answers an error
     promote_slaveof_fails: int = 0  # the SLAVEOF NO ONE step fails; the real dashboard only logs it
-    migration: int = 0  # running slot migrations (slot_action.executor); promote refuses meanwhile
+    migration: int = 0  # migration batches executing (slot_action.executor): each refuses one promote
     migrating_slots: int = 0
     # Seconds the registered proxies take to acknowledge a promote (about 0.5 on the real binaries).
     proxy_ack_seconds: float = 0.0

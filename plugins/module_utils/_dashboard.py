@@ -41,6 +41,12 @@ DEFAULT_PROMOTE_TIMEOUT = 40.0
 FRESH_POLL_SECONDS = 5.0
 # Slot actions that mean a migration is under way (the executor counter is almost never non-zero).
 MIGRATING_STATES = ("pending", "preparing", "prepared", "migrating")
+# The real dashboard refuses a promote while one migration batch executes (a fraction of a second), and only then:
+# between batches, and while slots wait pending, it accepts one. A migration whose source master died stalls for
+# good, so a promote refused so is tried again within the pass, never put off "until the migration ends".
+MIGRATION_RUNNING = "slots-migration is running"
+MIGRATION_RETRIES = 20
+MIGRATION_BACKOFF = 0.25
 EMPTY_CLUSTER = "zk: node does not exist"
 
 
@@ -198,10 +204,12 @@ class Codis3Client(DashboardClient):
     version = 3
 
     def __init__(self, url: str, product_name: str, timeout: float = 5.0, validate_certs: bool = True,
-                 ca_path: Optional[str] = None, **transport: Any) -> None:
+                 ca_path: Optional[str] = None, sleep: Callable[[float], None] = time.sleep,
+                 **transport: Any) -> None:
         super().__init__(url, timeout, validate_certs, ca_path, **transport)
         self.product_name = product_name
         self.xauth = xauth(product_name)
+        self._sleep = sleep
 
     # ------------------------------------------------------------------ reads
     def topology(self) -> Topology:
@@ -218,9 +226,16 @@ class Codis3Client(DashboardClient):
 
     # ------------------------------------------------------------------ mutations
     def promote(self, gid: int, server: Server) -> None:
-        self.mutations += 1
-        self._request("PUT", "/api/topom/group/promote/%s/%d/%s" % (self.xauth, gid, _segment(server.addr)),
-                      timeout=self.promote_timeout)
+        path = "/api/topom/group/promote/%s/%d/%s" % (self.xauth, gid, _segment(server.addr))
+        for attempt in range(MIGRATION_RETRIES + 1):
+            self.mutations += 1
+            try:
+                self._request("PUT", path, timeout=self.promote_timeout)
+                return
+            except DashboardRejected as exc:
+                if MIGRATION_RUNNING not in exc.text or attempt == MIGRATION_RETRIES:
+                    raise
+            self._sleep(MIGRATION_BACKOFF)  # the batch that blocked it ends in a fraction of a second
 
     def add_server(self, gid: int, addr: str, server_type: str) -> None:
         """Codis 3 has no types: a server of the group is made a slave of servers[0] by a sync action."""
@@ -311,8 +326,7 @@ def parse_stats(data: Any, where: str, now: Optional[float] = None) -> Topology:
                             "(index %s); only a promotion of that same server may finish it, nothing else touches "
                             "the group" % (target or "an unknown server", promoting["state"], index))
         elif migrations or migrating:
-            group = replace(group, busy="a slot migration is running (%s); the dashboard refuses promotions until "
-                            "it ends" % (migrating or "%s executor(s)" % migrations))
+            group = replace(group, migrating=migrating or "%s migration batch(es) executing" % migrations)
         groups.append(group)
     ids = [g.id for g in groups]
     if len(set(ids)) != len(ids):

@@ -406,7 +406,12 @@ def _decide_and_act(client: DashboardClient, options: PassOptions, topology: Top
     flapping = ["group %d failed over again within min_failover_interval (%s s): %s" % (
         d.group, options.policy.min_failover_interval, _clip(d.reason)) for d in the_plan.decisions
         if d.flapping and d.actions]
-    return PassResult(result, "; ".join(problems) or None, warnings=flapping, history=remembered)
+    groups = {g.id: g for g in selected}
+    migrating = ["group %d failed over during a slot migration (%s); the dashboard carries the migration on from "
+                 "the new master" % (d.group, groups[d.group].migrating) for d in the_plan.decisions
+                 if d.actions and d.group in groups and groups[d.group].migrating
+                 and any(a.action == PROMOTE for a in d.actions)]
+    return PassResult(result, "; ".join(problems) or None, warnings=flapping + migrating, history=remembered)
 
 
 def _agree(coordinator: Coordinator, settings: CoordinatorSettings, topology: Topology, the_plan: Plan,

@@ -97,9 +97,11 @@ class Server:
 class ServerGroup:
     id: int
     servers: tuple[Server, ...] = ()
-    # Why the dashboard itself says the group must not be touched now (a promotion left half done, a slot
-    # migration running), or None.
+    # Why the dashboard itself says the group must not be touched now (a promotion left half done), or None.
     busy: Optional[str] = None
+    # Codis 3: the slot migration under way, if any ("slot(s) 3, 4 in state pending"). Not a reason to wait: the
+    # dashboard accepts a promote between migration batches, and a migration whose source master died never ends.
+    migrating: Optional[str] = None
     # Codis 3: the server the dashboard was promoting when it stopped (promoting.index), if the group is busy so.
     promoting: Optional[str] = None
     # Why the group, as listed, is not something the tool may act on (a malformed or duplicated address, a

@@ -15,8 +15,9 @@ description:
   - Reads the server groups from a Codis 2.x or 3.x dashboard, probes every Redis server in parallel, and for
     each group whose master is really down promotes the best live slave through the dashboard.
   - With Codis 3.x the dashboard's own polls of each server are one more opinion (a master the dashboard still
-    reaches is not failed over without O(force)), and a group the dashboard shows promoting, or any group while
-    a slot migration runs, is skipped with the reason.
+    reaches is not failed over without O(force)), and a group the dashboard shows promoting is skipped with the
+    reason. A slot migration does not put a failover off (the dashboard refuses a promote only while one
+    migration batch executes, and the pass tries it again); the failover is reported with a warning.
   - The best slave is a live slave of the group that replicates from the failed master, is not loading
     or syncing and has a C(replica-priority) other than 0; the highest replication offset wins, then the
     lower priority, then the address.

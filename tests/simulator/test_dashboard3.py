@@ -106,11 +106,15 @@ def test_a_stuck_promotion_blocks_other_promotions_and_actions_of_the_group(c3: 
     assert _stats(c3)["group"]["models"][0]["promoting"]["state"] == "preparing"
 
 
-def test_a_running_migration_refuses_promote(c3: Cluster) -> None:
-    c3.dashboard_fault("migration", 3)
+def test_an_executing_migration_batch_refuses_one_promote_and_slots_in_migration_none(c3: Cluster) -> None:
+    """As the real dashboard: only `slot_action.executor` (a batch running) blocks a promote, and a batch ends."""
+    c3.dashboard_fault("migration", 1)
     slave = c3.slaves_of(1)[0]
-    assert "slots-migration is running = 3" in _error(_put(c3, "/api/topom/group/promote/%s/1/%s" % (X, slave)))
-    assert _stats(c3)["slot_action"]["executor"] == 3
+    assert _stats(c3)["slot_action"]["executor"] == 1
+    assert "slots-migration is running = 1" in _error(_put(c3, "/api/topom/group/promote/%s/1/%s" % (X, slave)))
+    assert _stats(c3)["slot_action"]["executor"] == 0
+    c3.dashboard_fault("migrating_slots", 4)
+    assert _put(c3, "/api/topom/group/promote/%s/1/%s" % (X, slave)).status_code == 200
 
 
 def test_sync_action_is_asynchronous_and_repoints_to_servers0(c3: Cluster) -> None:
