@@ -567,9 +567,10 @@ class ChaosMachine(RuleBasedStateMachine):
                     before.link_down_since.get(a) is None or before.link_down_since[a] >= alive_at - STALE_MARGIN - 1)]
                 assert fresh and all(before.offsets[server] > before.offsets[a] for a in fresh), \
                     "promoted %s, stale since %.0f s before the master was last seen alive" % (server, alive_at - down)
-            # down_after: the master was reported down by passes at least that long ago.
+            # down_after: the master was reported down by passes at least that long ago. Not for a master that
+            # came back without its data: waiting would let its slaves copy the empty data set.
             wait = self.pass_options.get("down_after") or 0
-            if wait:
+            if wait and not lost_data:
                 first = self.first_seen_down.get(gid)
                 assert first is not None and now - first >= wait, "failed over after %s s of down_after=%s" % (
                     None if first is None else round(now - first, 1), wait)
