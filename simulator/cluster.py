@@ -153,6 +153,11 @@ class Cluster(Closing):
         self._dashboard_notices()
         return token
 
+    def hang_proxy(self, token: str, hung: bool = True) -> None:
+        """The proxy stops (SIGSTOP): its port takes connections and answers nothing; see Codis3Dashboard."""
+        self.dashboard.hang_proxy(token, hung)
+        self._dashboard_notices()
+
     def kill_proxy(self, token: str) -> None:
         """The proxy dies (its host went down with a master, say) but stays registered with the dashboard."""
         self.dashboard.kill_proxy(token)

@@ -10,6 +10,7 @@ polls every server itself (every `stats_interval` seconds) and serves what it la
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -78,19 +79,49 @@ class Codis3Dashboard(DashboardHTTP):
                                    "admin_addr": "127.0.0.1:%d" % port, "proto_type": "tcp4",
                                    "proxy_addr": "127.0.0.1:%d" % (port + 1), "product_name": self.product_name}
             self.proxy_ports[token] = listener
+        threading.Thread(target=self._serve_proxy_admin, args=(token, listener), daemon=True,
+                         name="simulator-proxy-%s" % token[-4:]).start()
         return token
+
+    def _serve_proxy_admin(self, token: str, listener: socket.socket) -> None:
+        """The proxy's admin port: any request gets a short HTTP answer; a hung proxy takes the connection and
+        says nothing (as a stopped process whose kernel still completes the handshake)."""
+        held: list[socket.socket] = []
+        while True:
+            try:
+                conn, _peer = listener.accept()
+            except OSError:  # closed: the proxy died or was removed
+                break
+            if token in self.hung_proxies:
+                held.append(conn)
+                continue
+            with contextlib.suppress(OSError), conn:
+                conn.settimeout(1.0)
+                conn.recv(4096)
+                conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\nContent-Length: 4\r\n\r\n"
+                             b"null")
+        for conn in held:
+            conn.close()
 
     def kill_proxy(self, token: str) -> None:
         """The proxy process dies; it stays registered. Its admin port now refuses connections."""
         with self._state_lock:
             listener = self.proxy_ports.pop(token, None)
         if listener is not None:
+            # shutdown first: a close alone leaves the socket listening while a thread waits in accept().
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)
             listener.close()
 
-    def hang_proxy(self, token: str) -> None:
-        """The proxy stops answering but keeps its port: the dashboard's calls to it block."""
+    def hang_proxy(self, token: str, hung: bool = True) -> None:
+        """The proxy stops (SIGSTOP) and keeps its port: connections are taken and never answered, the
+        dashboard's poll of it times out, and each call the dashboard makes to it (a promote's resync, a removal's
+        shutdown) holds the topom lock, every API call included, for `hung_proxy_wait` seconds, then fails."""
         with self._state_lock:
-            self.hung_proxies.add(token)
+            if hung:
+                self.hung_proxies.add(token)
+            else:
+                self.hung_proxies.discard(token)
 
     def proxy_alive(self, token: str) -> bool:
         with self._state_lock:
@@ -154,16 +185,14 @@ class Codis3Dashboard(DashboardHTTP):
         with self._state_lock:
             self.stats_cache = seen
             self.proxy_stats = {
-                token: ({"stats": {"online": True, "closed": False}, "unixtime": now} if token in self.proxy_ports
+                token: ({"timeout": True, "unixtime": now} if token in self.hung_proxies else
+                        {"stats": {"online": True, "closed": False}, "unixtime": now} if token in self.proxy_ports
                         else {"error": {"Cause": "dial tcp %s: connect: connection refused" % model["admin_addr"]},
                               "unixtime": now})
                 for token, model in self.proxies.items()}
 
     # ------------------------------------------------------------------ API
     def handle(self, method: str, path: str, body: bytes) -> tuple[int, str]:
-        if self.hung_proxies and self.faults.hung_proxy_block:
-            # A hung proxy holds the topom mutex: every call, reads included, waits for it.
-            time.sleep(self.faults.hung_proxy_block)
         try:
             with self._topom_lock:
                 status, text = self._route(method, path.split("?", 1)[0].rstrip("/"))
@@ -319,6 +348,7 @@ class Codis3Dashboard(DashboardHTTP):
         return 200, _OK
 
     def _promote(self, gid: int, addr: str) -> tuple[int, str]:
+        hung: list[str] = []
         with self._state_lock:
             group = self._group(gid)
             index = self._index(group, addr)
@@ -335,6 +365,15 @@ class Codis3Dashboard(DashboardHTTP):
                 raise DashboardError("slots-migration is running = 1")
             if not promoting:
                 group["promoting"] = {"index": index, "state": "preparing"}
+            hung = sorted(t for t in self.proxies if t in self.hung_proxies and t in self.proxy_ports)
+        if hung:
+            # Preparing and prepared each call every proxy: two calls of hung_proxy_wait with the topom lock held
+            # (the caller holds it, so every API call waits), and the promotion stays in "preparing".
+            time.sleep(2 * self.faults.hung_proxy_wait)
+            raise DashboardError("proxy-[%s] resync slots failed: Put http://%s/api/proxy/fillslots: net/http: "
+                                 "request canceled (Client.Timeout exceeded while awaiting headers)"
+                                 % (hung[0], self.proxies[hung[0]]["admin_addr"]))
+        with self._state_lock:
             dead = sorted(t for t in self.proxies if t not in self.proxy_ports)
             if dead:
                 # A registered proxy cannot resync its slots: the promotion stays in "preparing".
@@ -373,12 +412,18 @@ class Codis3Dashboard(DashboardHTTP):
             if token not in self.proxies:
                 raise DashboardError("proxy-[%s] doesn't exist" % token)
             alive = token in self.proxy_ports
+            hung = token in self.hung_proxies
+        if hung:
+            time.sleep(self.faults.hung_proxy_wait)  # the shutdown call to it, the topom lock held
+            if not force:
+                raise DashboardError("proxy-[%s] shutdown failed" % token)
         if not alive and not force:
             # The real dashboard first asks the proxy to shut down; a dead one cannot answer.
             raise DashboardError("dial tcp %s: connect: connection refused" % self.proxies[token]["admin_addr"])
         with self._state_lock:
             del self.proxies[token]
             self.proxy_stats.pop(token, None)
+            self.hung_proxies.discard(token)
         self.kill_proxy(token)
         return 200, _OK
 

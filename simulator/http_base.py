@@ -39,8 +39,9 @@ class DashboardFaults:
     migrating_slots: int = 0
     # Seconds the registered proxies take to acknowledge a promote (about 0.5 on the real binaries).
     proxy_ack_seconds: float = 0.0
-    # Codis 3: seconds a hung proxy blocks the whole API, stats included (about 120 on the real one).
-    hung_proxy_block: float = 0.0  # slots whose action state is "migrating" while the executor shows 0
+    # Codis 3: seconds each of the dashboard's calls to a hung proxy lasts before its HTTP client gives up (60 on
+    # the real one, whose promote makes two such calls). The call holds the topom lock: every API call waits.
+    hung_proxy_wait: float = 60.0
     stale_stats: bool = False  # the dashboard's own stats loop is stuck: it serves what it saw last
 
 

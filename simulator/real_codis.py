@@ -275,11 +275,10 @@ class RealCodis2(_RealCodis):
         master = self.new_server()
         replicas = [self.new_server() for _index in range(slaves)]
         self.api("PUT", "/api/server_groups", {"id": gid, "product_name": self.product})
-        self.api("PUT", "/api/server_group/%d/addServer" % gid, {"type": "master", "group_id": gid,
-                                                                  "addr": master.addr})
+        add = "/api/server_group/%d/addServer" % gid
+        self.api("PUT", add, {"type": "master", "group_id": gid, "addr": master.addr})
         for replica in replicas:  # the dashboard sends SLAVEOF
-            self.api("PUT", "/api/server_group/%d/addServer" % gid, {"type": "slave", "group_id": gid,
-                                                                      "addr": replica.addr})
+            self.api("PUT", add, {"type": "slave", "group_id": gid, "addr": replica.addr})
         for replica in replicas:
             self.wait_linked(replica.addr, master.addr)
         return [master.addr] + [r.addr for r in replicas]
@@ -391,8 +390,8 @@ class RealCodis3(_RealCodis):
         done = subprocess.run([str(self.bin / "codis-admin"), "--dashboard=127.0.0.1:%d" % self.dashboard_port]
                               + list(args), capture_output=True, text=True, timeout=timeout, check=False)
         if done.returncode != 0:
-            raise RuntimeError("codis-admin %s: exit %d %s" % (" ".join(args), done.returncode,
-                                                                (done.stdout + done.stderr)[-800:]))
+            raise RuntimeError("codis-admin %s: exit %d %s" % (
+                " ".join(args), done.returncode, (done.stdout + done.stderr)[-800:]))
         return done.stdout
 
     def new_server(self) -> RedisProcess:

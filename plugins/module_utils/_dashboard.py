@@ -47,6 +47,8 @@ MIGRATING_STATES = ("pending", "preparing", "prepared", "migrating")
 MIGRATION_RUNNING = "slots-migration is running"
 MIGRATION_RETRIES = 20
 MIGRATION_BACKOFF = 0.25
+# The real dashboard's HTTP client gives up on a proxy after a minute; removing a hung proxy waits for that.
+REMOVE_PROXY_TIMEOUT = 75.0
 EMPTY_CLUSTER = "zk: node does not exist"
 
 
@@ -258,9 +260,13 @@ class Codis3Client(DashboardClient):
         return True
 
     def remove_proxy(self, token: str) -> None:
-        """Force the dashboard to forget a proxy (what Codis 3's own codis-ha does with a dead one)."""
+        """Force the dashboard to forget a proxy (what Codis 3's own codis-ha does with a dead one). The dashboard
+        first asks the proxy to shut down; a hung proxy makes that call last until the dashboard's HTTP client
+        gives up (one minute), its whole API held meanwhile: the request may wait that long (the pass deadline
+        still caps it), and is never sent twice in a pass."""
         self.mutations += 1
-        self._request("PUT", "/api/topom/proxy/remove/%s/%s/1" % (self.xauth, quote(token, safe="")))
+        self._request("PUT", "/api/topom/proxy/remove/%s/%s/1" % (self.xauth, quote(token, safe="")),
+                      timeout=max(self.timeout, REMOVE_PROXY_TIMEOUT))
 
     def _sync_action(self, addr: str) -> None:
         """SLAVEOF the group's servers[0] (NO ONE for servers[0] itself), carried out by the dashboard later."""

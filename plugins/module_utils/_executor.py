@@ -131,7 +131,7 @@ class Executor:
             outcome.results.append(result)
             if result.status == FAILED and action.action in (PROMOTE, REMOVE_PROXY):
                 outcome.results.extend(ActionResult(a, FAILED, "not attempted: %s failed" % (
-                    "the promotion" if action.action == PROMOTE else "removing the dead proxy"))
+                    "the promotion" if action.action == PROMOTE else "removing the dead or hung proxy"))
                     for a in decision.actions[index + 1:])
                 return outcome
         return outcome

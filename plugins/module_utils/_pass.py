@@ -60,6 +60,7 @@ from ansible_collections.codis.ha.plugins.module_utils._state import (
 )
 from ansible_collections.codis.ha.plugins.module_utils._topology import (
     DOWN,
+    HANG_EVIDENCE,
     GroupHistory,
     ProbeResult,
     ServerGroup,
@@ -232,13 +233,39 @@ def dashboard_client(options: PassOptions, deadline: Optional[Deadline] = None) 
 
 
 def check_proxies(topology: Topology, timeout: float) -> Topology:
-    """Our own look at each proxy the dashboard says is not answering: does its admin port refuse? Dead takes
-    both opinions; a proxy that only the dashboard cannot reach is not removed."""
+    """Our own look at each proxy the dashboard says is not answering: does its admin port refuse, or take the
+    connection and say nothing? Dead or hung takes both opinions; a proxy that only the dashboard cannot reach is
+    not removed."""
     doubtful = [p for p in topology.proxies if p.dashboard_alive is False]
     if not doubtful:
         return topology
-    checked = {p.token: replace(p, refused=port_refuses(p.admin_addr, timeout)) for p in doubtful}
+    checked = {}
+    for proxy in doubtful:
+        refused = port_refuses(proxy.admin_addr, timeout)
+        checked[proxy.token] = replace(proxy, refused=refused, silent=http_silent(proxy.admin_addr, timeout,
+                                                                                  HANG_EVIDENCE)
+                                       if refused is False else None)
     return replace(topology, proxies=tuple(checked.get(p.token, p) for p in topology.proxies))
+
+
+def http_silent(addr: str, connect_timeout: float, wait: float) -> Optional[bool]:
+    """True when the port takes a connection and sends no byte of an answer to an HTTP request within `wait`
+    seconds, False when it answers anything (even an error or a close), None when it cannot tell."""
+    try:
+        host, port = parse_addr(addr)
+        sock = socket.create_connection((host, port), timeout=connect_timeout)
+    except (OSError, ValueError):
+        return None
+    with sock:
+        try:
+            sock.settimeout(wait)
+            sock.sendall(b"GET /api/proxy/model HTTP/1.0\r\nHost: codis-ha\r\n\r\n")
+            sock.recv(1)
+            return False
+        except socket.timeout:
+            return True
+        except OSError:
+            return None
 
 
 def port_refuses(addr: str, timeout: float) -> Optional[bool]:

@@ -131,21 +131,23 @@ def clear_dead_proxies(decisions: list[GroupDecision], topology: Topology, polic
     """A dead proxy that the dashboard still lists makes every Codis 3 promote fail and leaves the group
     'promoting' for an operator (measured on the real binaries). Codis 3's own codis-ha removes it first; so
     does this pass, before its first promotion, unless remove_dead_proxies is off: then nothing is promoted."""
-    dead = [p for p in topology.proxies if p.dead]
+    dead = [p for p in topology.proxies if p.dead or p.hung]
     failovers = [d for d in decisions if d.decision == FAILOVER]
     if not dead or not failovers:
         return decisions
-    names = ", ".join("%s (%s)" % (p.token, p.admin_addr) for p in dead)
+    names = "; ".join("%s (%s) is %s" % (p.token, p.admin_addr, p.state) for p in dead)
     if not policy.remove_dead_proxies:
-        why = ("proxy %s is dead (the dashboard's poll failed and its admin port refuses) and still registered: a "
-               "promote would fail and leave the group promoting; remove it, or set remove_dead_proxies" % names)
+        why = ("proxy %s and still registered: a promote would fail (a hung one would also hold the dashboard's "
+               "whole API about two minutes) and leave the group promoting; remove it, or set remove_dead_proxies"
+               % names)
         return [GroupDecision(d.group, REFUSED, "%s; %s" % (why, d.reason), d.master, master_down=True)
                 if d.decision == FAILOVER else d for d in decisions]
     first = failovers[0]
+    # A hung proxy's removal holds the dashboard's API until the dashboard's own call to it gives up (60 s,
+    # measured on Codis 3.2); a promote sent meanwhile would wait behind it and then for the proxy again.
     removals = tuple(Action(first.group, REMOVE_PROXY, p.admin_addr, None, first.master or "",
-                            "proxy %s at %s is dead (the dashboard's poll failed and its admin port refuses) and "
-                            "would make the promote fail; removed from the dashboard first" % (p.token, p.admin_addr),
-                            proxy=p.token) for p in dead)
+                            "proxy %s at %s is %s and would make the promote fail; removed from the dashboard first"
+                            % (p.token, p.admin_addr, p.state), proxy=p.token) for p in dead)
     return [replace(d, actions=removals + d.actions) if d is first else d for d in decisions]
 
 

@@ -126,20 +126,40 @@ class ServerGroup:
         return replace(self, servers=tuple(replace(s, type=types.get(s.addr, s.type)) for s in self.servers))
 
 
+# How long a proxy's admin port may leave an HTTP request unanswered before this host calls it hung. A live
+# proxy answers in milliseconds; the dashboard's own poll gives up after 1 s.
+HANG_EVIDENCE = 2.0
+
+
 @dataclass(frozen=True)
 class Proxy:
-    """A proxy the dashboard lists (Codis 3). A dead one blocks every promotion until it is removed."""
+    """A proxy the dashboard lists (Codis 3). A dead or hung one blocks every promotion until it is removed."""
     token: str
     admin_addr: str
     # The dashboard's fresh poll of it: True answered, False an error or a timeout, None no fresh view.
     dashboard_alive: Optional[bool] = None
     # This host's own check of its admin port: True refused (nothing listens), None not checked.
     refused: Optional[bool] = None
+    # The port took this host's connection but sent no byte of an answer to an HTTP request in HANG_EVIDENCE
+    # seconds (a stopped process, a host that froze with its sockets open); None not checked.
+    silent: Optional[bool] = None
 
     @property
     def dead(self) -> bool:
         """Dead by two opinions: the dashboard's poll failed and its admin port refuses a connection."""
         return self.dashboard_alive is False and self.refused is True
+
+    @property
+    def hung(self) -> bool:
+        """Hung by two opinions: the dashboard's poll failed and the admin port takes a connection but is silent."""
+        return self.dashboard_alive is False and self.silent is True
+
+    @property
+    def state(self) -> str:
+        if self.dead:
+            return "dead (the dashboard's poll failed and its admin port refuses)"
+        return "hung (the dashboard's poll failed and its admin port takes a connection but answers nothing in " \
+               "%g s)" % HANG_EVIDENCE
 
 
 @dataclass(frozen=True)

@@ -249,10 +249,13 @@ options:
   remove_dead_proxies:
     description:
       - Codis 3. A proxy that the dashboard still lists but that is dead (the dashboard's fresh poll of it failed
-        and its admin port refuses a connection from this host) makes every promote fail and leaves the group
-        C(promoting). With this on, such a proxy is removed through the dashboard (forced, as Codis 3's own
-        codis-ha does) and reported, before the first promotion of the pass.
-      - With this off, no group is failed over while a dead proxy is listed; the reason says so.
+        and its admin port refuses a connection from this host) or hung (the poll failed and its admin port takes
+        a connection but answers nothing within 2 s) makes every promote fail and leaves the group C(promoting).
+        With this on, such a proxy is removed through the dashboard (forced, as Codis 3's own codis-ha does) and
+        reported, before the first promotion of the pass.
+      - The dashboard waits about a minute for a hung proxy before it lets go, its whole API held meanwhile; the
+        removal is sent once and the promotion follows in the first pass that can read the groups again.
+      - With this off, no group is failed over while a dead or hung proxy is listed; the reason says so.
     type: bool
     default: true
   force:

@@ -123,7 +123,6 @@ def test_a_killed_master_is_failed_over_through_the_real_dashboard_and_the_proxy
     assert promotions(second) == []
 
 
-
 @pytest.fixture
 def codis3() -> Iterator[RealCodis3]:
     with RealCodis3.start(groups=2, slaves=2, proxies=1) as cluster:
@@ -158,3 +157,27 @@ def test_codis3_a_master_that_dies_during_a_slot_migration_is_failed_over_and_th
 def _slots_in_action(codis3: RealCodis3) -> int:
     return sum(1 for s in codis3.dashboard.stats().get("slots") or []
                if isinstance(s, dict) and (s.get("action") or {}).get("state"))
+
+
+def test_codis3_a_hung_proxy_is_removed_once_and_the_group_fails_over_when_the_dashboard_lets_go(
+        codis3: RealCodis3) -> None:
+    """A stopped proxy (its ports open, nothing answers) holds every promote and, while the dashboard waits for it,
+    the dashboard's whole API. The pass removes it by force once (the dashboard's own call to the proxy gives up
+    after a minute) and promotes in the first pass the dashboard answers again; it never re-sends the removal."""
+    codis3.add_proxy()
+    codis3.hang_proxy(1)
+    old = codis3.master_of(1)
+    codis3.wait_in_sync(1)
+    codis3.kill(old)
+    started = time.monotonic()
+    results = []
+    while not any(promotions(r) for r in results):
+        assert time.monotonic() - started < 150, [r["msg"] for r in results]
+        results.append(one_pass(codis3))
+    took = time.monotonic() - started
+    removals = [a for r in results for a in r["actions"] if a["action"] == "remove_proxy"]
+    assert len(removals) == 1 and "hung" in removals[0]["reason"], removals
+    assert codis3.master_of(1) == promotions(results[-1])[0]
+    assert len(codis3.dashboard.stats()["proxy"]["models"]) == 1
+    assert codis3.proxy_serves(0)
+    assert 55 < took < 110, took  # the dashboard's one-minute call to the proxy is the floor

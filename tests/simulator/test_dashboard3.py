@@ -1,6 +1,8 @@
 """The simulated Codis 3.x dashboard over real HTTP: xauth, 800 errors, promote steps, sync actions, SLOTSINFO."""
 from __future__ import annotations
 
+import threading
+import socket
 import hashlib
 import json
 import subprocess
@@ -178,7 +180,7 @@ def test_a_promotion_costs_the_proxies_acknowledgement_and_shows_eof_for_the_new
         assert c.dashboard.proxy_alive(token)
 
 
-def test_a_hung_proxy_blocks_every_call_and_a_dead_one_fails_the_promote() -> None:
+def test_a_dead_proxy_fails_the_promote_and_leaves_the_group_preparing() -> None:
     with Cluster.start(groups=1, slaves=1, codis=3, product_name="p1") as c:
         token = c.add_proxy()
         [slave] = c.slaves_of(1)
@@ -187,12 +189,46 @@ def test_a_hung_proxy_blocks_every_call_and_a_dead_one_fails_the_promote() -> No
         r = _put(c, "/api/topom/group/promote/%s/1/%s" % (xauth("p1"), slave))
         assert r.status_code == 800 and "resync slots failed" in _error(r)
         assert c.dashboard.promoting(1) == {"index": 1, "state": "preparing"}
-        other = c.add_proxy()
-        c.dashboard.hang_proxy(other)
-        c.dashboard_fault("hung_proxy_block", 0.5)
+
+
+def test_a_hung_proxy_times_out_in_the_stats_and_holds_the_whole_api_while_a_call_waits_for_it() -> None:
+    """As measured on Codis 3.2: the poll of a stopped proxy times out; a promote calls it twice and a removal
+    once, each call lasting until the dashboard's client gives up, every other call (stats included) waiting."""
+    with Cluster.start(groups=1, slaves=1, codis=3) as c:
+        token = c.add_proxy()
+        host, port = c.dashboard.proxies[token]["admin_addr"].split(":")
+        with socket.create_connection((host, int(port)), timeout=1) as sock:  # a live proxy answers
+            sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            assert sock.recv(12).startswith(b"HTTP/1.0 200")
+        c.dashboard_fault("hung_proxy_wait", 0.4)
+        c.hang_proxy(token)
+        assert _stats(c)["proxy"]["stats"][token]["timeout"] is True
+        with socket.create_connection((host, int(port)), timeout=1) as sock:  # taken, never answered
+            sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            sock.settimeout(0.3)
+            with pytest.raises(socket.timeout):
+                sock.recv(1)
+        [slave] = c.slaves_of(1)
+        blocked = []
+
+        def stats_during() -> None:
+            time.sleep(0.1)
+            started = time.monotonic()
+            _stats(c)
+            blocked.append(time.monotonic() - started)
+
+        reader = threading.Thread(target=stats_during)
+        reader.start()
         started = time.monotonic()
-        requests.get(c.dashboard_url + "/api/topom/stats/" + xauth("p1"), timeout=5)
-        assert time.monotonic() - started >= 0.5
+        r = _put(c, "/api/topom/group/promote/%s/1/%s" % (X, slave))
+        assert r.status_code == 800 and "Client.Timeout exceeded" in _error(r)
+        assert time.monotonic() - started >= 0.8 and c.dashboard.promoting(1) == {"index": 1, "state": "preparing"}
+        reader.join(5)
+        assert blocked and blocked[0] >= 0.5
+        assert "shutdown failed" in _error(_put(c, "/api/topom/proxy/remove/%s/%s/0" % (X, token)))
+        started = time.monotonic()
+        assert _put(c, "/api/topom/proxy/remove/%s/%s/1" % (X, token)).status_code == 200
+        assert time.monotonic() - started >= 0.4 and token not in c.dashboard.proxies
 
 
 def test_config_rewrite_fails_without_a_config_file_but_the_slaveof_took() -> None:
