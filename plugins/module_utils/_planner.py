@@ -176,9 +176,12 @@ def plan_group(group: ServerGroup, probes: dict[str, ProbeResult], policy: Polic
     seen = probes[master.addr]
     # Only what earlier passes saw of this very master is evidence about it.
     record = history if history is not None and history.master == master.addr else None
+    # The histories the group's masters held, whoever the master was: data a replica holds of one of them, up to
+    # where the group went on from it, is data the group's master holds too.
+    lineage = dict(history.lineage or {}) if history is not None else {}
 
     if seen.alive:
-        return _plan_live_master(group, master.addr, seen, probes, policy, record)
+        return _plan_live_master(group, master.addr, seen, probes, policy, record, lineage)
 
     down = "master %s is down (%d failed probe(s): %s)" % (master.addr, seen.attempts, seen.error)
     witnesses = master_witnesses(group, master.addr, probes, policy, record)
@@ -237,7 +240,8 @@ def plan_group(group: ServerGroup, probes: dict[str, ProbeResult], policy: Polic
             max(known_offset - (probes[candidate].offset or 0), 0), known_offset)
     if exclusions:
         why += "; not eligible: %s" % _explain([e for e in exclusions if e[0] != candidate])
-    actions, why = _promotion(group, master.addr, probes[candidate], probes, policy, why, exclude=(master.addr,))
+    actions, why = _promotion(group, master.addr, probes[candidate], probes, policy, why, exclude=(master.addr,),
+                              lineage=lineage)
     if flapping:
         why += ("; the group last failed over %.0f s ago, inside min_failover_interval (%s s): flapping, find out "
                 "why its masters keep failing" % (since_failover, policy.min_failover_interval))
@@ -245,12 +249,14 @@ def plan_group(group: ServerGroup, probes: dict[str, ProbeResult], policy: Polic
 
 
 def _promotion(group: ServerGroup, old_master: str, candidate: ProbeResult, probes: dict[str, ProbeResult],
-               policy: Policy, why: str, exclude: tuple[str, ...]) -> tuple[tuple[Action, ...], str]:
+               policy: Policy, why: str, exclude: tuple[str, ...],
+               lineage: Optional[dict[str, int]] = None) -> tuple[tuple[Action, ...], str]:
     """The promote and the actions that bring the rest of the group under the new master, and the decision's
     reason with the servers kept out of a full sync (the promote's own reason is `why` as given)."""
     promote = Action(group.id, PROMOTE, candidate.addr, old_master, candidate.addr, why)
     after = group.with_types({old_master: "offline", candidate.addr: "master"})
-    followers, kept = repair_actions(after, candidate.addr, probes, policy, exclude=exclude, ceiling=candidate)
+    followers, kept = repair_actions(after, candidate.addr, probes, policy, exclude=exclude, ceiling=candidate,
+                                     lineage=lineage)
     return (promote,) + tuple(followers), ("%s; %s" % (why, kept) if kept else why)
 
 
@@ -272,7 +278,8 @@ def _resume_promotion(group: ServerGroup, probes: dict[str, ProbeResult], policy
 
 
 def _plan_live_master(group: ServerGroup, master: str, seen: ProbeResult, probes: dict[str, ProbeResult],
-                      policy: Policy, record: Optional[GroupHistory] = None) -> GroupDecision:
+                      policy: Policy, record: Optional[GroupHistory] = None,
+                      lineage: Optional[dict[str, int]] = None) -> GroupDecision:
     if seen.loading:
         return GroupDecision(group.id, SKIPPED, "master %s is loading its dataset; waiting for it" % master, master)
     if seen.role != "master":
@@ -281,13 +288,13 @@ def _plan_live_master(group: ServerGroup, master: str, seen: ProbeResult, probes
                              master)
     lost = lost_history(group, master, seen, probes, record)
     if lost is not None:
-        return _plan_lost_history(group, master, seen, probes, policy, lost)
-    return _plan_healthy_master(group, master, seen, probes, policy)
+        return _plan_lost_history(group, master, seen, probes, policy, lost, lineage)
+    return _plan_healthy_master(group, master, seen, probes, policy, lineage)
 
 
 def _plan_healthy_master(group: ServerGroup, master: str, seen: ProbeResult, probes: dict[str, ProbeResult],
-                         policy: Policy) -> GroupDecision:
-    actions, kept = repair_actions(group, master, probes, policy, exclude=(), ceiling=seen)
+                         policy: Policy, lineage: Optional[dict[str, int]] = None) -> GroupDecision:
+    actions, kept = repair_actions(group, master, probes, policy, exclude=(), ceiling=seen, lineage=lineage)
     if kept:
         # Writes went to a server the dashboard does not route to (a half-done promotion while the master
         # lived on, an operator's SLAVEOF NO ONE): neither side may be discarded by the tool.
@@ -340,7 +347,7 @@ def lost_history(group: ServerGroup, master: str, seen: ProbeResult, probes: dic
 
 
 def _plan_lost_history(group: ServerGroup, master: str, seen: ProbeResult, probes: dict[str, ProbeResult],
-                       policy: Policy, lost: LostHistory) -> GroupDecision:
+                       policy: Policy, lost: LostHistory, lineage: Optional[dict[str, int]] = None) -> GroupDecision:
     """What is still possible when the master lost its history: promote the slave that holds the most of it
     before a full sync from the master replaces its data, and say what is gone."""
     restarted = ("master %s lost its data: it answers role master with another replication history (offset %s, "
@@ -360,7 +367,7 @@ def _plan_lost_history(group: ServerGroup, master: str, seen: ProbeResult, probe
             ", ".join(p.addr for p in lost.holders), _explain(excluded)) if lost.holders else "")
         loss = ("%s; no server of the group holds the writes of that history up to offset %s: at least %d bytes "
                 "of acknowledged writes are gone%s" % (restarted, lost.recorded_offset, gone, held))
-        decision = _plan_healthy_master(group, master, seen, probes, policy)
+        decision = _plan_healthy_master(group, master, seen, probes, policy, lineage)
         return replace(decision, reason="%s; %s" % (loss, decision.reason), data_loss=loss,
                        keep_record=bool(lost.holders))
     best = eligible[0]
@@ -378,7 +385,7 @@ def _plan_lost_history(group: ServerGroup, master: str, seen: ProbeResult, probe
             gone, lost.recorded_offset)
     # The restarted master is alive and takes writes: it is brought under the new master in the same pass (its
     # writes since the restart reported first), so that the group has one writable master, not two.
-    actions, why = _promotion(group, master, best, probes, policy, why, exclude=())
+    actions, why = _promotion(group, master, best, probes, policy, why, exclude=(), lineage=lineage)
     return GroupDecision(group.id, FAILOVER, why, best.addr, actions, data_loss=loss, keep_record=True)
 
 
@@ -602,7 +609,8 @@ def _ineligible(server_type: str, seen: ProbeResult, old_master: str, syncing_ok
 
 
 def repair_actions(group: ServerGroup, master: str, probes: dict[str, ProbeResult], policy: Policy,
-                   exclude: tuple[str, ...], ceiling: Optional[ProbeResult] = None) -> tuple[list[Action], str]:
+                   exclude: tuple[str, ...], ceiling: Optional[ProbeResult] = None,
+                   lineage: Optional[dict[str, int]] = None) -> tuple[list[Action], str]:
     """Slaves that do not follow `master` are re-pointed; live `offline` servers are re-added. A server that
     holds more of `master`'s replication history than `master` does (what `ceiling` says of it) is never
     re-pointed: its writes would be lost to a full sync. (A returning old master has started a history of its
@@ -617,7 +625,7 @@ def repair_actions(group: ServerGroup, master: str, probes: dict[str, ProbeResul
         if not seen.alive or seen.loading:
             continue
         if server.type == "slave" and policy.repoint_slaves and not seen.replicates_from(master):
-            more = _holds_more(seen, ceiling) or _foreign_data(seen, ceiling)
+            more = _holds_more(seen, ceiling) or _foreign_data(seen, ceiling, lineage or {})
             if more:
                 kept.append("%s %s and is not re-pointed (a full sync would discard it); an operator must decide"
                             % (server.addr, more))
@@ -632,7 +640,7 @@ def repair_actions(group: ServerGroup, master: str, probes: dict[str, ProbeResul
     return actions, "; ".join(kept)
 
 
-def _foreign_data(seen: ProbeResult, ceiling: Optional[ProbeResult]) -> str:
+def _foreign_data(seen: ProbeResult, ceiling: Optional[ProbeResult], lineage: dict[str, int]) -> str:
     """Whether replica `seen` holds keys of a replication history that `ceiling` does not hold at all: a full sync
     from it would replace them, and nothing says they are held anywhere else. Found by the long chaos run: a
     replica-priority 0 slave kept aside with the writes no other server held was re-pointed at a master restarted
@@ -643,6 +651,13 @@ def _foreign_data(seen: ProbeResult, ceiling: Optional[ProbeResult]) -> str:
     if ceiling is None or seen.role != "slave" or not seen.keys or not seen.replid:
         return ""
     if ceiling.holds_history_to(seen.replid) is not None:
+        return ""
+    # A history the group's masters held and went on from (the state file's lineage), held no further than the
+    # group went on from it, is in the data of every later master of that lineage: the soak (session 8) left a
+    # group without slaves for good, a slave that restarted from the RDB of an earlier full sync being taken for
+    # the keeper of data no one else had (its history had been continued twice, then forgotten by full syncs).
+    if (seen.replid in lineage and (seen.offset or 0) <= lineage[seen.replid]
+            and any(r in lineage for r in (ceiling.replid, ceiling.replid2) if r)):
         return ""
     # A replica that took nothing of its own history since it began (a half-done promotion pointed back) holds only
     # the history it continued: known to `ceiling`, it is _holds_more's to judge.

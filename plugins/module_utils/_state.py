@@ -26,7 +26,12 @@ import time
 from dataclasses import asdict, replace
 from typing import Iterable, Optional
 
-from ansible_collections.codis.ha.plugins.module_utils._topology import GroupHistory, ProbeResult, ServerGroup
+from ansible_collections.codis.ha.plugins.module_utils._topology import (
+    GroupHistory,
+    ProbeResult,
+    ServerGroup,
+    extend_lineage,
+)
 
 VERSION = 1
 
@@ -177,11 +182,12 @@ def next_history(history: dict[int, GroupHistory], groups: Iterable[ServerGroup]
             continue
         h = out.get(group.id) or GroupHistory()
         if h.master != master.addr:
-            h = GroupHistory(master=master.addr, last_failover_at=h.last_failover_at)
+            h = GroupHistory(master=master.addr, last_failover_at=h.last_failover_at, lineage=h.lineage)
         if seen.alive and seen.role == "master" and group.id not in keep_record:
             # (A master that lost the history a slave still holds keeps its record: that is the evidence.)
             h = replace(h, master_offset=seen.offset, master_keys=seen.keys, seen_alive_at=now, down_since=None,
-                        master_replid=seen.replid or h.master_replid, ping_period=seen.ping_period or h.ping_period)
+                        master_replid=seen.replid or h.master_replid, ping_period=seen.ping_period or h.ping_period,
+                        lineage=extend_lineage(h.lineage, seen))
         elif judged_down.get(group.id):
             h = replace(h, down_since=h.down_since if h.down_since is not None else now)
         else:
@@ -189,6 +195,8 @@ def next_history(history: dict[int, GroupHistory], groups: Iterable[ServerGroup]
         out[group.id] = h
     for gid, server in promoted.items():
         seen = probes.get(server)
+        before = out.get(gid)
         out[gid] = GroupHistory(master=server, master_offset=seen.offset if seen else None, seen_alive_at=now,
-                                last_failover_at=now, master_replid=None, ping_period=None)
+                                last_failover_at=now, master_replid=None, ping_period=None,
+                                lineage=before.lineage if before else None)
     return out

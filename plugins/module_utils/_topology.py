@@ -274,6 +274,27 @@ class ProbeResult:
         return None
 
 
+LINEAGE_SIZE = 16  # histories remembered per group: failovers far enough back are long in every server's data
+
+
+def extend_lineage(lineage: Optional[dict[str, int]], seen: "ProbeResult") -> dict[str, int]:
+    """The lineage with what a live master shows: its history to its offset, and the history it went on from to
+    the point it went on. A master whose histories are both unknown to a non-empty lineage (restarted without its
+    data, or a server from elsewhere) starts a new one: nothing says it holds the old."""
+    known = dict(lineage or {})
+    went_on = seen.replid2 if (seen.replid2 and seen.replid2.strip("0") and seen.second_offset is not None
+                               and seen.second_offset > 0) else None
+    if known and not any(r in known for r in (seen.replid, went_on) if r):
+        known = {}
+    for replid, offset in ((went_on, (seen.second_offset or 1) - 1), (seen.replid, seen.offset or 0)):
+        if replid and replid.strip("0"):
+            known[replid] = max(known.get(replid, 0), offset)
+    while len(known) > LINEAGE_SIZE:
+        # Offsets run on from one history to the next: the lowest is the oldest (the state file keeps no order).
+        del known[min(known, key=lambda r: (known[r], r))]
+    return known
+
+
 @dataclass
 class GroupHistory:
     """What earlier passes saw of one group (kept in the state file)."""
@@ -286,6 +307,10 @@ class GroupHistory:
     ping_period: Optional[int] = None
     # How many keys the master held then: a history of pings alone is no data to lose.
     master_keys: Optional[int] = None
+    # The group's lineage: each replication history its masters were seen holding (as their own or as the one
+    # they went on from), with the furthest offset the group held it to. Kept across failovers; a master with a
+    # history unrelated to it starts it again.
+    lineage: Optional[dict[str, int]] = None
 
     @classmethod
     def from_dict(cls, data: Any, now: float) -> tuple["GroupHistory", list[str]]:
@@ -303,6 +328,10 @@ class GroupHistory:
                 ok = isinstance(value, str) and canonical_addr(value) is not None
             elif f.name == "master_replid":
                 ok = isinstance(value, str) and len(value) <= 64
+            elif f.name == "lineage":
+                ok = isinstance(value, dict) and len(value) <= LINEAGE_SIZE and all(
+                    isinstance(k, str) and len(k) <= 64 and isinstance(v, int) and not isinstance(v, bool)
+                    and v >= 0 for k, v in value.items())
             elif f.name == "ping_period":
                 ok = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 3600
             elif f.name in ("master_offset", "master_keys"):

@@ -527,3 +527,44 @@ def test_a_slave_holding_the_only_copy_of_a_history_the_candidate_lacks_is_not_r
     back = slave_after_master_died(S2, 44, replid=R_NEW, replid2=R, second_offset=45, priority=0, keys=3)
     d = plan_group(G3, dict(p, **{S2: back, S1: slave_after_master_died(S1, 100, replid=R, keys=5)}), POLICY)
     assert [(a.action, a.server) for a in d.actions] == [(PROMOTE, S1), (REPOINT, S2)], d.reason
+
+
+def test_data_of_a_history_the_group_went_on_from_is_not_foreign_and_the_slave_is_repointed() -> None:
+    # The soak (session 8): B, then C (went on from B), then D (from C); S1 restarted from the RDB of a full sync
+    # it made under B and follows an offline server; the master S2 knows only D and C. Without the group's lineage
+    # S1's keys looked like nobody else's and the group kept no slave for good.
+    b, c, d = "b" * 40, "c" * 40, "d" * 40
+    g = group((S2, "master"), (S1, "slave"), (S3, "offline"))
+    p = probes(master(S2, 3558136, replid=d, replid2=c, second_offset=3540570, keys=82000),
+               slave(S1, of=S3, offset=2519223, replid=b, keys=59092), dead(S3))
+    blind = plan_group(g, p, POLICY, GroupHistory(master=S2, master_replid=d, seen_alive_at=99.0), now=100.0)
+    assert blind.decision == SKIPPED and "holds 59092 keys of a replication history" in blind.reason
+    lineage = {b: 2600000, c: 3540569, d: 3558000}
+    known = plan_group(g, p, POLICY, GroupHistory(master=S2, master_replid=d, seen_alive_at=99.0, lineage=lineage),
+                       now=100.0)
+    assert known.decision == REPAIR and [(a.action, a.server) for a in known.actions] == [(REPOINT, S1)]
+    # Further along B than the group went on from it: writes of B no later master took. Kept.
+    ahead = dict(p, **{S1: slave(S1, of=S3, offset=2700000, replid=b, keys=59092)})
+    kept = plan_group(g, ahead, POLICY, GroupHistory(master=S2, seen_alive_at=99.0, lineage=lineage), now=100.0)
+    assert kept.decision == SKIPPED and not kept.actions
+    # A master whose history is not of the lineage (restarted without its data) descends from none of it.
+    fresh = dict(p, **{S2: master(S2, 100, replid="e" * 40, keys=5)})
+    d2 = plan_group(g, fresh, POLICY, GroupHistory(master=S2, seen_alive_at=99.0, lineage=lineage), now=100.0)
+    assert d2.decision == SKIPPED and not d2.actions, d2.reason
+
+
+def test_the_lineage_follows_the_masters_continuations_and_starts_again_on_an_unrelated_history() -> None:
+    from ansible_collections.codis.ha.plugins.module_utils._topology import LINEAGE_SIZE, extend_lineage
+
+    a, b = "a" * 40, "b" * 40
+    first = extend_lineage(None, master(M, 500, replid=a, replid2="0" * 40, second_offset=-1))
+    assert first == {a: 500}
+    promoted = extend_lineage(first, master(S1, 900, replid=b, replid2=a, second_offset=601))
+    assert promoted == {a: 600, b: 900}
+    assert extend_lineage(promoted, master(S1, 50, replid=b)) == {a: 600, b: 900}  # an RDB's older offset
+    assert extend_lineage(promoted, master(S2, 7, replid="c" * 40)) == {"c" * 40: 7}  # restarted empty
+    many = None
+    for i in range(LINEAGE_SIZE + 5):
+        many = extend_lineage(many, master(M, i + 1, replid="%040x" % (i + 1), replid2="%040x" % i,
+                                           second_offset=i + 1 if i else -1))
+    assert many is not None and len(many) == LINEAGE_SIZE and "%040x" % (LINEAGE_SIZE + 5) in many
