@@ -48,6 +48,7 @@ class Codis3Dashboard(DashboardHTTP):
         self.proxy_ports: dict[str, socket.socket] = {}
         self.proxy_stats: dict[str, dict[str, Any]] = {}
         self.hung_proxies: set[str] = set()
+        self.sentinels: list[str] = []  # Redis Sentinels registered (sentinels.model.servers)
         # Right after a promote, the new master's stats show an EOF for about a second: the promote's CLIENT KILL
         # cut the dashboard's own connection.
         self.eof_until: dict[str, float] = {}
@@ -228,6 +229,16 @@ class Codis3Dashboard(DashboardHTTP):
                 return self._del(gid, addr)
             if verb == "promote" and addr and datacenter is None:
                 return self._promote(gid, addr)
+        m = re.fullmatch(r"/api/topom/sentinels/add/([^/]*)/([^/]+)", path)
+        if m and method == "PUT":
+            # The real one first flushes the sentinel's config (it must be a live Sentinel); this one keeps the
+            # address, so that a pass sees a cluster that Sentinel guards.
+            self._check_xauth(m.group(1))
+            with self._state_lock:
+                if m.group(2) in self.sentinels:
+                    raise DashboardError("sentinel-[%s] already exists" % m.group(2))
+                self.sentinels.append(m.group(2))
+            return 200, _OK
         m = re.fullmatch(r"/api/topom/proxy/remove/([^/]*)/([^/]+)/([01])", path)
         if m and method == "PUT":
             self._check_xauth(m.group(1))
@@ -267,7 +278,8 @@ class Codis3Dashboard(DashboardHTTP):
             "proxy": {"models": self._proxy_models(), "stats": self._proxy_stats()},
             "slot_action": {"interval": 0, "disabled": False, "progress": {"status": ""},
                             "executor": self.faults.migration},
-            "sentinels": {"model": {"servers": [], "out_of_sync": False}, "stats": {}, "masters": {}},
+            "sentinels": {"model": {"servers": list(self.sentinels) or None, "out_of_sync": False}, "stats": {},
+                          "masters": {}},
         }
 
     def _proxy_models(self) -> list[dict[str, Any]]:

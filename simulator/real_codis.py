@@ -437,6 +437,43 @@ class RealCodis3(_RealCodis):
         wait_until(lambda: self.proxy_serves(len(self.proxies) - 1), 60, "%s to serve\n%s" % (name, self.logs()))
         return proxy
 
+    def add_sentinels(self, count: int = 3) -> list[str]:
+        """Debian's redis-sentinel processes registered in the dashboard (`--sentinel-add`, then `--sentinel-resync`,
+        which hands them every group with the dashboard's quorum 2 and down-after 1 s), as the Codis maintainers
+        recommend since 3.1. The resync fails now and then with `use of closed network connection`: tried again."""
+        addrs = []
+        for index in range(count):
+            port = free_port()
+            conf = Path(self.workdir) / ("sentinel-%d.conf" % index)
+            conf.write_text("port %d\nbind 127.0.0.1\ndaemonize no\nprotected-mode no\ndir %s\n" % (
+                port, self.workdir))
+            self.daemon("sentinel-%d" % index, ["redis-sentinel", str(conf)])
+            wait_until(lambda p=port: _port_open(p), 20, "redis-sentinel on %d" % port)
+            self.admin("--sentinel-add", "--addr=127.0.0.1:%d" % port)
+            addrs.append("127.0.0.1:%d" % port)
+
+        def resynced() -> bool:
+            try:
+                self.admin("--sentinel-resync")
+                return True
+            except RuntimeError:
+                return False
+        wait_until(resynced, 60, "the sentinels to take the groups", interval=0.5)
+        return addrs
+
+    def sentinel_master(self, gid: int) -> Optional[str]:
+        """The master the first sentinel names for a group (`codis-<product>-<gid>`)."""
+        sentinel = next(d for d in self.daemons if d.name.startswith("sentinel-"))
+        port = int(re.search(r"port (\d+)", (Path(self.workdir) / (sentinel.name + ".conf")).read_text()
+                             ).group(1))  # type: ignore[union-attr]
+        try:
+            with contextlib.closing(redis.Redis(host="127.0.0.1", port=port, socket_timeout=1, retry=None,
+                                                decode_responses=True)) as c:
+                host, p = c.execute_command("SENTINEL", "get-master-addr-by-name", "%s-%d" % (self.product, gid))
+                return "%s:%s" % (host, p)
+        except (redis.RedisError, TypeError, ValueError):
+            return None
+
     def wait_stats_fresh(self) -> None:
         """The dashboard polls every server about once a second: wait until it has a poll of each."""
         def polled() -> bool:

@@ -338,7 +338,15 @@ def parse_stats(data: Any, where: str, now: Optional[float] = None) -> Topology:
     if len(set(ids)) != len(ids):
         raise DashboardBadReply("%s: the same group id appears twice" % where)
     return Topology(tuple(sorted(groups, key=lambda g: g.id)), demoted_type="slave",
-                    proxies=_proxies(data.get("proxy"), now))
+                    proxies=_proxies(data.get("proxy"), now), sentinels=_sentinels(data.get("sentinels")))
+
+
+def _sentinels(section: Any) -> tuple[str, ...]:
+    """The sentinels registered in the dashboard (`sentinels.model.servers`); entries that are not strings are
+    left out. A dashboard without the section has none."""
+    model = section.get("model") if isinstance(section, dict) else None
+    servers = model.get("servers") if isinstance(model, dict) else None
+    return tuple(s for s in servers if isinstance(s, str)) if isinstance(servers, list) else ()
 
 
 def _proxies(section: Any, now: Optional[float]) -> tuple[Proxy, ...]:

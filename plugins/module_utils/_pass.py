@@ -44,6 +44,7 @@ from ansible_collections.codis.ha.plugins.module_utils._planner import (
     REFUSED,
     REMOVE_PROXY,
     REPAIR,
+    SKIPPED,
     Plan,
     Policy,
     plan,
@@ -345,6 +346,19 @@ def read_topology(client: DashboardClient, options: PassOptions) -> tuple[Topolo
     return topology, [g for g in topology.groups if wanted is None or g.id in wanted]
 
 
+def stand_aside_for_sentinel(topology: Topology, the_plan: Plan) -> Plan:
+    """Codis 3 with Redis Sentinel registered in the dashboard: Sentinel fails the masters over and the dashboard
+    follows it (1.6 to 3.4 s later, measured). A promote through the dashboard would tell every sentinel to stop
+    watching the group, and undoing Sentinel's promotion would fight it: this pass reports and changes nothing."""
+    if not topology.sentinels:
+        return the_plan
+    why = ("Redis Sentinel is registered in the dashboard (%s) and fails this cluster's masters over, the dashboard "
+           "following it; codis.ha stands aside and reports" % ", ".join(topology.sentinels))
+    return replace(the_plan, decisions=tuple(
+        replace(d, decision=SKIPPED, actions=(), reason="%s; %s" % (why, d.reason), deferred_to="Redis Sentinel")
+        if d.decision != HEALTHY else d for d in the_plan.decisions))
+
+
 def _nothing_done(failed_msg: Optional[str], msg: str = "",
                   skipped: Optional[list[dict[str, Any]]] = None) -> PassResult:
     """A pass that stopped before planning: the same keys as any other result, all empty."""
@@ -379,7 +393,8 @@ def _decide_and_act(client: DashboardClient, options: PassOptions, topology: Top
             first.clear()
             first.update(prober.probe_all([s.addr for g in selected for s in g.servers]))
             probes = prober.look_again_at_witnesses(selected, first)
-        return probes, planner(topology, probes, options.policy, history, now), now
+        the_plan = stand_aside_for_sentinel(topology, planner(topology, probes, options.policy, history, now))
+        return probes, the_plan, now
 
     probes, the_plan, now = decide(topology, selected)
     coordinator: Optional[Coordinator] = None

@@ -168,6 +168,8 @@ class Topology:
     proxies: tuple[Proxy, ...] = ()
     # What a promotion makes of the old master: Codis 2 marks it offline, Codis 3 keeps it last, as a slave.
     demoted_type: str = "offline"
+    # Codis 3: the Redis Sentinels registered in the dashboard (its stats' sentinels.model.servers), if any.
+    sentinels: tuple[str, ...] = ()
 
     def group(self, gid: int) -> Optional[ServerGroup]:
         return next((g for g in self.groups if g.id == gid), None)

@@ -16,7 +16,8 @@ description:
     each group whose master is really down promotes the best live slave through the dashboard.
   - With Codis 3.x the dashboard's own polls of each server are one more opinion (a master the dashboard still
     reaches is not failed over without O(force)), and a group the dashboard shows promoting is skipped with the
-    reason. A slot migration does not put a failover off (the dashboard refuses a promote only while one
+    reason. With Redis Sentinel registered in the dashboard the pass stands aside (Sentinel fails the masters over
+    and the dashboard follows it) and only reports. A slot migration does not put a failover off (the dashboard refuses a promote only while one
     migration batch executes, and the pass tries it again); the failover is reported with a warning.
   - The best slave is a live slave of the group that replicates from the failed master, is not loading
     or syncing and has a C(replica-priority) other than 0; the highest replication offset wins, then the

@@ -181,3 +181,27 @@ def test_codis3_a_hung_proxy_is_removed_once_and_the_group_fails_over_when_the_d
     assert len(codis3.dashboard.stats()["proxy"]["models"]) == 1
     assert codis3.proxy_serves(0)
     assert 55 < took < 110, took  # the dashboard's one-minute call to the proxy is the floor
+
+
+def test_codis3_with_sentinels_registered_the_pass_stands_aside_while_sentinel_and_the_dashboard_fail_over(
+        codis3: RealCodis3) -> None:
+    """Codis 3 + Redis Sentinel (what the Codis maintainers recommend): Sentinel promotes, the dashboard follows it
+    seconds later. A pass that planned to undo Sentinel's promotion (check mode: "repoint ... is a master") or that
+    promoted through the dashboard (which then told the sentinels to stop watching the group) fought it."""
+    codis3.add_sentinels(3)
+    codis3.wait_in_sync(1)
+    old = codis3.master_of(1)
+    codis3.kill(old)
+    started = time.monotonic()
+    passes = 0
+    while codis3.master_of(1) in (old, None):
+        assert time.monotonic() - started < 60, "the dashboard never followed Sentinel"
+        result = one_pass(codis3) if passes % 2 else run_module(dict(
+            ARGS, dashboard_url=codis3.dashboard_url, product_name=codis3.product), check=True)
+        passes += 1
+        assert result["actions"] == [] and not result.get("failed"), result
+        assert all("Redis Sentinel is registered" in s["reason"] for s in result["skipped_groups"]), result
+    new = codis3.master_of(1)
+    assert new == codis3.sentinel_master(1) and codis3.role(new) == "master" and passes >= 1
+    final = one_pass(codis3)
+    assert final["actions"] == [] and not final.get("failed"), final

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 import pytest
+import requests
 
+from ansible_collections.codis.ha.plugins.module_utils._dashboard import xauth
 from simulator import Cluster
 from tests.helpers import FAST, promotions, run_module, wait_for
 
@@ -260,3 +262,21 @@ def test_the_dashboards_own_loop_lags_a_crash_and_the_pass_waits_for_it() -> Non
         assert early["actions"] == [] and "dashboard's own fresh poll" in early["skipped_groups"][0]["reason"]
         wait_for(lambda: c.dashboard.stats_cache[old].get("error"), 5, what="the dashboard's loop to see it")
         assert len(promotions(run_module(args))) == 1 and c.master_of(1) != old
+
+
+def test_with_sentinels_registered_the_pass_stands_aside_and_reports(cluster3: Cluster, args3: dict[str, Any]) -> None:
+    """Sentinel fails the masters over and the real dashboard follows it; a promote through the dashboard would
+    make it tell the sentinels to stop watching the group. The pass changes nothing and says why."""
+    assert requests.put("%s/api/topom/sentinels/add/%s/127.0.0.1:26379" % (
+        cluster3.dashboard_url, xauth(PRODUCT)), timeout=5).status_code == 200
+    old = cluster3.master_of(1)
+    cluster3.kill(old)
+    for check in (True, False):
+        result = run_module(args3, check=check)
+        assert result["actions"] == [] and not result.get("failed"), result
+        [skip] = [s for s in result["skipped_groups"] if s["group"] == 1]
+        assert "Redis Sentinel is registered in the dashboard (127.0.0.1:26379)" in skip["reason"]
+        assert "master %s is down" % old in skip["reason"]
+    assert cluster3.master_of(1) == old
+    assert [a["path"] for a in cluster3.audit if a["method"] == "PUT"] == [
+        "/api/topom/sentinels/add/%s/127.0.0.1:26379" % xauth(PRODUCT)]
