@@ -278,8 +278,9 @@ class Codis3Dashboard(DashboardHTTP):
             "proxy": {"models": self._proxy_models(), "stats": self._proxy_stats()},
             "slot_action": {"interval": 0, "disabled": False, "progress": {"status": ""},
                             "executor": self.faults.migration},
-            "sentinels": {"model": {"servers": list(self.sentinels) or None, "out_of_sync": False}, "stats": {},
-                          "masters": {}},
+            # servers is omitted while empty (omitempty in models.Sentinel).
+            "sentinels": {"model": dict({"servers": list(self.sentinels)} if self.sentinels else {},
+                                        out_of_sync=False), "stats": {}, "masters": {}},
         }
 
     def _proxy_models(self) -> list[dict[str, Any]]:
@@ -486,10 +487,7 @@ class Codis3Dashboard(DashboardHTTP):
 
 
 def _server(addr: str, datacenter: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {"server": addr, "action": {}, "replica_group": False}
-    if datacenter:
-        out["datacenter"] = datacenter
-    return out
+    return {"server": addr, "datacenter": datacenter, "action": {}, "replica_group": False}
 
 
 def _gid(text: str) -> int:

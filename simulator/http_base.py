@@ -292,7 +292,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.server_version = dash.server_version
         try:
             self.send_response(status)
-            self.send_header("Content-Type", dash.content_type)
+            # An unknown route is Go's plain-text 404 on both dashboards (the contract test compares them).
+            self.send_header("Content-Type", "text/plain; charset=utf-8" if status == 404 else dash.content_type)
             self.send_header("Content-Length", str(len(payload)))
             if truncated:
                 self.send_header("Connection", "close")
