@@ -205,3 +205,39 @@ def test_codis3_with_sentinels_registered_the_pass_stands_aside_while_sentinel_a
     assert new == codis3.sentinel_master(1) and codis3.role(new) == "master" and passes >= 1
     final = one_pass(codis3)
     assert final["actions"] == [] and not final.get("failed"), final
+
+
+def test_a_dead_registered_proxy_is_dealt_with_and_the_group_fails_over(codis: Any) -> None:
+    """A proxy killed while registered: Codis 3 fails every promote until it is removed (the pass removes it
+    first); the Codis 2 dashboard holds its lock about 30 s until the proxy's ZooKeeper session expires, then
+    answers 500 after committing (the pass waits, re-reads and finishes)."""
+    codis.add_proxy()
+    codis.kill_proxy(1)
+    old = codis.master_of(1)
+    codis.wait_in_sync(1)
+    codis.kill(old)
+    started = time.monotonic()
+    result = passes_until_promoted(codis, 120)
+    took = time.monotonic() - started
+    [new] = promotions(result)
+    assert codis.master_of(1) == new and codis.role(new) == "master", result
+    if isinstance(codis, RealCodis3):
+        assert [a["status"] for a in result["actions"] if a["action"] == "remove_proxy"] == ["done"], result
+        assert took < 20, took
+    else:
+        assert took < 60, took  # the proxy's 30 s ZooKeeper session is the floor
+    assert codis.proxy_serves(0)
+
+
+def test_codis3_a_dashboard_restarted_meanwhile_loses_nothing_and_the_next_pass_fails_over(
+        codis3: RealCodis3) -> None:
+    old = codis3.master_of(1)
+    codis3.wait_in_sync(1)
+    codis3.dashboard_daemon.kill()
+    codis3.kill(old)
+    down = one_pass(codis3)
+    assert down["failed"] is True and down["actions"] == [] and "cannot read the server groups" in down["msg"]
+    codis3.dashboard_daemon.start()  # the same config, --remove-lock: the store on disk is the truth
+    wait_for(lambda: bool(codis3.dashboard.stats()), 60, what="the dashboard to come back")
+    result = passes_until_promoted(codis3, 20)
+    assert codis3.master_of(1) == promotions(result)[0]
