@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT
 
 
@@ -33,3 +35,15 @@ def test_every_benchmark_runs_at_its_smallest_size(tmp_path: Path) -> None:
     assert [r["probe_concurrency"] for r in scale["hung_beyond_pool"]] == [256, 1024]
     for png in ("failover_latency.png", "scale.png"):
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.xdist_group("codis-binaries")
+def test_the_real_codis_latency_benchmark_runs_one_row_on_each_version(tmp_path: Path) -> None:
+    out = tmp_path / "real.json"
+    done = subprocess.run([sys.executable, str(Path(ROOT) / "bench" / "real_codis_latency.py"), "--runs", "1",
+                           "--contenders", "codis.ha / Codis 2,Codis 3 codis-ha --interval=1", "--out", str(out)],
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    rows = {r["contender"]: r for r in json.loads(out.read_text())["rows"]}
+    assert set(rows) == {"codis.ha / Codis 2", "Codis 3 codis-ha --interval=1"}
+    assert all(r["n"] == 1 and r["median"] > 0 and r["failed"] == [] for r in rows.values()), rows
