@@ -14,11 +14,14 @@ other coordination option at its default); the cut faults cut off the first of t
 sentinel.
 
 Redis runs at its defaults (`repl-ping-replica-period 10`, `repl-timeout 60`, diskless sync after 5 s), without
-persistence (`--save '' --appendonly no`): a restart comes back empty, as a cache node restarted by systemd does.
+persistence (`--save '' --appendonly no`). A restarted server comes back empty if it never was a replica, and
+otherwise with the data of its last full sync: a replica writes the RDB it receives to disk before loading it
+(`repl-diskless-load disabled`, Redis's default) and loads it again at start, with that history's replication id
+and offset. Both are what a node restarted by systemd does.
 
 Nemesis, one fault at a time on a random group, a fault every `--every` seconds:
-- kill: SIGKILL the master; it is restarted empty on its port after 1 to 20 s (an operator, systemd);
-- kill_restart_now: SIGKILL and an empty restart at once (faster than a pass: the dashboard still lists it);
+- kill: SIGKILL the master; it is restarted on its port after 1 to 20 s (an operator, systemd);
+- kill_restart_now: SIGKILL and a restart at once (faster than a pass: the dashboard still lists it);
 - freeze: the master's host stops (SIGSTOP, and its namespace drops every packet: nothing answers, no reset)
   for 15 to 30 s;
 - cut_busy / cut_idle: only the watcher is cut off from the master for 15 to 20 s; idle: the group's writer
