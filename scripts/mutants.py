@@ -43,7 +43,8 @@ MUTANTS = [
            "    best = min(eligible, key=lambda p: (p.priority or 0, p.addr))\n"),
     Mutant("no-repoint", "no re-point of the other slaves after a promote",
            "plugins/module_utils/_planner.py",
-           "    followers, kept = repair_actions(after, candidate.addr, probes, policy, exclude=exclude, ceiling=candidate)\n",
+           "    followers, kept = repair_actions(after, candidate.addr, probes, policy, exclude=exclude, ceiling=candidate,\n"
+           "                                     lineage=lineage)\n",
            "    followers, kept = [], \"\"\n"),
     Mutant("no-stale-exclusion", "stale-slave exclusion removed",
            "plugins/module_utils/_planner.py",
@@ -75,7 +76,7 @@ MUTANTS = [
     Mutant("repoint-richer-slave", "a slave that may not be promoted (replica-priority 0) but holds more data than "
            "the promoted one is re-pointed into a full sync",
            "plugins/module_utils/_planner.py",
-           "            more = _holds_more(seen, ceiling) or _foreign_data(seen, ceiling)\n",
+           "            more = _holds_more(seen, ceiling) or _foreign_data(seen, ceiling, lineage or {})\n",
            "            more = \"\"\n"),
     # The three defects a soak at Redis's defaults found (session 7), planted back.
     Mutant("witness-heard-since-lost", "a slave is no witness unless it heard from the master after this host lost "

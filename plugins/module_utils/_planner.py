@@ -618,6 +618,12 @@ def repair_actions(group: ServerGroup, master: str, probes: dict[str, ProbeResul
     kept out, if any."""
     actions = []
     kept = []
+    # Offline servers of the group that came back answering role master (a returning old master, restarted from
+    # its RDB or not): they are re-added, their own writes reported and replaced. A slave that follows one and
+    # holds its history holds a copy of those same writes, no more precious (the hour-long soak: such a copy was
+    # taken for foreign data and the whole group was skipped for good, the returning master not re-added either).
+    returning = {s.addr: probes[s.addr] for s in group.servers if s.type == "offline" and s.addr != master
+                 and probes[s.addr].alive and probes[s.addr].role == "master" and probes[s.addr].replid}
     for server in sorted(group.servers, key=lambda s: s.addr):
         if server.addr == master or server.addr in exclude:
             continue
@@ -625,6 +631,16 @@ def repair_actions(group: ServerGroup, master: str, probes: dict[str, ProbeResul
         if not seen.alive or seen.loading:
             continue
         if server.type == "slave" and policy.repoint_slaves and not seen.replicates_from(master):
+            source = next((r for a, r in returning.items() if seen.replicates_from(a) and seen.replid == r.replid),
+                          None)
+            if source is not None:
+                actions.append(Action(group.id, REPOINT, server.addr, None, master,
+                                      "slave %s replicates from %s, an old master of the group that came back; "
+                                      "re-pointed to master %s; its copy of %s's own data (offset %s, %s keys) "
+                                      "will be replaced by a full sync" % (
+                                          server.addr, source.addr, master, source.addr, seen.offset,
+                                          seen.keys if seen.keys is not None else "unknown")))
+                continue
             more = _holds_more(seen, ceiling) or _foreign_data(seen, ceiling, lineage or {})
             if more:
                 kept.append("%s %s and is not re-pointed (a full sync would discard it); an operator must decide"

@@ -568,3 +568,20 @@ def test_the_lineage_follows_the_masters_continuations_and_starts_again_on_an_un
         many = extend_lineage(many, master(M, i + 1, replid="%040x" % (i + 1), replid2="%040x" % i,
                                            second_offset=i + 1 if i else -1))
     assert many is not None and len(many) == LINEAGE_SIZE and "%040x" % (LINEAGE_SIZE + 5) in many
+
+
+def test_a_slave_following_a_returning_old_master_is_repointed_with_it() -> None:
+    # The hour-long soak: S3, an old master of the group, came back from its RDB (a fresh replication id) and
+    # S1 went on replicating from it; taking S1's copy of S3's data for foreign data skipped the whole group for
+    # good (S3 was not re-added either). Both are brought under the master, their data reported as replaced.
+    g = group((S2, "master"), (S1, "slave"), (S3, "offline"))
+    p = probes(master(S2, 3800000, replid="d" * 40, keys=86000),
+               slave(S1, of=S3, offset=2652781, replid="e" * 40, keys=62198),
+               master(S3, 2652781, replid="e" * 40, keys=62198))
+    d = plan_group(g, p, POLICY)
+    assert d.decision == REPAIR and sorted((a.action, a.server) for a in d.actions) == [(READD, S3), (REPOINT, S1)]
+    [repoint] = [a for a in d.actions if a.action == REPOINT]
+    assert "an old master of the group that came back" in repoint.reason and "62198 keys" in repoint.reason
+    # A slave of that server holding another history (its own writes) is still kept for an operator.
+    other = dict(p, **{S1: slave(S1, of=S3, offset=2652781, replid="f" * 40, keys=62198)})
+    assert plan_group(g, other, POLICY).decision == SKIPPED
