@@ -417,7 +417,15 @@ class Soak:
 
     def unavoidable(self, gid: int, slaves: list[RedisHost]) -> set[str]:
         """Right after the master stopped: the writes acknowledged in the last 10 s that the best slave lacks."""
-        recent = [k for k, (t, _addr) in self.acked[gid].items() if t >= self.now() - 10]
+        # list() copies in one C call: the writer thread cannot change the dict midway (iterating it directly died
+        # with "dictionary changed size during iteration" in an hour-long run). Newest last: read from the end.
+        items = list(self.acked[gid].items())
+        cutoff = self.now() - 10
+        recent = []
+        for key, (t, _addr) in reversed(items):
+            if t < cutoff:
+                break
+            recent.append(key)
         best: Optional[set[str]] = None
         for slave in slaves:
             if slave.frozen or slave.proc is None:
