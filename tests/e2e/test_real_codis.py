@@ -8,6 +8,8 @@ Redis runs at its defaults here (ping period 10, repl-timeout 60): only the modu
 from __future__ import annotations
 
 import contextlib
+import json
+import signal
 import threading
 import time
 from typing import Any, Iterator, Optional
@@ -241,3 +243,16 @@ def test_codis3_a_dashboard_restarted_meanwhile_loses_nothing_and_the_next_pass_
     wait_for(lambda: bool(codis3.dashboard.stats()), 60, what="the dashboard to come back")
     result = passes_until_promoted(codis3, 20)
     assert codis3.master_of(1) == promotions(result)[0]
+
+
+def test_codis3_the_xauth_token_is_in_no_message_of_a_failed_pass(codis3: RealCodis3) -> None:
+    """A stats GET that times out names its URL: the token (it opens every route) is shown as <xauth>."""
+    from simulator.real_codis import xauth
+
+    codis3.dashboard_daemon.signal(signal.SIGSTOP)
+    try:
+        result = one_pass(codis3, dashboard_timeout=1.0, codis_version="3")
+    finally:
+        codis3.dashboard_daemon.signal(signal.SIGCONT)
+    assert result["failed"] is True and "/api/topom/stats/<xauth>" in result["msg"], result["msg"]
+    assert xauth(codis3.product) not in json.dumps(result)
