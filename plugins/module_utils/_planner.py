@@ -675,11 +675,16 @@ def _foreign_data(seen: ProbeResult, ceiling: Optional[ProbeResult], lineage: di
     if (seen.replid in lineage and (seen.offset or 0) <= lineage[seen.replid]
             and any(r in lineage for r in (ceiling.replid, ceiling.replid2) if r)):
         return ""
-    # A replica that took nothing of its own history since it began (a half-done promotion pointed back) holds only
-    # the history it continued: known to `ceiling`, it is _holds_more's to judge.
-    if (seen.second_offset is not None and seen.second_offset > 0 and (seen.offset or 0) < seen.second_offset
-            and ceiling.holds_history_to(seen.replid2) is not None):
-        return ""
+    # A replica that took nothing of its own history since it began (a half-done promotion pointed back; a server
+    # restarted from the RDB of a full sync, which comes back with a new replication id and the RDB's history as the
+    # one it went on from) holds only the history it continued: known to `ceiling`, it is _holds_more's to judge;
+    # of the lineage no further than the group went on from it, the master holds it.
+    if seen.second_offset is not None and seen.second_offset > 0 and (seen.offset or 0) < seen.second_offset:
+        if ceiling.holds_history_to(seen.replid2) is not None:
+            return ""
+        if (seen.replid2 in lineage and seen.second_offset - 1 <= lineage[seen.replid2]
+                and any(r in lineage for r in (ceiling.replid, ceiling.replid2) if r)):
+            return ""
     return "holds %s keys of a replication history (%s, offset %s) that %s does not have" % (
         seen.keys, seen.replid, seen.offset, ceiling.addr)
 

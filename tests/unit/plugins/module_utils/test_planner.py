@@ -585,3 +585,20 @@ def test_a_slave_following_a_returning_old_master_is_repointed_with_it() -> None
     # A slave of that server holding another history (its own writes) is still kept for an operator.
     other = dict(p, **{S1: slave(S1, of=S3, offset=2652781, replid="f" * 40, keys=62198)})
     assert plan_group(g, other, POLICY).decision == SKIPPED
+
+
+def test_a_slave_restarted_from_the_rdb_of_an_old_full_sync_holds_the_lineage_not_foreign_data() -> None:
+    # The hour-long soak (seed 2 again): Redis restarts a former replica from its RDB with a new replication id,
+    # the RDB's history as the one it went on from (second_repl_offset = the RDB's offset + 1), nothing of its own.
+    # Re-added under a master that then died, it was kept as the keeper of foreign data: 19 s without a master
+    # when the next master died, the slave never brought under it.
+    b, d = "b" * 40, "d" * 40
+    g = group((S2, "master"), (S1, "slave"), (S3, "offline"))
+    p = probes(master(S2, 3100000, replid=d, replid2="c" * 40, second_offset=3079925, keys=70000),
+               slave(S1, of=S3, offset=2142514, replid="9" * 40, replid2=b, second_offset=2142515, keys=50331,
+                     link_up=False, syncing=True), dead(S3))
+    lineage = {b: 2600000, "c" * 40: 3079924, d: 3100000}
+    known = plan_group(g, p, POLICY, GroupHistory(master=S2, seen_alive_at=99.0, lineage=lineage), now=100.0)
+    assert known.decision == REPAIR and [(a.action, a.server) for a in known.actions] == [(REPOINT, S1)], known.reason
+    blind = plan_group(g, p, POLICY, GroupHistory(master=S2, seen_alive_at=99.0), now=100.0)
+    assert blind.decision == SKIPPED and "holds 50331 keys" in blind.reason
