@@ -311,7 +311,7 @@ actions:
       description: Group id.
       type: int
     action:
-      description: C(promote), C(repoint) or C(readd).
+      description: C(promote), C(repoint), C(readd), or C(remove_proxy) (Codis 3, a dead or hung proxy removed before the promotion).
       type: str
     server:
       description: The server acted on.
