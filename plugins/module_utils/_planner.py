@@ -281,6 +281,12 @@ def _plan_live_master(group: ServerGroup, master: str, seen: ProbeResult, probes
                       policy: Policy, record: Optional[GroupHistory] = None,
                       lineage: Optional[dict[str, int]] = None) -> GroupDecision:
     if seen.loading:
+        # A master loading a data set was restarted: from the RDB of an old full sync (Redis replicas write one by
+        # default), its slaves about to copy it once it is loaded. Its history already tells (the hour-long soak:
+        # "loading, waiting for it", then the slaves' full sync, and every write since that RDB gone).
+        lost = lost_history(group, master, seen, probes, record) if seen.replid else None
+        if lost is not None:
+            return _plan_lost_history(group, master, seen, probes, policy, lost, lineage)
         return GroupDecision(group.id, SKIPPED, "master %s is loading its dataset; waiting for it" % master, master)
     if seen.role != "master":
         return GroupDecision(group.id, SKIPPED, "master %s is alive but reports role %s (of %s); an operator "
@@ -385,7 +391,9 @@ def _plan_lost_history(group: ServerGroup, master: str, seen: ProbeResult, probe
             gone, lost.recorded_offset)
     # The restarted master is alive and takes writes: it is brought under the new master in the same pass (its
     # writes since the restart reported first), so that the group has one writable master, not two.
-    actions, why = _promotion(group, master, best, probes, policy, why, exclude=(), lineage=lineage)
+    # A master still loading cannot take a SLAVEOF yet: a later pass re-adds it (listed offline by then).
+    actions, why = _promotion(group, master, best, probes, policy, why, exclude=(master,) if seen.loading else (),
+                              lineage=lineage)
     return GroupDecision(group.id, FAILOVER, why, best.addr, actions, data_loss=loss, keep_record=True)
 
 

@@ -183,7 +183,7 @@ def next_history(history: dict[int, GroupHistory], groups: Iterable[ServerGroup]
         h = out.get(group.id) or GroupHistory()
         if h.master != master.addr:
             h = GroupHistory(master=master.addr, last_failover_at=h.last_failover_at, lineage=h.lineage)
-        if seen.alive and seen.role == "master" and group.id not in keep_record:
+        if seen.alive and seen.role == "master" and not seen.loading and group.id not in keep_record:
             # (A master that lost the history a slave still holds keeps its record: that is the evidence.)
             h = replace(h, master_offset=seen.offset, master_keys=seen.keys, seen_alive_at=now, down_since=None,
                         master_replid=seen.replid or h.master_replid, ping_period=seen.ping_period or h.ping_period,
