@@ -91,7 +91,7 @@ def start_tool(name: str, cluster: Any, workdir: Path) -> list[subprocess.Popen[
         if isinstance(cluster, RealCodis3):
             args["product_name"] = cluster.product
         watcher = Watcher("w1", workdir, args, 1.0, metrics_path=str(workdir / "w1.prom")).start(seconds=3600)
-        wait_until(lambda: (workdir / "w1.prom").exists(), 30, "the runner's first pass", interval=0.02)
+        wait_until((workdir / "w1.prom").exists, 30, "the runner's first pass", interval=0.02)
         return [watcher.proc] if watcher.proc else []
     if name.startswith("original"):
         log = open(workdir / "codis-ha.log", "ab")  # noqa: SIM115 - closed with the process's end
