@@ -146,9 +146,13 @@ class RealCluster(Closing):
             timeout=2.0, password=dashboard_password or password, ssl=ssl))
         self._add_groups_or_close(groups, slaves)
 
+    def server_process(self, port: int, workdir: str) -> RedisProcess:
+        """The process a new server runs (Debian's redis-server here; codis-server for real Codis 3)."""
+        return RedisProcess(port, workdir, self.extra, self.tls, self.password)
+
     def new_server(self) -> RedisProcess:
         port = free_port()
-        server = RedisProcess(port, os.path.join(self.workdir, str(port)), self.extra, self.tls, self.password)
+        server = self.server_process(port, os.path.join(self.workdir, str(port)))
         server.start()
         self.processes[server.addr] = server
         return server

@@ -399,12 +399,8 @@ class RealCodis3(_RealCodis):
                 " ".join(args), done.returncode, (done.stdout + done.stderr)[-800:]))
         return done.stdout
 
-    def new_server(self) -> RedisProcess:
-        port = free_port()
-        server = CodisServer(port, os.path.join(self.workdir, str(port)), self.bin / "codis-server", self.extra)
-        server.start()
-        self.processes[server.addr] = server
-        return server
+    def server_process(self, port: int, workdir: str) -> RedisProcess:
+        return CodisServer(port, workdir, self.bin / "codis-server", self.extra)
 
     def add_group(self, gid: int, slaves: int) -> list[str]:
         master = self.new_server()
