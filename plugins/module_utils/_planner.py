@@ -435,13 +435,24 @@ def half_done_promotion(group: ServerGroup, master: str, probes: dict[str, Probe
 
 def _richer_unplaced(group: ServerGroup, probes: dict[str, ProbeResult], candidate: ProbeResult) -> str:
     """A slave of the group that answers role master, continued some history (a promotion, half done) and holds
-    more than the candidate, when the half-done rule could not tie it to the master's history; which, or ""."""
+    more than the candidate, when the half-done rule could not tie it to the master's history; which, or "".
+    A server that reports no replication ID (Redis before 4.0: the codis-server of Codis 2 and 3.2) cannot be tied
+    to any history, and Redis 3.2 restarts its offset at 0 on SLAVEOF NO ONE: it holds more when it holds more
+    keys (the real Codis 3.2 with a slave promoted by hand: the pass re-pointed the slave holding every write at
+    the one behind, which discarded them)."""
+    def holds_more(p: ProbeResult) -> bool:
+        if p.replid is None:
+            return (p.keys or 0) > (candidate.keys or 0) or (p.offset or 0) > (candidate.offset or 0)
+        return bool((p.replid2 or "").strip("0")) and (p.offset or 0) > (candidate.offset or 0)
+
     richer = [probes[s.addr] for s in group.of_type("slave")
               if s.addr != candidate.addr and probes[s.addr].alive and probes[s.addr].role == "master"
-              and not probes[s.addr].loading and (probes[s.addr].replid2 or "").strip("0")
-              and (probes[s.addr].offset or 0) > (candidate.offset or 0)]
-    return "; ".join("%s answers role master with more data (offset %d) from a history this pass cannot tie to the "
-                     "master's (it continued %s)" % (p.addr, p.offset or 0, p.replid2) for p in richer)
+              and not probes[s.addr].loading and holds_more(probes[s.addr])]
+    return "; ".join("%s answers role master with more data (offset %d, %s keys against %s) from a history this pass "
+                     "cannot tie to the master's (%s)" % (
+                         p.addr, p.offset or 0, p.keys, candidate.keys,
+                         "it continued %s" % p.replid2 if p.replid else
+                         "it reports no replication ID: Redis before 4.0") for p in richer)
 
 
 def group_problem(group: ServerGroup, probes: dict[str, ProbeResult]) -> Optional[str]:

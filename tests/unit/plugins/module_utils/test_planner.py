@@ -509,7 +509,7 @@ def test_a_richer_half_done_promotion_of_a_history_the_pass_cannot_place_is_not_
                ProbeResult(S2, ALIVE, role="master", offset=132, replid="c" * 40, replid2=R, second_offset=45))
     d = plan_group(G3, p, POLICY)
     assert d.decision == REFUSED and not d.actions and d.master_down, d.reason
-    assert "answers role master with more data (offset 132)" in d.reason and "an operator must decide" in d.reason
+    assert "answers role master with more data (offset 132," in d.reason and "an operator must decide" in d.reason
     # With the master's history known (a pass recorded it), S2's promotion is finished.
     d = plan_group(G3, p, POLICY, GroupHistory(master=M, master_replid=R, seen_alive_at=90.0), now=100.0)
     assert d.decision == FAILOVER and d.actions[0].server == S2
@@ -625,3 +625,19 @@ def test_a_master_loading_an_old_rdb_is_replaced_before_its_slaves_copy_it() -> 
     # A loading master whose history this pass cannot read is waited for, as before.
     blind = dict(p, **{M: ProbeResult(M, ALIVE, "loading", 1, loading=True)})
     assert plan_group(G3, blind, POLICY, record, now=100.0).decision == SKIPPED
+
+
+def test_a_role_master_slave_of_a_redis_without_replication_ids_holding_more_is_not_discarded() -> None:
+    # The real Codis 3.2 (codis-server is Redis 3.2: INFO has no master_replid): a promotion left half done, the
+    # other slave behind. The pass promoted the one behind and re-pointed the one holding every write at it.
+    # Redis 3.2 restarts the offset of a slave promoted by SLAVEOF NO ONE at 0: its keys tell what it holds.
+    p = probes(dead(M), slave_after_master_died(S1, 17055, keys=400),
+               ProbeResult(S2, ALIVE, role="master", offset=0, keys=900))
+    d = plan_group(G3, p, POLICY)
+    assert d.decision == REFUSED and not d.actions and d.master_down, d.reason
+    assert "%s answers role master with more data (offset 0, 900 keys against 400)" % S2 in d.reason
+    assert "reports no replication ID: Redis before 4.0" in d.reason and "an operator must decide" in d.reason
+    # Holding no more than the candidate, it loses nothing by following it.
+    p[S2] = ProbeResult(S2, ALIVE, role="master", offset=0, keys=400)
+    d = plan_group(G3, p, POLICY)
+    assert [(a.action, a.server) for a in d.actions] == [(PROMOTE, S1), (REPOINT, S2)], d.reason
