@@ -234,10 +234,14 @@ def votes(fresh: dict[str, dict[str, Any]], group: int, master: Optional[str]) -
 
 
 def apply_quorum(plan_: Plan, fresh: dict[str, dict[str, Any]], quorum: int, observers_seen: int) -> Plan:
-    """A failover stands only when `quorum` fresh observations agree that the master is down."""
+    """A failover of a master judged down stands only when `quorum` fresh observations agree that it is down.
+    A failover of a master that answered (it lost its data: a new history, its slaves holding more of the old
+    one) rests on what the servers said, not on this watcher's view of the network: the quorum cannot add to it,
+    and waiting for it lets the slaves copy the empty data set (the three-watcher soak: every such rescue was
+    refused with "0 watcher(s) see the master down" and the next pass found the writes gone)."""
     decisions = []
     for d in plan_.decisions:
-        if d.decision != FAILOVER:
+        if d.decision != FAILOVER or not d.master_down:
             decisions.append(d)
             continue
         agree = votes(fresh, d.group, d.actions[0].previous_master if d.actions else None)

@@ -20,7 +20,11 @@ from ansible_collections.codis.ha.plugins.module_utils._planner import (
     Action,
     GroupDecision,
     Plan,
+    Policy,
+    plan_group,
 )
+from ansible_collections.codis.ha.plugins.module_utils._state import GroupHistory
+from ansible_collections.codis.ha.plugins.module_utils._topology import ALIVE, ProbeResult, Server, ServerGroup
 
 M, S = "10.0.0.1:6379", "10.0.0.2:6379"
 
@@ -79,6 +83,24 @@ def test_quorum_counts_fresh_votes_on_the_same_master() -> None:
     assert two.decisions[0].decision == FAILOVER and "2 of 2 watcher(s) see the master down (a, b), quorum 2" in (
         two.decisions[0].actions[0].reason)
     assert two.decisions[1] == failover_plan().decisions[1]
+
+
+def test_a_master_that_lost_its_data_is_replaced_without_waiting_for_a_quorum() -> None:
+    # The three-watcher soak: the master restarted empty answers everyone, so no watcher votes it down, and every
+    # rescue was refused until its slaves had copied the empty data set. The evidence is what the servers said.
+    s2 = "10.0.0.3:6379"
+    group = ServerGroup(1, (Server(M, "master"), Server(S, "slave"), Server(s2, "slave")))
+    syncing = dict(role="slave", master_addr=M, link_up=False, syncing=True, link_down_seconds=1, priority=100)
+    probes = {M: ProbeResult(M, ALIVE, role="master", offset=0, replid="b" * 40, keys=0),
+              S: ProbeResult(S, ALIVE, offset=5000, replid="a" * 40, keys=50, **syncing),  # type: ignore[arg-type]
+              s2: ProbeResult(s2, ALIVE, offset=4900, replid="a" * 40, keys=49, **syncing)}  # type: ignore[arg-type]
+    record = GroupHistory(master=M, master_offset=5000, master_replid="a" * 40, seen_alive_at=99.0, master_keys=50)
+    decision = plan_group(group, probes, Policy(), record, now=100.0)
+    assert decision.decision == FAILOVER and "lost its data" in decision.reason and not decision.master_down
+    kept = apply_quorum(Plan((decision,)), {"a": seen(False), "b": seen(False)}, 2, 2)
+    assert kept.decisions[0] == decision
+    # A master judged down still waits for the others.
+    assert apply_quorum(failover_plan(), {"a": seen(False)}, 2, 2).decisions[0].decision == REFUSED
 
 
 def test_garbage_observations_count_for_nothing() -> None:
