@@ -319,7 +319,7 @@ def _run(client: DashboardClient, options: PassOptions, check_mode: bool, diff: 
                              [{"group": g.id, "reason": reason} for g in selected])
     try:
         try:
-            history, warnings = load_state(state_path, clock(), move_aside=not check_mode)
+            history, warnings, created_at = load_state(state_path, clock(), move_aside=not check_mode)
         except StateError as exc:
             return _nothing_done("cannot use the state file, nothing was changed: %s" % exc)
         outcome = _decide_and_act(client, options, topology, selected, history, check_mode, diff,
@@ -327,7 +327,7 @@ def _run(client: DashboardClient, options: PassOptions, check_mode: bool, diff: 
         outcome.warnings.extend(warnings)
         if not check_mode and outcome.history is not None:
             try:
-                save_state(state_path, outcome.history)
+                save_state(state_path, outcome.history, created_at)
             except (OSError, StateError) as exc:
                 outcome.warnings.append("could not write the state file %s: %s" % (state_path, exc))
         return outcome

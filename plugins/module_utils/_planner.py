@@ -232,6 +232,8 @@ def plan_group(group: ServerGroup, probes: dict[str, ProbeResult], policy: Polic
         return GroupDecision(group.id, REFUSED, "%s; %s; promoting %s (offset %d) would discard it: an operator "
                              "must decide" % (down, richer, candidate,
                                               probes[candidate].offset or 0), master.addr, master_down=True)
+    elif (blind := _blind_failover(group, master.addr, probes, record, probes[candidate], policy)):
+        return GroupDecision(group.id, REFUSED, "%s; %s" % (down, blind), master.addr, master_down=True)
     else:
         why = "%s; %s has the highest replication offset (%d) among eligible slaves" % (
             down, candidate, probes[candidate].offset or 0)
@@ -395,6 +397,24 @@ def _plan_lost_history(group: ServerGroup, master: str, seen: ProbeResult, probe
     actions, why = _promotion(group, master, best, probes, policy, why, exclude=(master,) if seen.loading else (),
                               lineage=lineage)
     return GroupDecision(group.id, FAILOVER, why, best.addr, actions, data_loss=loss, keep_record=True)
+
+
+def _blind_failover(group: ServerGroup, master: str, probes: dict[str, ProbeResult], record: Optional[GroupHistory],
+                    candidate: ProbeResult, policy: Policy) -> str:
+    """Why a failover would be blind, or "". Without a pass's record of when the master was last seen alive, the
+    slaves' link-down ages are the only clock, and slaves all cut off long ago look as fresh as the master's death:
+    the module without a state file, both slaves cut 50 minutes before the master was killed, promoted one and
+    lost 500 of 600 acknowledged writes. One slave that lost its link recently dates the master's death."""
+    if policy.force or (record is not None and record.seen_alive_at is not None):
+        return ""
+    ages = [p.link_down_seconds for p in (probes[s.addr] for s in group.of_type("slave"))
+            if p.alive and p.replicates_from(master) and p.link_down_seconds is not None and p.link_down_seconds >= 0]
+    if not ages or min(ages) <= policy.stale_margin:
+        return ""
+    return ("no pass recorded when it was last seen alive (no state_path, or a state file new to this group), and "
+            "every slave lost its link at least %d s ago: they may have been cut off that long before the master "
+            "died and miss every write since; not promoting %s blind (with a state_path passes know when they last "
+            "saw the master alive; force overrides)" % (min(ages), candidate.addr))
 
 
 def _outage(group: ServerGroup, master: str, probes: dict[str, ProbeResult], record: Optional[GroupHistory],

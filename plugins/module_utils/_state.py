@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import json
+import math
 import os
 import stat
 import tempfile
@@ -28,6 +29,7 @@ from typing import Iterable, Optional
 
 from ansible_collections.codis.ha.plugins.module_utils._topology import (
     GroupHistory,
+    _clip,
     ProbeResult,
     ServerGroup,
     extend_lineage,
@@ -101,14 +103,16 @@ class PassLock:
 
 
 def load_state(path: str, now: Optional[float] = None,
-               move_aside: bool = True) -> tuple[dict[int, GroupHistory], list[str]]:
-    """The per-group history and any warnings; a missing file is an empty history. StateError when `path` is
-    not a regular file (nothing is read, moved or written then)."""
+               move_aside: bool = True) -> tuple[dict[int, GroupHistory], list[str], float]:
+    """The per-group history, any warnings, and the file's creation time to save it with (`now` for a file that is
+    new or does not say: every time the pass records is later than that); a missing file is an empty history. StateError when `path` is not a regular file (nothing is read, moved or written
+    then). Times before the file's creation are dropped: a file that does not say when it was created (an
+    earlier version's, or one written by hand) has its times dropped once."""
     now = time.time() if now is None else now
     try:
         fd = _open_regular(path, os.O_RDONLY)
     except FileNotFoundError:
-        return {}, []
+        return {}, [], now
     except OSError as exc:
         raise StateError("state file %s cannot be opened: %s" % (path, exc.strerror or exc)) from None
     try:
@@ -119,7 +123,7 @@ def load_state(path: str, now: Optional[float] = None,
     except (OSError, ValueError, RecursionError) as exc:
         if not move_aside:
             return {}, ["state file %s could not be read (%s); starting with no history (check mode: left as "
-                        "it is)" % (path, exc)]
+                        "it is)" % (path, exc)], now
         aside = "%s.corrupt-%d" % (path, int(now))
         try:
             os.replace(path, aside)
@@ -127,23 +131,31 @@ def load_state(path: str, now: Optional[float] = None,
         except OSError as move_exc:
             where = "and could not be moved aside (%s)" % move_exc
         return {}, ["state file %s could not be read (%s); %s, starting with no history"
-                    % (path, exc, where)]
-    history: dict[int, GroupHistory] = {}
+                    % (path, exc, where)], now
+    created = data.get("created_at")
     notes = []
+    if not (isinstance(created, (int, float)) and not isinstance(created, bool) and math.isfinite(created)
+            and 0 < created <= now + 60):
+        if data["groups"]:
+            notes.append("created_at=%s is not a time: every time in the file is dropped" % _clip(created))
+        created = None
+    history: dict[int, GroupHistory] = {}
     for key, value in data["groups"].items():
         if not key.isdigit() or len(key) > 9:
             notes.append("group %r ignored (not a group id)" % key[:40])
             continue
-        history[int(key)], problems = GroupHistory.from_dict(value, now)
+        history[int(key)], problems = GroupHistory.from_dict(value, now, created)
         notes.extend("group %s: %s" % (key, p) for p in problems)
     warnings = ["state file %s holds values that were ignored: %s" % (path, "; ".join(notes[:10]) + (
         "; and %d more" % (len(notes) - 10) if len(notes) > 10 else ""))] if notes else []
-    return history, warnings
+    return history, warnings, now if created is None else created
 
 
-def save_state(path: str, history: dict[int, GroupHistory]) -> None:
+def save_state(path: str, history: dict[int, GroupHistory], created_at: Optional[float] = None) -> None:
+    """Written atomically; `created_at` is the file's creation time as load_state read it (None: now)."""
     directory = os.path.dirname(os.path.abspath(path))
-    payload = json.dumps({"version": VERSION, "groups": {str(g): asdict(h) for g, h in sorted(history.items())}},
+    payload = json.dumps({"version": VERSION, "created_at": time.time() if created_at is None else created_at,
+                          "groups": {str(g): asdict(h) for g, h in sorted(history.items())}},
                          indent=2, sort_keys=True)
     fd, tmp = tempfile.mkstemp(prefix=".codis-ha-state-", dir=directory)
     try:

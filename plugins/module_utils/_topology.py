@@ -315,9 +315,11 @@ class GroupHistory:
     lineage: Optional[dict[str, int]] = None
 
     @classmethod
-    def from_dict(cls, data: Any, now: float) -> tuple["GroupHistory", list[str]]:
+    def from_dict(cls, data: Any, now: float, created_at: Optional[float] = 0.0) -> tuple["GroupHistory", list[str]]:
         """The history a state file holds, each field checked: a field of the wrong type, a time that is not
-        finite or lies in the future, is dropped with a note (forgetting only makes the pass more careful)."""
+        finite, lies in the future or before the file was created (`created_at`; None: unknown, every time is
+        dropped), a master seen down before it was last seen alive, is dropped with a note (forgetting only makes
+        the pass more careful: a down_since of 0, 1970, bypassed down_after on the first pass)."""
         if not isinstance(data, dict):
             return cls(), ["not an object"]
         kept: dict[str, Any] = {}
@@ -340,11 +342,14 @@ class GroupHistory:
                 ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
             else:
                 ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-                      and 0 <= value <= now + 60)
+                      and created_at is not None and created_at <= value <= now + 60)
             if ok:
                 kept[f.name] = value
             else:
                 notes.append("%s=%s ignored" % (f.name, _clip(value)))
+        if kept.get("down_since") is not None and kept["down_since"] < kept.get("seen_alive_at", -math.inf):
+            notes.append("down_since=%s ignored (before seen_alive_at=%s)" % (kept["down_since"], kept["seen_alive_at"]))
+            del kept["down_since"]
         return cls(**kept), notes
 
 

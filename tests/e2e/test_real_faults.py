@@ -125,3 +125,27 @@ def test_a_live_master_only_this_pass_cannot_reach_keeps_its_slaves_as_witnesses
         group = result["groups"][0]
         assert group["decision"] == "refused" and "seen alive by" in group["reason"], group["reason"]
         assert real.role(master) == "master"
+
+
+def test_without_a_state_file_slaves_cut_off_before_the_master_died_are_not_promoted_blind() -> None:
+    # The module as a playbook calls it first (no state_path): no pass has seen the master alive, so the slaves'
+    # link-down ages are the only clock. Both cut off long before the kill, they looked as fresh as its death: one
+    # was promoted and every write since the cut was lost.
+    with RealCluster.start(groups=1, slaves=2) as real:
+        master = real.master_of(1)
+        real.write(1, 100)
+        real.wait_in_sync(1)
+        for slave in real.slaves_of(1):
+            with contextlib.closing(real.processes[slave].client()) as c:
+                c.config_set("masterauth", "not-the-password")  # every reconnect fails
+                c.execute_command("CLIENT", "KILL", "TYPE", "master")
+        wait_for(lambda: all((_info(real, s).get("master_link_down_since_seconds") or 0) >= 3
+                             for s in real.slaves_of(1)), 20, what="both slaves' links to be down for 3 s")
+        keys = real.write(1, 500, prefix="late")  # acknowledged by the master alone
+        real.kill(master)
+        result = run_module(dict(ARGS, dashboard_url=real.dashboard_url, stale_margin=1))
+        reason = result["groups"][0]["reason"]
+        assert promotions(result) == [] and real.master_of(1) == master, reason
+        assert result["groups"][0]["decision"] == "refused" and "blind" in reason and "state_path" in reason, reason
+        assert result["failed"] is True and "left without a working master" in result["msg"], result["msg"]
+        assert all(real.missing(s, keys) == keys for s in real.slaves_of(1))  # what a promotion would have lost

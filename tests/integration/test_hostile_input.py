@@ -281,6 +281,19 @@ def test_a_stored_down_since_counts_only_for_the_master_it_was_started_for(
     assert result["changed"] is False and "down_after is 30" in result["groups"][0]["reason"]
 
 
+def test_a_down_clock_from_before_the_state_file_existed_does_not_bypass_down_after(
+        tmp_path: Path, cluster2: Cluster) -> None:
+    # A down_since of 0 (1970) was trusted: down_after 3600 was met on the first pass.
+    state = tmp_path / "state.json"
+    master = cluster2.master_of(1)
+    for header in ({}, {"created_at": time.time() - 60}):
+        state.write_text(json.dumps(dict(header, version=1, groups={"1": {"master": master, "down_since": 0}})))
+        cluster2.kill(master)
+        result = run_module(dict(FAST, dashboard_url=cluster2.dashboard_url, state_path=str(state), down_after=3600))
+        assert promotions(result) == [] and "down_after is 3600" in result["groups"][0]["reason"], result["msg"]
+        assert any("down_since=0 ignored" in str(w) for w in result["warnings"]), result["warnings"]
+
+
 # ------------------------------------------------------------------ Redis replies of the wrong type
 @pytest.mark.parametrize("info, role, culprit", [
     (b":42\r\n", MASTER_ROLE, "INFO"),

@@ -69,6 +69,7 @@ def test_down_after_waits_for_confirmation_across_passes(cluster: Cluster, modul
     data = json.loads(state.read_text())
     assert data["groups"]["2"]["down_since"] is not None
     data["groups"]["2"]["down_since"] -= 6  # as if the first pass had run six seconds ago
+    data["created_at"] -= 6  # (and had created the file then: earlier times are dropped)
     state.write_text(json.dumps(data))
     second = run_module(args)
     assert second["actions"][0]["action"] == "promote" and cluster.master_of(2) != master

@@ -326,7 +326,10 @@ def test_slave_never_linked_is_stale() -> None:
 def test_state_lengthens_the_master_down_time_used_for_staleness() -> None:
     p = probes(dead(M), slave_after_master_died(S1, 50, link_down_seconds=100))
     g = group((M, "master"), (S1, "slave"))
-    assert plan_group(g, p, POLICY).decision == FAILOVER  # the only slave sets the estimate itself
+    # The only slave sets the estimate itself, and it says nothing about when the master died: refused, blind.
+    blind = plan_group(g, p, POLICY)
+    assert blind.decision == REFUSED and "not promoting %s blind" % S1 in blind.reason, blind.reason
+    assert plan_group(g, p, Policy(force=True)).decision == FAILOVER
     p = probes(dead(M), slave_after_master_died(S1, 50, link_down_seconds=100), slave_after_master_died(S2, 5))
     assert plan_group(G3, p, POLICY, GroupHistory(master=M, down_since=0.0), now=95.0).actions[0].server == S1
 
@@ -641,3 +644,19 @@ def test_a_role_master_slave_of_a_redis_without_replication_ids_holding_more_is_
     p[S2] = ProbeResult(S2, ALIVE, role="master", offset=0, keys=400)
     d = plan_group(G3, p, POLICY)
     assert [(a.action, a.server) for a in d.actions] == [(PROMOTE, S1), (REPOINT, S2)], d.reason
+
+
+def test_without_a_record_slaves_all_cut_off_long_ago_are_not_promoted_blind() -> None:
+    # The module without a state file: both slaves' links cut 50 minutes ago, the master killed now. Their link-down
+    # ages alone made them look as fresh as the master's death: one was promoted, 500 of 600 writes lost.
+    p = probes(dead(M), slave_after_master_died(S1, 100, link_down_seconds=3000),
+               slave_after_master_died(S2, 90, link_down_seconds=3001))
+    d = plan_group(G3, p, POLICY)
+    assert d.decision == REFUSED and not d.actions and d.master_down, d.reason
+    assert "every slave lost its link at least 3000 s ago" in d.reason and "state_path" in d.reason
+    # A pass that saw the master alive dates its death: the same slaves are stale, and said so.
+    seen = GroupHistory(master=M, seen_alive_at=99.0)
+    assert plan_group(G3, p, POLICY, seen, now=100.0).decision == NO_CANDIDATE
+    # One slave that lost its link recently dates it too.
+    p[S2] = slave_after_master_died(S2, 90, link_down_seconds=2)
+    assert [a.server for a in plan_group(G3, p, POLICY).actions if a.action == PROMOTE] == [S2]
