@@ -146,7 +146,7 @@ class Codis2Client(DashboardClient):
             data = self._request("GET", "/api/server_groups")
         except DashboardRejected as exc:
             if EMPTY_CLUSTER in exc.text:
-                return Topology(())
+                return Topology((), empty_answer="GET /api/server_groups answered %s" % _clip(exc.text.strip()))
             raise
         if not isinstance(data, list):
             raise DashboardBadReply("GET /api/server_groups: expected a JSON list of groups, got %s"

@@ -453,7 +453,13 @@ def _decide_and_act(client: DashboardClient, options: PassOptions, topology: Top
                  "the new master" % (d.group, groups[d.group].migrating) for d in the_plan.decisions
                  if d.actions and d.group in groups and groups[d.group].migrating
                  and any(a.action == PROMOTE for a in d.actions)]
-    return PassResult(result, "; ".join(problems) or None, warnings=flapping + migrating, history=remembered)
+    empty = ["the dashboard lists no server group: %s, which it answers for an empty cluster and for a wrong "
+             "product name or ZooKeeper path in its configuration alike; nothing is watched" % topology.empty_answer
+             ] if topology.empty_answer and not topology.groups else []
+    if empty:
+        result["msg"] = ("%s %s%s" % (result.get("msg", ""), empty[0][0].upper(), empty[0][1:])).strip()
+    return PassResult(result, "; ".join(problems) or None, warnings=flapping + migrating + empty,
+                      history=remembered)
 
 
 def _agree(coordinator: Coordinator, settings: CoordinatorSettings, topology: Topology, the_plan: Plan,

@@ -170,6 +170,9 @@ class Topology:
     demoted_type: str = "offline"
     # Codis 3: the Redis Sentinels registered in the dashboard (its stats' sentinels.model.servers), if any.
     sentinels: tuple[str, ...] = ()
+    # Why the dashboard listed no group, in its own words, when they can also mean a mistake of ours (Codis 2
+    # answers "zk: node does not exist" for an empty cluster and for a wrong product name or path alike).
+    empty_answer: Optional[str] = None
 
     def group(self, gid: int) -> Optional[ServerGroup]:
         return next((g for g in self.groups if g.id == gid), None)

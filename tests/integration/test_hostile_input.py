@@ -294,6 +294,17 @@ def test_a_down_clock_from_before_the_state_file_existed_does_not_bypass_down_af
         assert any("down_since=0 ignored" in str(w) for w in result["warnings"]), result["warnings"]
 
 
+def test_a_codis2_dashboard_listing_no_group_is_reported_in_its_own_words_not_as_a_healthy_empty_cluster() -> None:
+    # Codis 2 answers "zk: node does not exist" for an empty cluster and for a wrong product name or ZooKeeper path
+    # alike: the pass said "0 group(s): none." and succeeded, a typo looking like a healthy cluster.
+    with Cluster.start(groups=0) as cluster:
+        result = run_module(dict(FAST, dashboard_url=cluster.dashboard_url))
+    assert result["changed"] is False and not result.get("failed"), result
+    warning = " ".join(str(w) for w in result.get("warnings") or [])
+    assert "lists no server group" in warning and "zk: node does not exist" in warning, result
+    assert "wrong product name" in result["msg"], result["msg"]
+
+
 # ------------------------------------------------------------------ Redis replies of the wrong type
 @pytest.mark.parametrize("info, role, culprit", [
     (b":42\r\n", MASTER_ROLE, "INFO"),
