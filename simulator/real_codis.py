@@ -167,6 +167,19 @@ class _RealCodis(RealCluster):
     def add_proxy(self) -> dict[str, Any]:
         raise NotImplementedError
 
+    def dashboard_answers(self) -> bool:
+        raise NotImplementedError
+
+    def kill_dashboard(self) -> None:
+        """SIGKILL, as a crash or the OOM killer: no clean-up of its own."""
+        self.dashboard_daemon.kill()
+        wait_until(lambda: not _port_open(self.dashboard_port), 20, "the dashboard to close its port")
+
+    def restart_dashboard(self) -> None:
+        """The same command line again, as systemd or an operator restarts it."""
+        self.dashboard_daemon.start()
+        wait_until(self.dashboard_answers, 60, "the dashboard to answer again\n" + self.logs())
+
     def daemon(self, name: str, args: list[str]) -> Daemon:
         started = Daemon(name, args, Path(self.workdir))
         started.start()
@@ -271,6 +284,25 @@ class RealCodis2(_RealCodis):
             return http("GET", self.dashboard_url + path, timeout=1)[0] == 200
         except OSError:
             return False
+
+    def dashboard_answers(self) -> bool:
+        return self._answers("/api/overview")
+
+    def restart_dashboard(self) -> None:
+        # A dashboard killed with -9 leaves its ZooKeeper node until its session expires; the next one refuses to
+        # start over it. Removing it is the operator's step the Codis 2 documentation gives.
+        from kazoo.client import KazooClient
+        from kazoo.exceptions import NoNodeError
+        zk = KazooClient("127.0.0.1:%d" % self.zookeeper.port)
+        zk.start(timeout=10)
+        try:
+            zk.delete("/zk/codis/db_%s/dashboard" % self.product)
+        except NoNodeError:  # its session expired already
+            pass
+        finally:
+            zk.stop()
+            zk.close()
+        super().restart_dashboard()
 
     def api(self, method: str, path: str, body: Any = None, timeout: float = 40.0) -> Any:
         status, text = http(method, self.dashboard_url + path, body, timeout)
@@ -390,6 +422,9 @@ class RealCodis3(_RealCodis):
             str(self.bin / "codis-dashboard"), "--ncpu=1", "--config=%s" % path,
             "--log=%s" % (Path(self.workdir) / "dashboard.log"), "--remove-lock"])
         wait_until(lambda: bool(self.dashboard.stats()), 60, "the Codis 3 dashboard to answer\n" + self.logs())
+
+    def dashboard_answers(self) -> bool:
+        return bool(self.dashboard.stats())
 
     def admin(self, *args: str, timeout: float = 60.0) -> str:
         done = subprocess.run([str(self.bin / "codis-admin"), "--dashboard=127.0.0.1:%d" % self.dashboard_port]

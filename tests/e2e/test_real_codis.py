@@ -311,18 +311,22 @@ def unheld(cluster: Any, keys: list[str], *servers: str) -> list[str]:
     return sorted(missing)
 
 
-def test_codis3_a_dashboard_restarted_meanwhile_loses_nothing_and_the_next_pass_fails_over(
-        codis3: RealCodis3) -> None:
-    old = codis3.master_of(1)
-    codis3.wait_in_sync(1)
-    codis3.dashboard_daemon.kill()
-    codis3.kill(old)
-    down = one_pass(codis3)
-    assert down["failed"] is True and down["actions"] == [] and "cannot read the server groups" in down["msg"]
-    codis3.dashboard_daemon.start()  # the same config, --remove-lock: the store on disk is the truth
-    wait_for(lambda: bool(codis3.dashboard.stats()), 60, what="the dashboard to come back")
-    result = passes_until_promoted(codis3, 20)
-    assert codis3.master_of(1) == promotions(result)[0]
+def test_a_dashboard_killed_and_restarted_meanwhile_loses_nothing_and_the_next_pass_fails_over(codis: Any) -> None:
+    old = codis.master_of(1)
+    with ProxyWriter(codis, "d") as writer:
+        writer.acked_after(300, 20)
+        codis.wait_in_sync(1)
+        codis.kill_dashboard()
+        codis.kill(old)
+        down = one_pass(codis)
+        assert down["failed"] is True and down["actions"] == [] and "cannot read the server groups" in down["msg"]
+        codis.restart_dashboard()  # Codis 3: --remove-lock, the store on disk is the truth; Codis 2: ZooKeeper's
+        result = passes_until_promoted(codis, 30)
+        [new] = promotions(result)
+        assert codis.master_of(1) == new
+        writer.acked_after(300, 30)  # the proxy routes the group to the new master
+    lost = unheld(codis, writer.acked, new, codis.master_of(2))
+    assert len(lost) <= 5, lost[:10]  # the instant before the kill may not have reached the slave
 
 
 def test_codis3_the_xauth_token_is_in_no_message_of_a_failed_pass(codis3: RealCodis3) -> None:
