@@ -79,7 +79,6 @@ class LockConflict(DashboardRejected):
 
 class DashboardClient:
     """What a pass needs from a dashboard; one subclass per Codis version."""
-    version = 0
 
     def __init__(self, url: str, timeout: float = 5.0, validate_certs: bool = True,
                  ca_path: Optional[str] = None, deadline: Deadline = NO_DEADLINE,
@@ -130,7 +129,6 @@ class DashboardClient:
 
 
 class Codis2Client(DashboardClient):
-    version = 2
 
     def __init__(self, url: str, timeout: float = 5.0, validate_certs: bool = True,
                  ca_path: Optional[str] = None, lock_retries: int = 4, lock_backoff: float = 0.1,
@@ -203,7 +201,6 @@ def xauth(product_name: str) -> str:
 
 
 class Codis3Client(DashboardClient):
-    version = 3
 
     def __init__(self, url: str, product_name: str, timeout: float = 5.0, validate_certs: bool = True,
                  ca_path: Optional[str] = None, sleep: Callable[[float], None] = time.sleep,

@@ -37,14 +37,16 @@ SKIPPED = "skipped"
 REFUSED = "refused"
 
 
+# A slave whose link is up and heard from the master this recently is a witness that the master is alive, when
+# the master's ping period is not known: above Redis's default 10 s so that an idle healthy master still counts.
+WITNESS_WINDOW_UNKNOWN_PERIOD = 15.0
+
+
 @dataclass(frozen=True)
 class Policy:
     repoint_slaves: bool = True
     reuse_offline: bool = True
     groups: Optional[frozenset[int]] = None
-    # A slave whose link is up and heard from the master this recently is a witness that the master is
-    # alive; above Redis's 10 s replica ping period so that an idle healthy master still counts.
-    witness_max_io_seconds: int = 15
     down_after: float = 0.0
     min_failover_interval: float = 300.0
     stale_margin: float = 10.0
@@ -516,7 +518,7 @@ def witness_window(policy: Policy, record: Optional[GroupHistory]) -> float:
     policy's fixed window when the period is unknown."""
     if record is not None and record.ping_period:
         return record.ping_period + max(1.0, record.ping_period / 2.0)
-    return float(policy.witness_max_io_seconds)
+    return WITNESS_WINDOW_UNKNOWN_PERIOD
 
 
 def silent_longer_than_its_pings(seen: ProbeResult, ping_period: Optional[int]) -> bool:

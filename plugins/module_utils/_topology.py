@@ -177,10 +177,6 @@ class Topology:
     def group(self, gid: int) -> Optional[ServerGroup]:
         return next((g for g in self.groups if g.id == gid), None)
 
-    @property
-    def addrs(self) -> list[str]:
-        return sorted({s.addr for g in self.groups for s in g.servers})
-
     def with_groups(self, groups: tuple[ServerGroup, ...]) -> "Topology":
         return replace(self, groups=groups)
 

@@ -37,16 +37,19 @@ def test_a_slave_cut_off_an_hour_ago_is_stale_though_it_is_the_only_one(cluster2
     assert "left without a working master: group 1" in result["failed_msg"]
 
 
-def test_without_a_record_the_slaves_ages_are_all_there_is(cluster2: Cluster, tmp_path: Path) -> None:
-    """The same world, but the pass never saw the master alive (a new watcher): nothing better to go on than the
-    slaves' own ages, and the stale slave is promoted (documented; the state file is what prevents it)."""
+def test_without_a_record_a_slave_cut_off_long_ago_is_not_promoted_blind(cluster2: Cluster, tmp_path: Path) -> None:
+    """The same world, but the pass never saw the master alive (a new watcher): the slaves' own ages are all there
+    is, and they cannot tell a slave cut off an hour before the master died from one that lost it an hour ago.
+    The stale slave used to be promoted; the failover is refused as blind, and force takes the risk."""
     master = cluster2.master_of(1)
     stale, other = cluster2.slaves_of(1)
     cluster2.kill(other)
     cluster2.cut_link(stale)
     cluster2.clock.advance(3600)
     cluster2.kill(master)
-    assert promotions(_pass(cluster2, tmp_path)) == [stale]
+    blind = _pass(cluster2, tmp_path)
+    assert promotions(blind) == [] and "blind" in blind["groups"][0]["reason"], blind["groups"][0]["reason"]
+    assert promotions(_pass(cluster2, tmp_path, force=True)) == [stale]
 
 
 def test_a_half_done_promotion_is_finished_on_the_server_that_holds_the_newest_data(cluster2: Cluster,
@@ -95,6 +98,7 @@ def test_a_returning_old_master_with_its_own_history_is_still_readded(cluster2: 
 
 def test_a_refused_pass_does_not_start_the_down_clock(cluster2: Cluster, tmp_path: Path) -> None:
     master = cluster2.master_of(1)
+    assert _pass(cluster2, tmp_path, down_after=30)["changed"] is False  # sees the master alive: a record
     cluster2.hang(master)  # SIGSTOP: its slaves keep the link up until repl-timeout
     refused = _pass(cluster2, tmp_path, down_after=30)
     assert "seen alive by" in refused["groups"][0]["reason"]
