@@ -70,7 +70,7 @@ def process_running(pid: int) -> bool:
 
 def pass_params(**args: Any) -> dict[str, Any]:
     """Module parameters with the argument spec's defaults filled in, for calling run_pass directly."""
-    from ansible_collections.codis.ha.plugins.module_utils._pass import argument_spec
+    from ansible_collections.codis.ha.plugins.module_utils._options import argument_spec
 
     params = {k: v.get("default") for k, v in argument_spec().items()}
     params.update(args)

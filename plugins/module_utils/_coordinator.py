@@ -21,12 +21,11 @@ import math
 import re
 import threading
 import traceback
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
-from ansible_collections.codis.ha.plugins.module_utils._planner import FAILOVER, REFUSED, SKIPPED, Plan
-from ansible_collections.codis.ha.plugins.module_utils._topology import format_addr, parse_addr, same_server
+from ansible_collections.codis.ha.plugins.module_utils._topology import format_addr, parse_addr
 
 
 # The clients are imported only when a coordinator is set: kazoo and etcd3gw cost a quarter of a second of
@@ -75,7 +74,11 @@ def _import_etcd3gw() -> Optional[str]:
 
 SCHEMES = {"zookeeper": ("zookeeper", 2181, False), "zk": ("zookeeper", 2181, False),
            "etcd": ("etcd", 2379, False), "etcds": ("etcd", 2379, True)}
+
+
 OBSERVER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
 ROOT = re.compile(r"^(/[A-Za-z0-9._-]+)+$")
 
 
@@ -84,8 +87,8 @@ def coordinator_argument_spec() -> dict[str, Any]:
         coordinator=dict(type="str"),
         quorum=dict(type="int"),
         observer_id=dict(type="str"),
-        observation_ttl=dict(type="float", default=5.0),
-        coordinator_timeout=dict(type="float", default=10.0),
+        observation_ttl=dict(type="float", default=CoordinatorSettings.observation_ttl),
+        coordinator_timeout=dict(type="float", default=CoordinatorSettings.timeout),
         coordinator_username=dict(type="str"),
         coordinator_password=dict(type="str", no_log=True),
         coordinator_ca_path=dict(type="path"),
@@ -124,7 +127,8 @@ class CoordinatorSettings:
         kind, hosts, root, tls = parse_coordinator_url(url)
         return cls(url=url, kind=kind, hosts=hosts, root=root, tls=tls or bool(params.get("coordinator_ca_path")),
                    quorum=params.get("quorum") or 2, observer_id=params.get("observer_id") or hostname,
-                   observation_ttl=params.get("observation_ttl") or 5.0, timeout=params.get("coordinator_timeout") or 10.0,
+                   observation_ttl=params.get("observation_ttl") or cls.observation_ttl,
+                   timeout=params.get("coordinator_timeout") or cls.timeout,
                    username=params.get("coordinator_username"), password=params.get("coordinator_password"),
                    ca_path=params.get("coordinator_ca_path"), cert_path=params.get("coordinator_cert_path"),
                    key_path=params.get("coordinator_key_path"))
@@ -209,58 +213,6 @@ def missing_library(settings: CoordinatorSettings) -> Optional[tuple[str, str]]:
         return ("kazoo", error) if error else None
     error = _import_etcd3gw()
     return ("etcd3gw", error) if error else None
-
-
-# ---------------------------------------------------------------------------------------------- the decision
-def observations(plan_: Plan, masters: dict[int, Optional[str]]) -> dict[str, dict[str, Any]]:
-    """What this pass publishes per group: which master it judged, whether down (after its own second opinion),
-    and why."""
-    out = {}
-    for d in plan_.decisions:
-        out[str(d.group)] = {"master": masters.get(d.group), "down": bool(d.master_down),
-                             "decision": d.decision, "reason": d.reason[:500]}
-    return out
-
-
-def votes(fresh: dict[str, dict[str, Any]], group: int, master: Optional[str]) -> list[str]:
-    """The observers whose fresh observation says that this very master of the group is down."""
-    out = []
-    for observer, doc in sorted(fresh.items()):
-        seen = (doc.get("groups") or {}).get(str(group)) if isinstance(doc, dict) else None
-        if (isinstance(seen, dict) and seen.get("down") is True and isinstance(seen.get("master"), str)
-                and master is not None and same_server(seen["master"], master)):
-            out.append(observer)
-    return out
-
-
-def apply_quorum(plan_: Plan, fresh: dict[str, dict[str, Any]], quorum: int, observers_seen: int) -> Plan:
-    """A failover of a master judged down stands only when `quorum` fresh observations agree that it is down.
-    A failover of a master that answered (it lost its data: a new history, its slaves holding more of the old
-    one) rests on what the servers said, not on this watcher's view of the network: the quorum cannot add to it,
-    and waiting for it lets the slaves copy the empty data set (the three-watcher soak: every such rescue was
-    refused with "0 watcher(s) see the master down" and the next pass found the writes gone)."""
-    decisions = []
-    for d in plan_.decisions:
-        if d.decision != FAILOVER or not d.master_down:
-            decisions.append(d)
-            continue
-        agree = votes(fresh, d.group, d.actions[0].previous_master if d.actions else None)
-        if len(agree) >= quorum:
-            note = "%d of %d watcher(s) see the master down (%s), quorum %d" % (
-                len(agree), observers_seen, ", ".join(agree), quorum)
-            first = replace(d.actions[0], reason="%s; %s" % (d.actions[0].reason, note))
-            decisions.append(replace(d, reason="%s; %s" % (d.reason, note), actions=(first,) + d.actions[1:]))
-        else:
-            decisions.append(replace(d, decision=REFUSED, actions=(), reason=(
-                "%s; but only %d watcher(s) see the master down (%s) of the %d with a fresh observation, quorum is "
-                "%d: waiting for the others" % (d.reason, len(agree), ", ".join(agree) or "none", observers_seen,
-                                                quorum))))
-    return replace(plan_, decisions=tuple(decisions))
-
-
-def another_is_acting(plan_: Plan, holder: str) -> Plan:
-    """Every change planned is left to the watcher that holds the lock: it reads and plans again under it."""
-    return plan_.withheld(SKIPPED, "another watcher (%s) holds the cluster's lock and is acting" % holder, holder)
 
 
 # ---------------------------------------------------------------------------------------------- the clients

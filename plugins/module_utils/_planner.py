@@ -11,7 +11,7 @@ and a sentence that says why. Refusals are decisions too.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Optional
+from typing import Any, Optional
 
 from ansible_collections.codis.ha.plugins.module_utils._topology import (
     AUTH_ERROR,
@@ -19,8 +19,10 @@ from ansible_collections.codis.ha.plugins.module_utils._topology import (
     KNOWN_TYPES,
     GroupHistory,
     ProbeResult,
+    Server,
     ServerGroup,
     Topology,
+    same_server,
 )
 
 PROMOTE = "promote"
@@ -184,7 +186,15 @@ def plan_group(group: ServerGroup, probes: dict[str, ProbeResult], policy: Polic
 
     if seen.alive:
         return _plan_live_master(group, master.addr, seen, probes, policy, record, lineage)
+    return _plan_dead_master(group, master, probes, policy, history, record, lineage, now)
 
+
+def _plan_dead_master(group: ServerGroup, master: Server, probes: dict[str, ProbeResult], policy: Policy,
+                      history: Optional[GroupHistory], record: Optional[GroupHistory], lineage: dict[str, int],
+                      now: float) -> GroupDecision:
+    """A master that did not answer: a second opinion (its slaves, the dashboard's own poll), down_after, then
+    the failover."""
+    seen = probes[master.addr]
     down = "master %s is down (%d failed probe(s): %s)" % (master.addr, seen.attempts, seen.error)
     witnesses = master_witnesses(group, master.addr, probes, policy, record)
     if witnesses:
@@ -204,16 +214,26 @@ def plan_group(group: ServerGroup, probes: dict[str, ProbeResult], policy: Polic
         return GroupDecision(group.id, REFUSED, "%s, seen down for %.1f s so far; down_after is %s s, waiting "
                              "for later passes to confirm" % (down, down_for, policy.down_after), master.addr,
                              master_down=True)
+    decision = _plan_failover(group, master.addr, down, probes, policy, record, lineage,
+                              _outage(group, master.addr, probes, record, down_for, now))
     # Anti-flapping never keeps a group dead: a master judged down after the second opinion is failed over
     # however recently the group last failed over (refusing left a group without a master for 44 s in a soak,
     # and then its slaves copied the empty data set of the killed master restarted in place). A second failover
     # within min_failover_interval is reported as flapping instead, for an operator to find out why.
     since_failover = now - history.last_failover_at if history and history.last_failover_at else None
-    flapping = since_failover is not None and since_failover < policy.min_failover_interval
+    if decision.decision != FAILOVER or since_failover is None or since_failover >= policy.min_failover_interval:
+        return decision
+    return replace(decision, flapping=True, reason=decision.reason + (
+        "; the group last failed over %.0f s ago, inside min_failover_interval (%s s): flapping, find out why its "
+        "masters keep failing" % (since_failover, policy.min_failover_interval)))
+
+
+def _plan_failover(group: ServerGroup, master_addr: str, down: str, probes: dict[str, ProbeResult], policy: Policy,
+                   record: Optional[GroupHistory], lineage: dict[str, int], outage: float) -> GroupDecision:
+    """The master is judged down: which server takes over, or why none may. Every refusal names its reason."""
     known_offset = record.master_offset if record else None
-    outage = _outage(group, master.addr, probes, record, down_for, now)
-    candidate, exclusions = select_candidate(group, master.addr, probes, policy, outage, known_offset)
-    finishing = half_done_promotion(group, master.addr, probes, record,
+    candidate, exclusions = select_candidate(group, master_addr, probes, policy, outage, known_offset)
+    finishing = half_done_promotion(group, master_addr, probes, record,
                                     probes[candidate] if candidate is not None else None)
     if finishing is not None and (candidate is None or (probes[finishing].offset or 0) >= (
             probes[candidate].offset or 0)):
@@ -224,7 +244,7 @@ def plan_group(group: ServerGroup, probes: dict[str, ProbeResult], policy: Polic
                "history): finishing a half-done promotion" % (down, finishing, probes[finishing].offset or 0))
     elif candidate is None:
         return GroupDecision(group.id, NO_CANDIDATE, "%s and no slave can take over: %s"
-                             % (down, _explain(exclusions) or "the group has no slave"), master.addr,
+                             % (down, _explain(exclusions) or "the group has no slave"), master_addr,
                              master_down=True)
     elif (richer := _richer_unplaced(group, probes, probes[candidate])):
         # Another tool promoted it from a history this pass cannot place (INFO shows one generation back): the
@@ -233,9 +253,9 @@ def plan_group(group: ServerGroup, probes: dict[str, ProbeResult], policy: Polic
         # holding every write).
         return GroupDecision(group.id, REFUSED, "%s; %s; promoting %s (offset %d) would discard it: an operator "
                              "must decide" % (down, richer, candidate,
-                                              probes[candidate].offset or 0), master.addr, master_down=True)
-    elif (blind := _blind_failover(group, master.addr, probes, record, probes[candidate], policy)):
-        return GroupDecision(group.id, REFUSED, "%s; %s" % (down, blind), master.addr, master_down=True)
+                                              probes[candidate].offset or 0), master_addr, master_down=True)
+    elif (blind := _blind_failover(group, master_addr, probes, record, probes[candidate], policy)):
+        return GroupDecision(group.id, REFUSED, "%s; %s" % (down, blind), master_addr, master_down=True)
     else:
         why = "%s; %s has the highest replication offset (%d) among eligible slaves" % (
             down, candidate, probes[candidate].offset or 0)
@@ -244,12 +264,9 @@ def plan_group(group: ServerGroup, probes: dict[str, ProbeResult], policy: Polic
             max(known_offset - (probes[candidate].offset or 0), 0), known_offset)
     if exclusions:
         why += "; not eligible: %s" % _explain([e for e in exclusions if e[0] != candidate])
-    actions, why = _promotion(group, master.addr, probes[candidate], probes, policy, why, exclude=(master.addr,),
+    actions, why = _promotion(group, master_addr, probes[candidate], probes, policy, why, exclude=(master_addr,),
                               lineage=lineage)
-    if flapping:
-        why += ("; the group last failed over %.0f s ago, inside min_failover_interval (%s s): flapping, find out "
-                "why its masters keep failing" % (since_failover, policy.min_failover_interval))
-    return GroupDecision(group.id, FAILOVER, why, candidate, actions, master_down=True, flapping=flapping)
+    return GroupDecision(group.id, FAILOVER, why, candidate, actions, master_down=True)
 
 
 def _promotion(group: ServerGroup, old_master: str, candidate: ProbeResult, probes: dict[str, ProbeResult],
@@ -790,3 +807,56 @@ def predict(topology: Topology, plan_: Plan) -> Topology:
                 types[action.server] = "slave"
         groups.append(group.with_types(types))
     return topology.with_groups(tuple(groups))
+
+
+# ---------------------------------------------------------------------------------------------- several watchers
+# The quorum arithmetic, pure: what a pass publishes, and which failovers the fresh observations allow.
+def observations(plan_: Plan, masters: dict[int, Optional[str]]) -> dict[str, dict[str, Any]]:
+    """What this pass publishes per group: which master it judged, whether down (after its own second opinion),
+    and why."""
+    out = {}
+    for d in plan_.decisions:
+        out[str(d.group)] = {"master": masters.get(d.group), "down": bool(d.master_down),
+                             "decision": d.decision, "reason": d.reason[:500]}
+    return out
+
+
+def votes(fresh: dict[str, dict[str, Any]], group: int, master: Optional[str]) -> list[str]:
+    """The observers whose fresh observation says that this very master of the group is down."""
+    out = []
+    for observer, doc in sorted(fresh.items()):
+        seen = (doc.get("groups") or {}).get(str(group)) if isinstance(doc, dict) else None
+        if (isinstance(seen, dict) and seen.get("down") is True and isinstance(seen.get("master"), str)
+                and master is not None and same_server(seen["master"], master)):
+            out.append(observer)
+    return out
+
+
+def apply_quorum(plan_: Plan, fresh: dict[str, dict[str, Any]], quorum: int, observers_seen: int) -> Plan:
+    """A failover of a master judged down stands only when `quorum` fresh observations agree that it is down.
+    A failover of a master that answered (it lost its data: a new history, its slaves holding more of the old
+    one) rests on what the servers said, not on this watcher's view of the network: the quorum cannot add to it,
+    and waiting for it lets the slaves copy the empty data set (the three-watcher soak: every such rescue was
+    refused with "0 watcher(s) see the master down" and the next pass found the writes gone)."""
+    decisions = []
+    for d in plan_.decisions:
+        if d.decision != FAILOVER or not d.master_down:
+            decisions.append(d)
+            continue
+        agree = votes(fresh, d.group, d.actions[0].previous_master if d.actions else None)
+        if len(agree) >= quorum:
+            note = "%d of %d watcher(s) see the master down (%s), quorum %d" % (
+                len(agree), observers_seen, ", ".join(agree), quorum)
+            first = replace(d.actions[0], reason="%s; %s" % (d.actions[0].reason, note))
+            decisions.append(replace(d, reason="%s; %s" % (d.reason, note), actions=(first,) + d.actions[1:]))
+        else:
+            decisions.append(replace(d, decision=REFUSED, actions=(), reason=(
+                "%s; but only %d watcher(s) see the master down (%s) of the %d with a fresh observation, quorum is "
+                "%d: waiting for the others" % (d.reason, len(agree), ", ".join(agree) or "none", observers_seen,
+                                                quorum))))
+    return replace(plan_, decisions=tuple(decisions))
+
+
+def another_is_acting(plan_: Plan, holder: str) -> Plan:
+    """Every change planned is left to the watcher that holds the lock: it reads and plans again under it."""
+    return plan_.withheld(SKIPPED, "another watcher (%s) holds the cluster's lock and is acting" % holder, holder)

@@ -11,6 +11,7 @@ master.
 
 from __future__ import annotations
 
+import socket
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +30,8 @@ from ansible_collections.codis.ha.plugins.module_utils._topology import (
     ERROR,
     ProbeResult,
     ServerGroup,
+    canonical_addr,
+    format_addr,
     parse_addr,
 )
 
@@ -60,15 +63,15 @@ def redis_argument_spec() -> dict[str, Any]:
     return dict(
         redis_username=dict(type="str"),
         redis_password=dict(type="str", no_log=True),
-        redis_tls=dict(type="bool", default=False),
+        redis_tls=dict(type="bool", default=ProbeSettings.tls),
         redis_tls_ca_path=dict(type="path"),
         redis_tls_cert_path=dict(type="path"),
         redis_tls_key_path=dict(type="path"),
-        redis_tls_validate_certs=dict(type="bool", default=True),
-        probe_timeout=dict(type="float", default=1.0),
-        probe_attempts=dict(type="int", default=2),
-        probe_interval=dict(type="float", default=0.2),
-        probe_concurrency=dict(type="int", default=1024),
+        redis_tls_validate_certs=dict(type="bool", default=ProbeSettings.tls_validate_certs),
+        probe_timeout=dict(type="float", default=ProbeSettings.timeout),
+        probe_attempts=dict(type="int", default=ProbeSettings.attempts),
+        probe_interval=dict(type="float", default=ProbeSettings.interval),
+        probe_concurrency=dict(type="int", default=ProbeSettings.concurrency),
     )
 
 
@@ -372,3 +375,53 @@ def parse_info(addr: str, info: Any, role: Any, attempt: int) -> ProbeResult:
         link_down_seconds=_int(info.get("master_link_down_since_seconds")),
         priority=100 if priority is None else priority,
         syncing=bool(_int(info.get("master_sync_in_progress"))), **common)
+
+
+# -------------------------------------------------------------------------------------- other sockets
+# The pass's own look at a proxy's admin port, and what an address resolves to.
+def http_silent(addr: str, connect_timeout: float, wait: float) -> Optional[bool]:
+    """True when the port takes a connection and sends no byte of an answer to an HTTP request within `wait`
+    seconds, False when it answers anything (even an error or a close), None when it cannot tell."""
+    try:
+        host, port = parse_addr(addr)
+        sock = socket.create_connection((host, port), timeout=connect_timeout)
+    except (OSError, ValueError):
+        return None
+    with sock:
+        try:
+            sock.settimeout(wait)
+            sock.sendall(b"GET /api/proxy/model HTTP/1.0\r\nHost: codis-ha\r\n\r\n")
+            sock.recv(1)
+            return False
+        except socket.timeout:
+            return True
+        except OSError:
+            return None
+
+
+def port_refuses(addr: str, timeout: float) -> Optional[bool]:
+    """True when a TCP connect is refused (the host answers, nothing listens), False when it connects, None when
+    it cannot tell (a timeout, a name that does not resolve)."""
+    try:
+        host, port = parse_addr(addr)
+        with socket.create_connection((host, port), timeout=timeout):
+            return False
+    except ConnectionRefusedError:
+        return True
+    except (OSError, ValueError):
+        return None
+
+
+def server_identity(addr: str) -> str:
+    """The server an address names: its host resolved, so that `localhost:6911`, `127.0.0.1:6911` and a host
+    name of the same machine are one server. An address that does not resolve stays as it is spelled."""
+    try:
+        host, port = parse_addr(addr)
+    except ValueError:
+        return addr
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        resolved = sorted({str(info[4][0]).split("%", maxsplit=1)[0] for info in infos})
+    except (OSError, UnicodeError, ValueError):
+        resolved = []
+    return (canonical_addr(format_addr(resolved[0], port)) if resolved else None) or format_addr(host, port)

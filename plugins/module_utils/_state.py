@@ -105,9 +105,10 @@ class PassLock:
 def load_state(path: str, now: Optional[float] = None,
                move_aside: bool = True) -> tuple[dict[int, GroupHistory], list[str], float]:
     """The per-group history, any warnings, and the file's creation time to save it with (`now` for a file that is
-    new or does not say: every time the pass records is later than that); a missing file is an empty history. StateError when `path` is not a regular file (nothing is read, moved or written
-    then). Times before the file's creation are dropped: a file that does not say when it was created (an
-    earlier version's, or one written by hand) has its times dropped once."""
+    new or does not say: every time the pass records is later than that); a missing file is an empty history.
+    StateError when `path` is not a regular file (nothing is read, moved or written then). Times before the
+    file's creation are dropped: a file that does not say when it was created (an earlier version's, or one
+    written by hand) has its times dropped once."""
     now = time.time() if now is None else now
     try:
         fd = _open_regular(path, os.O_RDONLY)

@@ -347,7 +347,8 @@ class GroupHistory:
             else:
                 notes.append("%s=%s ignored" % (f.name, _clip(value)))
         if kept.get("down_since") is not None and kept["down_since"] < kept.get("seen_alive_at", -math.inf):
-            notes.append("down_since=%s ignored (before seen_alive_at=%s)" % (kept["down_since"], kept["seen_alive_at"]))
+            notes.append("down_since=%s ignored (before seen_alive_at=%s)" % (kept["down_since"],
+                                                                              kept["seen_alive_at"]))
             del kept["down_since"]
         return cls(**kept), notes
 

@@ -375,7 +375,8 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.codis.ha.plugins.module_utils._coordinator import CoordinatorSettings, missing_library
 from ansible_collections.codis.ha.plugins.module_utils._http import HAS_REQUESTS, REQUESTS_IMPORT_ERROR, url_password
-from ansible_collections.codis.ha.plugins.module_utils._pass import argument_spec, parameter_problems, run_pass
+from ansible_collections.codis.ha.plugins.module_utils._options import argument_spec, parameter_problems
+from ansible_collections.codis.ha.plugins.module_utils._pass import run_pass
 from ansible_collections.codis.ha.plugins.module_utils._probe import HAS_REDIS, REDIS_IMPORT_ERROR
 
 # A pass that ends on an exception of its own says so in one sentence; the fuzz tests fail on this prefix.

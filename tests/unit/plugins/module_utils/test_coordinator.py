@@ -5,12 +5,7 @@ import math
 
 import pytest
 
-from ansible_collections.codis.ha.plugins.module_utils._coordinator import (
-    another_is_acting,
-    apply_quorum,
-    coordinator_problems,
-    parse_coordinator_url,
-)
+from ansible_collections.codis.ha.plugins.module_utils._coordinator import coordinator_problems, parse_coordinator_url
 from ansible_collections.codis.ha.plugins.module_utils._planner import (
     FAILOVER,
     HEALTHY,
@@ -21,6 +16,8 @@ from ansible_collections.codis.ha.plugins.module_utils._planner import (
     GroupDecision,
     Plan,
     Policy,
+    another_is_acting,
+    apply_quorum,
     plan_group,
 )
 from ansible_collections.codis.ha.plugins.module_utils._state import GroupHistory

@@ -8,7 +8,7 @@ import pytest
 
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.codis.ha.plugins.module_utils._pass import PassResult
+from ansible_collections.codis.ha.plugins.module_utils._report import PassResult
 from ansible_collections.codis.ha.plugins.modules import codis_ha
 
 
