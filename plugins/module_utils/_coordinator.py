@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
+from ansible_collections.codis.ha.plugins.module_utils._checks import number_problem
 from ansible_collections.codis.ha.plugins.module_utils._topology import format_addr, parse_addr
 
 
@@ -178,7 +179,7 @@ def _without_credentials(url: str) -> str:
 
 def coordinator_problems(params: dict[str, Any], hostname: str) -> list[str]:
     """What is wrong with the coordinator options, each naming the culprit (checked before any connection)."""
-    problems = []
+    problems: list[Optional[str]] = []
     url = params.get("coordinator")
     quorum = params.get("quorum")
     if not url:
@@ -189,20 +190,17 @@ def coordinator_problems(params: dict[str, Any], hostname: str) -> list[str]:
         parse_coordinator_url(url)
     except ValueError as exc:
         problems.append(str(exc))
-    if quorum is not None and not 1 <= quorum <= 99:
-        problems.append("quorum must be between 1 and 99 watchers, got %s" % quorum)
+    problems.append(number_problem("quorum", quorum, 1, 99))
     observer = params.get("observer_id") or hostname
     if not OBSERVER_ID.match(observer):
         problems.append("observer_id %r: use up to 128 letters, digits, '.', '_' or '-'" % observer)
-    for name, low, high in (("observation_ttl", 1, 3600), ("coordinator_timeout", 1, 600)):
-        value = params.get(name)
-        if value is not None and (not isinstance(value, (int, float)) or math.isnan(value) or not low <= value <= high):
-            problems.append("%s must be a number of seconds from %s to %s, got %s" % (name, low, high, value))
+    problems.append(number_problem("observation_ttl", params.get("observation_ttl"), 1, 3600))
+    problems.append(number_problem("coordinator_timeout", params.get("coordinator_timeout"), 1, 600))
     if bool(params.get("coordinator_username")) != bool(params.get("coordinator_password")):
         problems.append("coordinator_username and coordinator_password go together")
     if bool(params.get("coordinator_cert_path")) != bool(params.get("coordinator_key_path")):
         problems.append("coordinator_cert_path and coordinator_key_path go together")
-    return problems
+    return [p for p in problems if p]
 
 
 def missing_library(settings: CoordinatorSettings) -> Optional[tuple[str, str]]:

@@ -31,6 +31,7 @@ from ansible_collections.codis.ha.plugins.module_utils._topology import (
     Server,
     ServerGroup,
     Topology,
+    clip,
     parse_addr,
 )
 
@@ -144,7 +145,7 @@ class Codis2Client(DashboardClient):
             data = self._request("GET", "/api/server_groups")
         except DashboardRejected as exc:
             if EMPTY_CLUSTER in exc.text:
-                return Topology((), empty_answer="GET /api/server_groups answered %s" % _clip(exc.text.strip()))
+                return Topology((), empty_answer="GET /api/server_groups answered %s" % clip(repr(exc.text), 200))
             raise
         if not isinstance(data, list):
             raise DashboardBadReply("GET /api/server_groups: expected a JSON list of groups, got %s"
@@ -298,7 +299,8 @@ def parse_stats(data: Any, where: str, now: Optional[float] = None) -> Topology:
     """GET /api/topom/stats -> Topology: servers[0] is the master, the dashboard's fresh polls are its opinion.
     `now` is the dashboard's clock (None: the polls are taken as they are, for tests of the shape alone)."""
     if not isinstance(data, dict) or not isinstance(data.get("group"), dict):
-        raise DashboardBadReply("%s: expected an object with a group object, got %s" % (where, _clip(data)))
+        raise DashboardBadReply("%s: expected an object with a group object, got %s"
+                                % (where, clip(repr(data), 200)))
     if data.get("closed") is True:
         raise DashboardUnavailable("%s: the dashboard reports that it is closed" % where)
     models = data["group"].get("models") or []  # an empty list comes as null
@@ -311,7 +313,7 @@ def parse_stats(data: Any, where: str, now: Optional[float] = None) -> Topology:
     groups = []
     for item in models:
         if not isinstance(item, dict):
-            raise DashboardBadReply("%s: a group that is not an object: %s" % (where, _clip(item)))
+            raise DashboardBadReply("%s: a group that is not an object: %s" % (where, clip(repr(item), 200)))
         servers = item.get("servers") or []
         if not isinstance(servers, list) or not all(isinstance(s, dict) for s in servers):
             raise DashboardBadReply("%s: group %r has servers that are not a list of objects" % (where, item.get("id")))
@@ -415,20 +417,20 @@ def parse_group(item: Any, where: str) -> ServerGroup:
     """One group; a server the tool cannot understand marks the group invalid (with the reason) instead of
     failing the whole reply, so that the other groups are still protected."""
     if not isinstance(item, dict) or not isinstance(item.get("id"), int) or isinstance(item["id"], bool):
-        raise DashboardBadReply("%s: a group without an integer id: %s" % (where, _clip(item)))
+        raise DashboardBadReply("%s: a group without an integer id: %s" % (where, clip(repr(item), 200)))
     gid = item["id"]
     servers = item.get("servers")
     if servers is None:
         return ServerGroup(gid, ())
     if not isinstance(servers, list):
         return ServerGroup(gid, (), invalid="the dashboard lists the group's servers as %s, not a list"
-                           % _clip(servers))
+                           % clip(repr(servers), 200))
     parsed = []
     unreadable = []
     problem = None
     for s in servers:
         if not isinstance(s, dict) or not isinstance(s.get("addr"), str) or not isinstance(s.get("type"), str):
-            problem = problem or "the dashboard lists a malformed server %s" % _clip(s)
+            problem = problem or "the dashboard lists a malformed server %s" % clip(repr(s), 200)
             if isinstance(s, dict) and isinstance(s.get("addr"), str):
                 unreadable.append(s["addr"])
             continue
@@ -436,7 +438,7 @@ def parse_group(item: Any, where: str) -> ServerGroup:
             parse_addr(s["addr"])
         except ValueError as exc:
             problem = problem or "the dashboard lists server address %s, which is not host:port (%s)" % (
-                _clip(s["addr"]), exc)
+                clip(repr(s["addr"]), 200), exc)
         parsed.append(Server(s["addr"], s["type"]))
     if problem is None and len({s.addr for s in parsed}) != len(parsed):
         problem = "the dashboard lists the same address twice"
@@ -446,8 +448,3 @@ def parse_group(item: Any, where: str) -> ServerGroup:
 def _no_constant(name: str) -> Any:
     # Python's json accepts NaN and Infinity, no dashboard sends them.
     raise ValueError("%s is not JSON" % name)
-
-
-def _clip(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 200 else text[:200] + "..."

@@ -46,7 +46,6 @@ from ansible_collections.codis.ha.plugins.module_utils._planner import (
 from ansible_collections.codis.ha.plugins.module_utils._probe import Prober, http_silent, port_refuses, server_identity
 from ansible_collections.codis.ha.plugins.module_utils._report import (
     PassResult,
-    clip,
     nothing_done,
     report,
     without_working_master,
@@ -64,6 +63,7 @@ from ansible_collections.codis.ha.plugins.module_utils._topology import (
     ProbeResult,
     ServerGroup,
     Topology,
+    clip,
 )
 
 UNREADABLE = "cannot read the server groups from the dashboard, nothing was changed: %s"

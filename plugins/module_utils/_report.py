@@ -27,6 +27,7 @@ from ansible_collections.codis.ha.plugins.module_utils._topology import (
     ProbeResult,
     ServerGroup,
     Topology,
+    clip,
 )
 
 
@@ -163,7 +164,3 @@ def _sentence(groups: list[dict[str, Any]], outcome: Outcome) -> str:
                  for g in trouble]
         parts.append("not healthy: " + "; ".join(named))
     return "; ".join(parts) + "."
-
-
-def clip(text: str, limit: int = 300) -> str:
-    return text if len(text) <= limit else text[:limit] + "..."

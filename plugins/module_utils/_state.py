@@ -29,7 +29,7 @@ from typing import Iterable, Optional
 
 from ansible_collections.codis.ha.plugins.module_utils._topology import (
     GroupHistory,
-    _clip,
+    clip,
     ProbeResult,
     ServerGroup,
     extend_lineage,
@@ -138,7 +138,8 @@ def load_state(path: str, now: Optional[float] = None,
     if not (isinstance(created, (int, float)) and not isinstance(created, bool) and math.isfinite(created)
             and 0 < created <= now + 60):
         if data["groups"]:
-            notes.append("created_at=%s is not a time: every time in the file is dropped" % _clip(created))
+            notes.append("created_at=%s is not a time: every time in the file is dropped"
+                         % clip(repr(created), 60))
         created = None
     history: dict[int, GroupHistory] = {}
     for key, value in data["groups"].items():

@@ -345,7 +345,7 @@ class GroupHistory:
             if ok:
                 kept[f.name] = value
             else:
-                notes.append("%s=%s ignored" % (f.name, _clip(value)))
+                notes.append("%s=%s ignored" % (f.name, clip(repr(value), 60)))
         if kept.get("down_since") is not None and kept["down_since"] < kept.get("seen_alive_at", -math.inf):
             notes.append("down_since=%s ignored (before seen_alive_at=%s)" % (kept["down_since"],
                                                                               kept["seen_alive_at"]))
@@ -353,6 +353,6 @@ class GroupHistory:
         return cls(**kept), notes
 
 
-def _clip(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:60] + "..."
+def clip(text: str, limit: int = 300) -> str:
+    """`text` cut to `limit` characters and marked so: a message quotes what it was given, never all of it."""
+    return text if len(text) <= limit else text[:limit] + "..."

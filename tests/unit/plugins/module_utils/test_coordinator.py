@@ -52,7 +52,7 @@ def test_option_problems() -> None:
     assert coordinator_problems({}, "h") == []
     base = {"coordinator": "zookeeper://zk:2181/x"}
     assert coordinator_problems(base, "h") == []
-    assert "quorum must be between 1 and 99" in coordinator_problems(dict(base, quorum=0), "h")[0]
+    assert "quorum must be at least 1 and at most 99, got 0" in coordinator_problems(dict(base, quorum=0), "h")[0]
     assert "observer_id 'a b'" in coordinator_problems(dict(base, observer_id="a b"), "h")[0]
     assert "observation_ttl" in coordinator_problems(dict(base, observation_ttl=math.nan), "h")[0]
     assert "go together" in coordinator_problems(dict(base, coordinator_username="u"), "h")[0]
