@@ -109,9 +109,15 @@ class Plan:
     def withheld(self, decision: str, reason: str, deferred_to: Optional[str] = None) -> "Plan":
         """The same plan with every change held back: each decision that had actions becomes `decision`, without
         them, its reason prefixed with why."""
-        return replace(self, decisions=tuple(
-            replace(d, decision=decision, actions=(), reason="%s; %s" % (reason, d.reason), deferred_to=deferred_to)
-            if d.actions else d for d in self.decisions))
+        return replace(self, decisions=tuple(held_back(d, reason, decision, deferred_to) if d.actions else d
+                                             for d in self.decisions))
+
+
+def held_back(decision: GroupDecision, why: str, becomes: str = REFUSED,
+              deferred_to: Optional[str] = None) -> GroupDecision:
+    """The decision with its actions held back: it becomes `becomes` (a refusal), its reason prefixed with why."""
+    return replace(decision, decision=becomes, actions=(), reason="%s; %s" % (why, decision.reason),
+                   deferred_to=deferred_to)
 
 
 DOWN_AFTER_SLACK = 0.1
@@ -144,8 +150,7 @@ def clear_dead_proxies(decisions: list[GroupDecision], topology: Topology, polic
         why = ("proxy %s and still registered: a promote would fail (a hung one would also hold the dashboard's "
                "whole API about two minutes) and leave the group promoting; remove it, or set remove_dead_proxies"
                % names)
-        return [GroupDecision(d.group, REFUSED, "%s; %s" % (why, d.reason), d.master, master_down=True)
-                if d.decision == FAILOVER else d for d in decisions]
+        return [held_back(d, why) if d.decision == FAILOVER else d for d in decisions]
     first = failovers[0]
     # A hung proxy's removal holds the dashboard's API until the dashboard's own call to it gives up (60 s,
     # measured on Codis 3.2); a promote sent meanwhile would wait behind it and then for the proxy again.
@@ -163,8 +168,7 @@ def limit_failovers(decisions: list[GroupDecision], policy: Policy) -> list[Grou
         return decisions
     why = ("%d groups would fail over in one pass, above max_failovers_per_pass=%d: this host is probably "
            "cut off from the masters, so none is failed over (force overrides)" % (len(failovers), limit))
-    return [GroupDecision(d.group, REFUSED, "%s; %s" % (why, d.reason), d.master, master_down=True)
-            if d.decision == FAILOVER else d for d in decisions]
+    return [held_back(d, why) if d.decision == FAILOVER else d for d in decisions]
 
 
 def plan_group(group: ServerGroup, probes: dict[str, ProbeResult], policy: Policy,

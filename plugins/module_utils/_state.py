@@ -27,6 +27,7 @@ import time
 from dataclasses import asdict, replace
 from typing import Iterable, Optional
 
+from ansible_collections.codis.ha.plugins.module_utils._planner import GroupDecision
 from ansible_collections.codis.ha.plugins.module_utils._topology import (
     GroupHistory,
     clip,
@@ -181,13 +182,14 @@ def save_state(path: str, history: dict[int, GroupHistory], created_at: Optional
 
 
 def next_history(history: dict[int, GroupHistory], groups: Iterable[ServerGroup], probes: dict[str, ProbeResult],
-                 decisions: Iterable[object], promoted: dict[int, str], now: float) -> dict[int, GroupHistory]:
+                 decisions: Iterable[GroupDecision], promoted: dict[int, str], now: float) -> dict[int, GroupHistory]:
     """The history the next pass starts from. Per group: the master's record (last seen alive, its offset,
     replication id and ping period), since when the pass has judged it down, and the last failover. The down
     clock runs only while the pass judges the master down after the second opinion: a pass that refused because
     a slave still sees the master does not start it (that would let down_after be bypassed later)."""
-    judged_down = {getattr(d, "group"): bool(getattr(d, "master_down", False)) for d in decisions}
-    keep_record = {getattr(d, "group") for d in decisions if getattr(d, "keep_record", False)}
+    decisions = list(decisions)
+    judged_down = {d.group: d.master_down for d in decisions}
+    keep_record = {d.group for d in decisions if d.keep_record}
     out = {gid: replace(h) for gid, h in history.items()}
     for group in groups:
         master = group.master
