@@ -94,7 +94,7 @@ def cluster(codis: int) -> Iterator[Cluster]:
 
 
 @pytest.fixture
-def cluster2() -> Iterator[Cluster]:
+def codis2_cluster() -> Iterator[Cluster]:
     """For what only Codis 2 has: server types (offline, unknown), the coordinator lock, 500 after commit."""
     with Cluster.start(groups=3, slaves=2, redis_timeout=0.5) as c:
         yield c
@@ -106,8 +106,8 @@ def module_args(cluster: Cluster) -> dict[str, Any]:
 
 
 @pytest.fixture
-def module_args2(cluster2: Cluster) -> dict[str, Any]:
-    return dict(FAST, dashboard_url=cluster2.dashboard_url)
+def codis2_args(codis2_cluster: Cluster) -> dict[str, Any]:
+    return dict(FAST, dashboard_url=codis2_cluster.dashboard_url)
 
 
 @pytest.fixture(scope="module", params=["zookeeper", "etcd"])

@@ -28,11 +28,11 @@ def number_problem(name: str, value: Any, low: float, high: float, above_low: bo
         return "%s must be a finite number, got %r" % (name, value)
     if (value <= low if above_low else value < low) or value > high:
         return "%s must be %s %s and at most %s, got %r" % (
-            name, "greater than" if above_low else "at least", _n(low), _n(high), value)
+            name, "greater than" if above_low else "at least", _number_text(low), _number_text(high), value)
     return None
 
 
-def _n(value: float) -> str:
+def _number_text(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
 

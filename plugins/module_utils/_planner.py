@@ -703,7 +703,7 @@ def repair_actions(group: ServerGroup, master: str, probes: dict[str, ProbeResul
                                           server.addr, source.addr, master, source.addr, seen.offset,
                                           seen.keys if seen.keys is not None else "unknown")))
                 continue
-            more = _holds_more(seen, ceiling) or _foreign_data(seen, ceiling, lineage or {})
+            more = _what_it_holds_beyond(seen, ceiling) or _foreign_data(seen, ceiling, lineage or {})
             if more:
                 kept.append("%s %s and is not re-pointed (a full sync would discard it); an operator must decide"
                             % (server.addr, more))
@@ -751,7 +751,7 @@ def _foreign_data(seen: ProbeResult, ceiling: Optional[ProbeResult], lineage: di
         seen.keys, seen.replid, seen.offset, ceiling.addr)
 
 
-def _holds_more(seen: ProbeResult, ceiling: Optional[ProbeResult]) -> str:
+def _what_it_holds_beyond(seen: ProbeResult, ceiling: Optional[ProbeResult]) -> str:
     """Whether `seen` holds writes of the master's replication history that the master (`ceiling`, as probed;
     before a promotion, the candidate) lacks, and which. Two ways to hold them: a slave made master from that
     history (a half-done promotion, an operator's SLAVEOF NO ONE), or a slave that could not be promoted
@@ -796,12 +796,12 @@ def _auth_errors(groups: list[ServerGroup], probes: dict[str, ProbeResult]) -> l
             % (a, probes[a].error) for a in addrs if a in probes and probes[a].status == AUTH_ERROR]
 
 
-def predict(topology: Topology, plan_: Plan) -> Topology:
+def predict(topology: Topology, the_plan: Plan) -> Topology:
     """The topology the dashboard should show once the plan is carried out (for check mode's diff)."""
     groups = []
     for group in topology.groups:
         types: dict[str, str] = {}
-        for action in plan_.actions:
+        for action in the_plan.actions:
             if action.group != group.id:
                 continue
             if action.action == PROMOTE:
@@ -815,11 +815,11 @@ def predict(topology: Topology, plan_: Plan) -> Topology:
 
 # ---------------------------------------------------------------------------------------------- several watchers
 # The quorum arithmetic, pure: what a pass publishes, and which failovers the fresh observations allow.
-def observations(plan_: Plan, masters: dict[int, Optional[str]]) -> dict[str, dict[str, Any]]:
+def observations(the_plan: Plan, masters: dict[int, Optional[str]]) -> dict[str, dict[str, Any]]:
     """What this pass publishes per group: which master it judged, whether down (after its own second opinion),
     and why."""
     out = {}
-    for d in plan_.decisions:
+    for d in the_plan.decisions:
         out[str(d.group)] = {"master": masters.get(d.group), "down": bool(d.master_down),
                              "decision": d.decision, "reason": d.reason[:500]}
     return out
@@ -836,14 +836,14 @@ def votes(fresh: dict[str, dict[str, Any]], group: int, master: Optional[str]) -
     return out
 
 
-def apply_quorum(plan_: Plan, fresh: dict[str, dict[str, Any]], quorum: int, observers_seen: int) -> Plan:
+def apply_quorum(the_plan: Plan, fresh: dict[str, dict[str, Any]], quorum: int, observers_seen: int) -> Plan:
     """A failover of a master judged down stands only when `quorum` fresh observations agree that it is down.
     A failover of a master that answered (it lost its data: a new history, its slaves holding more of the old
     one) rests on what the servers said, not on this watcher's view of the network: the quorum cannot add to it,
     and waiting for it lets the slaves copy the empty data set (the three-watcher soak: every such rescue was
     refused with "0 watcher(s) see the master down" and the next pass found the writes gone)."""
     decisions = []
-    for d in plan_.decisions:
+    for d in the_plan.decisions:
         if d.decision != FAILOVER or not d.master_down:
             decisions.append(d)
             continue
@@ -858,9 +858,9 @@ def apply_quorum(plan_: Plan, fresh: dict[str, dict[str, Any]], quorum: int, obs
                 "%s; but only %d watcher(s) see the master down (%s) of the %d with a fresh observation, quorum is "
                 "%d: waiting for the others" % (d.reason, len(agree), ", ".join(agree) or "none", observers_seen,
                                                 quorum))))
-    return replace(plan_, decisions=tuple(decisions))
+    return replace(the_plan, decisions=tuple(decisions))
 
 
-def another_is_acting(plan_: Plan, holder: str) -> Plan:
+def another_is_acting(the_plan: Plan, holder: str) -> Plan:
     """Every change planned is left to the watcher that holds the lock: it reads and plans again under it."""
-    return plan_.withheld(SKIPPED, "another watcher (%s) holds the cluster's lock and is acting" % holder, holder)
+    return the_plan.withheld(SKIPPED, "another watcher (%s) holds the cluster's lock and is acting" % holder, holder)

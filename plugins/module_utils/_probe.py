@@ -331,7 +331,8 @@ def _int(value: Any) -> Optional[int]:
         return None
 
 
-def _str(value: Any) -> Optional[str]:
+def _replid(value: Any) -> Optional[str]:
+    """A replication ID as INFO gives it, or None: absent, not a string, or all zeros (Redis's "no such history")."""
     return value if isinstance(value, str) and value and value.strip("0") else None
 
 
@@ -360,8 +361,8 @@ def parse_info(addr: str, info: Any, role: Any, attempt: int) -> ProbeResult:
             return ProbeResult(addr, ERROR, "INFO field %s is %r, not a number" % (name, info[name]), attempt)
     keys = sum(_int(v.get("keys")) or 0 for k, v in info.items()
                if k.startswith("db") and isinstance(v, dict))
-    common = dict(offset=_int(info.get("master_repl_offset")), replid=_str(info.get("master_replid")),
-                  replid2=_str(info.get("master_replid2")),
+    common = dict(offset=_int(info.get("master_repl_offset")), replid=_replid(info.get("master_replid")),
+                  replid2=_replid(info.get("master_replid2")),
                   second_offset=_int(info.get("second_repl_offset")), keys=keys, loading=bool(_int(info.get("loading"))))
     if kind == "master":
         return ProbeResult(addr, ALIVE, "", attempt, role="master", **common)

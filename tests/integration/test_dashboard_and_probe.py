@@ -30,10 +30,10 @@ def client(c: Cluster, **kw) -> Codis2Client:
 
 
 # ------------------------------------------------------------------ dashboard client
-def test_topology_reads_groups_and_types(cluster2: Cluster) -> None:
-    topo = client(cluster2).topology()
+def test_topology_reads_groups_and_types(codis2_cluster: Cluster) -> None:
+    topo = client(codis2_cluster).topology()
     assert [g.id for g in topo.groups] == [1, 2, 3]
-    assert topo.group(1).snapshot() == cluster2.servers(1)
+    assert topo.group(1).snapshot() == codis2_cluster.servers(1)
 
 
 def test_empty_cluster_is_an_empty_topology() -> None:
@@ -41,52 +41,52 @@ def test_empty_cluster_is_an_empty_topology() -> None:
         assert client(c).topology().groups == ()
 
 
-def test_promote_always_sends_the_group_in_the_body(cluster2: Cluster) -> None:
-    slave = cluster2.slaves_of(2)[0]
-    client(cluster2).promote(2, Server(slave, "slave"))
-    assert cluster2.master_of(2) == slave
-    assert '"group_id": 2' in cluster2.audit[-1]["body"]
+def test_promote_always_sends_the_group_in_the_body(codis2_cluster: Cluster) -> None:
+    slave = codis2_cluster.slaves_of(2)[0]
+    client(codis2_cluster).promote(2, Server(slave, "slave"))
+    assert codis2_cluster.master_of(2) == slave
+    assert '"group_id": 2' in codis2_cluster.audit[-1]["body"]
 
 
-def test_rejection_carries_the_go_error_text(cluster2: Cluster) -> None:
+def test_rejection_carries_the_go_error_text(codis2_cluster: Cluster) -> None:
     with pytest.raises(DashboardRejected) as info:
-        client(cluster2).promote(1, Server("127.0.0.1:1", "slave"))
+        client(codis2_cluster).promote(1, Server("127.0.0.1:1", "slave"))
     assert info.value.text == "no such addr" and "HTTP 500" in str(info.value)
 
 
-def test_lock_conflict_retried_with_backoff_then_given_up(cluster2: Cluster) -> None:
+def test_lock_conflict_retried_with_backoff_then_given_up(codis2_cluster: Cluster) -> None:
     waits: list[float] = []
-    c = Codis2Client(cluster2.dashboard_url, lock_retries=2, lock_backoff=0.1, sleep=waits.append)
-    cluster2.dashboard_fault("lock_conflict", 3)
+    c = Codis2Client(codis2_cluster.dashboard_url, lock_retries=2, lock_backoff=0.1, sleep=waits.append)
+    codis2_cluster.dashboard_fault("lock_conflict", 3)
     with pytest.raises(LockConflict):
-        c.add_server(1, cluster2.slaves_of(1)[0], "slave")
-    assert waits == [0.1, 0.2] and len(cluster2.audit) == 3
+        c.add_server(1, codis2_cluster.slaves_of(1)[0], "slave")
+    assert waits == [0.1, 0.2] and len(codis2_cluster.audit) == 3
 
 
-def test_other_errors_are_not_retried(cluster2: Cluster) -> None:
+def test_other_errors_are_not_retried(codis2_cluster: Cluster) -> None:
     with pytest.raises(DashboardRejected):
-        client(cluster2).add_server(1, cluster2.slaves_of(2)[0], "master")
-    assert len(cluster2.audit) == 1
+        client(codis2_cluster).add_server(1, codis2_cluster.slaves_of(2)[0], "master")
+    assert len(codis2_cluster.audit) == 1
 
 
-def test_refuses_to_send_an_empty_address(cluster2: Cluster) -> None:
+def test_refuses_to_send_an_empty_address(codis2_cluster: Cluster) -> None:
     with pytest.raises(ValueError):
-        client(cluster2).add_server(1, "", "slave")
-    assert cluster2.audit == []
+        client(codis2_cluster).add_server(1, "", "slave")
+    assert codis2_cluster.audit == []
 
 
-def test_unavailable_garbage_and_timeout(cluster2: Cluster) -> None:
-    cluster2.dashboard_fault("garbage")
+def test_unavailable_garbage_and_timeout(codis2_cluster: Cluster) -> None:
+    codis2_cluster.dashboard_fault("garbage")
     with pytest.raises(DashboardBadReply, match="not JSON"):
-        client(cluster2).topology()
-    cluster2.clear_dashboard_faults()
-    cluster2.dashboard_fault("slow", 500)
+        client(codis2_cluster).topology()
+    codis2_cluster.clear_dashboard_faults()
+    codis2_cluster.dashboard_fault("slow", 500)
     with pytest.raises(DashboardUnavailable, match="no complete answer within 0.1 s"):
-        client(cluster2, timeout=0.1).topology()
-    cluster2.clear_dashboard_faults()
-    cluster2.dashboard_fault("down")
+        client(codis2_cluster, timeout=0.1).topology()
+    codis2_cluster.clear_dashboard_faults()
+    codis2_cluster.dashboard_fault("down")
     with pytest.raises(DashboardUnavailable):
-        client(cluster2).topology()
+        client(codis2_cluster).topology()
 
 
 @pytest.mark.parametrize("item,needle", [
@@ -137,18 +137,18 @@ def settings(**kw) -> ProbeSettings:
     return ProbeSettings(**{**dict(timeout=0.3, attempts=2, interval=0.05), **kw})
 
 
-def test_probe_reads_master_and_slave(cluster2: Cluster) -> None:
-    cluster2.write(1, 3)
-    m, s = cluster2.master_of(1), cluster2.slaves_of(1)[0]
+def test_probe_reads_master_and_slave(codis2_cluster: Cluster) -> None:
+    codis2_cluster.write(1, 3)
+    m, s = codis2_cluster.master_of(1), codis2_cluster.slaves_of(1)[0]
     result = Prober(settings()).probe_all([m, s])
     assert result[m].role == "master" and result[m].keys == 3
     assert result[s].replicates_from(m) and result[s].link_up and result[s].offset == result[m].offset
     assert result[s].priority == 100
 
 
-def test_dead_server_costs_attempts_not_redis_py_retries(cluster2: Cluster) -> None:
-    m = cluster2.master_of(1)
-    cluster2.kill(m)
+def test_dead_server_costs_attempts_not_redis_py_retries(codis2_cluster: Cluster) -> None:
+    m = codis2_cluster.master_of(1)
+    codis2_cluster.kill(m)
     waits: list[float] = []
     start = time.monotonic()
     result = Prober(settings(attempts=3), sleep=waits.append).probe(m)
@@ -157,19 +157,19 @@ def test_dead_server_costs_attempts_not_redis_py_retries(cluster2: Cluster) -> N
     assert time.monotonic() - start < 1.0
 
 
-def test_an_attempt_that_timed_out_is_followed_at_once(cluster2: Cluster) -> None:
-    m = cluster2.master_of(1)
-    cluster2.hang(m)
+def test_an_attempt_that_timed_out_is_followed_at_once(codis2_cluster: Cluster) -> None:
+    m = codis2_cluster.master_of(1)
+    codis2_cluster.hang(m)
     waits: list[float] = []
     result = Prober(settings(timeout=0.1, attempts=2, interval=0.05), sleep=waits.append).probe(m)
     assert result.status == DOWN and result.attempts == 2 and waits == []
 
 
-def test_flaky_server_recovers_on_second_attempt(cluster2: Cluster) -> None:
-    m = cluster2.master_of(1)
-    cluster2.flaky(m, 1)  # every connection dropped
+def test_flaky_server_recovers_on_second_attempt(codis2_cluster: Cluster) -> None:
+    m = codis2_cluster.master_of(1)
+    codis2_cluster.flaky(m, 1)  # every connection dropped
     assert Prober(settings()).probe(m).status == DOWN
-    cluster2.flaky(m, 2)
+    codis2_cluster.flaky(m, 2)
     result = Prober(settings(attempts=2)).probe(m)
     assert result.status == ALIVE
 
@@ -183,43 +183,43 @@ def test_auth_error_is_not_down_and_not_retried() -> None:
         assert Prober(settings(password="pw")).probe(m).status == ALIVE
 
 
-def test_hung_servers_probed_in_parallel(cluster2: Cluster) -> None:
-    hung = [cluster2.master_of(g) for g in (1, 2, 3)]
+def test_hung_servers_probed_in_parallel(codis2_cluster: Cluster) -> None:
+    hung = [codis2_cluster.master_of(g) for g in (1, 2, 3)]
     for addr in hung:
-        cluster2.hang(addr)
+        codis2_cluster.hang(addr)
     s = settings(timeout=0.3, attempts=2, interval=0.05)
     start = time.monotonic()
-    result = Prober(s).probe_all(list(cluster2.nodes))
+    result = Prober(s).probe_all(list(codis2_cluster.nodes))
     elapsed = time.monotonic() - start
     assert all(result[a].status == DOWN for a in hung)
     assert elapsed < 2 * s.budget
 
 
 def test_a_second_look_asks_only_what_answered_and_times_the_slaves_stillness_from_the_first(
-        cluster2: Cluster) -> None:
-    groups = client(cluster2).topology().groups
-    frozen = cluster2.master_of(1)
-    cluster2.hang(frozen)  # its slaves' links stay up: they are looked at again, against the first look
+        codis2_cluster: Cluster) -> None:
+    groups = client(codis2_cluster).topology().groups
+    frozen = codis2_cluster.master_of(1)
+    codis2_cluster.hang(frozen)  # its slaves' links stay up: they are looked at again, against the first look
     prober = Prober(settings(timeout=0.3, attempts=2, interval=0.05))
-    first = prober.probe_all(list(cluster2.nodes))
-    witnesses = set(cluster2.slaves_of(1))
+    first = prober.probe_all(list(codis2_cluster.nodes))
+    witnesses = set(codis2_cluster.slaves_of(1))
     assert Prober.witnesses(groups, first) == witnesses
-    connections = {addr: node.connections for addr, node in cluster2.nodes.items()}
+    connections = {addr: node.connections for addr, node in codis2_cluster.nodes.items()}
     again = prober.look_again(groups, first)
-    asked = {addr for addr, node in cluster2.nodes.items() if node.connections > connections[addr]}
+    asked = {addr for addr, node in codis2_cluster.nodes.items() if node.connections > connections[addr]}
     # The frozen master is not asked again; its slaves once (the look again), every other server once.
-    assert asked == set(cluster2.nodes) - {frozen}
+    assert asked == set(codis2_cluster.nodes) - {frozen}
     assert again[frozen] == first[frozen]
     for addr in witnesses:
         assert again[addr].answered_at == first[addr].answered_at
         assert again[addr].still_for is not None and again[addr].still_for >= 0.0
-    for addr in set(cluster2.nodes) - witnesses - {frozen}:
+    for addr in set(codis2_cluster.nodes) - witnesses - {frozen}:
         assert again[addr].answered_at > first[addr].answered_at
 
 
-def test_loading_server_is_alive_and_loading(cluster2: Cluster) -> None:
-    s = cluster2.slaves_of(1)[0]
-    cluster2.set_loading(s)
+def test_loading_server_is_alive_and_loading(codis2_cluster: Cluster) -> None:
+    s = codis2_cluster.slaves_of(1)[0]
+    codis2_cluster.set_loading(s)
     result = Prober(settings()).probe(s)
     assert result.status == ALIVE and result.loading
 

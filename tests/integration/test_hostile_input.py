@@ -38,44 +38,44 @@ def _no_traceback(result: dict[str, Any]) -> None:
 
 
 # ------------------------------------------------------------------ addresses are identities
-def test_a_server_listed_in_two_groups_refuses_both_and_the_others_fail_over(cluster2: Cluster) -> None:
-    shared = cluster2.master_of(2)
-    cluster2.inject_server_type(1, shared, "slave")  # a failed `codis-config server add` left it behind
-    cluster2.kill(cluster2.master_of(1))
-    cluster2.kill(cluster2.master_of(3))
-    result = run_module(dict(FAST, dashboard_url=cluster2.dashboard_url))
+def test_a_server_listed_in_two_groups_refuses_both_and_the_others_fail_over(codis2_cluster: Cluster) -> None:
+    shared = codis2_cluster.master_of(2)
+    codis2_cluster.inject_server_type(1, shared, "slave")  # a failed `codis-config server add` left it behind
+    codis2_cluster.kill(codis2_cluster.master_of(1))
+    codis2_cluster.kill(codis2_cluster.master_of(3))
+    result = run_module(dict(FAST, dashboard_url=codis2_cluster.dashboard_url))
     _no_traceback(result)
     skipped = {s["group"]: s["reason"] for s in result["skipped_groups"]}
     assert set(skipped) == {1, 2}
     assert all("listed in groups 1" in r and shared in r for r in skipped.values())
-    assert cluster2.role(shared)["role"] == "master"  # group 2's master was not demoted
+    assert codis2_cluster.role(shared)["role"] == "master"  # group 2's master was not demoted
     assert [a["group"] for a in result["actions"] if a["action"] == "promote"] == [3]
-    assert all("/server_group/3/" in m["path"] for m in _mutations(cluster2))
+    assert all("/server_group/3/" in m["path"] for m in _mutations(codis2_cluster))
 
 
-def test_an_unreadable_entry_still_counts_as_listing_its_server(cluster2: Cluster) -> None:
+def test_an_unreadable_entry_still_counts_as_listing_its_server(codis2_cluster: Cluster) -> None:
     # The fuzzer's find: an entry without a type was dropped before the two-groups check, so group 2 failed
     # over onto a slave that group 1 lists too.
-    shared = cluster2.slaves_of(2)[0]
-    cluster2.inject_server_type(1, shared, None)
-    cluster2.kill(cluster2.master_of(2))
-    result = run_module(dict(FAST, dashboard_url=cluster2.dashboard_url))
+    shared = codis2_cluster.slaves_of(2)[0]
+    codis2_cluster.inject_server_type(1, shared, None)
+    codis2_cluster.kill(codis2_cluster.master_of(2))
+    result = run_module(dict(FAST, dashboard_url=codis2_cluster.dashboard_url))
     _no_traceback(result)
     skipped = {s["group"]: s["reason"] for s in result["skipped_groups"]}
     assert "malformed server" in skipped[1]
     assert "listed in groups 1" in skipped[2] and shared in skipped[2] and "unreadable entry" in skipped[2]
-    assert not _mutations(cluster2) and promotions(result) == []
+    assert not _mutations(codis2_cluster) and promotions(result) == []
 
 
-def test_one_server_under_two_spellings_refuses_the_group(cluster2: Cluster) -> None:
-    master = cluster2.master_of(1)
+def test_one_server_under_two_spellings_refuses_the_group(codis2_cluster: Cluster) -> None:
+    master = codis2_cluster.master_of(1)
     alias = master.replace("127.0.0.1", "localhost")
-    cluster2.inject_server_type(1, alias, "slave")
-    result = run_module(dict(FAST, dashboard_url=cluster2.dashboard_url))
+    codis2_cluster.inject_server_type(1, alias, "slave")
+    result = run_module(dict(FAST, dashboard_url=codis2_cluster.dashboard_url))
     _no_traceback(result)
     [reason] = [s["reason"] for s in result["skipped_groups"] if s["group"] == 1]
     assert "listed 2 times" in reason and alias in reason and master in reason
-    assert cluster2.role(master)["role"] == "master" and _mutations(cluster2) == []
+    assert codis2_cluster.role(master)["role"] == "master" and _mutations(codis2_cluster) == []
 
 
 @pytest.mark.parametrize("addr, culprit", [
@@ -84,10 +84,10 @@ def test_one_server_under_two_spellings_refuses_the_group(cluster2: Cluster) -> 
     ("[::1:6379", "IPv6"),
     ("no-port-here", "no port"),
 ])
-def test_an_address_that_is_not_one_refuses_its_group_only(cluster2: Cluster, addr: str, culprit: str) -> None:
-    cluster2.inject_server_type(1, addr, "slave")
-    cluster2.kill(cluster2.master_of(2))
-    result = run_module(dict(FAST, dashboard_url=cluster2.dashboard_url))
+def test_an_address_that_is_not_one_refuses_its_group_only(codis2_cluster: Cluster, addr: str, culprit: str) -> None:
+    codis2_cluster.inject_server_type(1, addr, "slave")
+    codis2_cluster.kill(codis2_cluster.master_of(2))
+    result = run_module(dict(FAST, dashboard_url=codis2_cluster.dashboard_url))
     _no_traceback(result)
     [reason] = [s["reason"] for s in result["skipped_groups"] if s["group"] == 1]
     assert culprit in reason and repr(addr) in reason
@@ -101,13 +101,13 @@ def test_an_address_that_is_not_one_refuses_its_group_only(cluster2: Cluster, ad
     ("probe_interval", "1e9"), ("probe_attempts", 0), ("probe_concurrency", 10 ** 9),
     ("max_data_loss_bytes", -1), ("max_failovers_per_pass", 0),
 ])
-def test_nan_infinite_and_out_of_range_numbers_are_refused(cluster2: Cluster, name: str, value: Any) -> None:
-    cluster2.kill(cluster2.master_of(1))
-    result = run_module(dict(FAST, dashboard_url=cluster2.dashboard_url, **{name: value}))
+def test_nan_infinite_and_out_of_range_numbers_are_refused(codis2_cluster: Cluster, name: str, value: Any) -> None:
+    codis2_cluster.kill(codis2_cluster.master_of(1))
+    result = run_module(dict(FAST, dashboard_url=codis2_cluster.dashboard_url, **{name: value}))
     _no_traceback(result)
     assert result["failed"] is True and result["msg"].startswith("invalid arguments, nothing was done")
     assert name in result["msg"]
-    assert cluster2.audit == []  # not even a read
+    assert codis2_cluster.audit == []  # not even a read
 
 
 # ------------------------------------------------------------------ the dashboard's reply
@@ -188,14 +188,14 @@ def test_a_dashboard_url_that_is_not_one_is_refused(url: str, culprit: str) -> N
     assert result["failed"] is True and culprit in result["msg"] and "dashboard_url" in result["msg"]
 
 
-def test_a_password_in_the_dashboard_url_is_never_shown(cluster2: Cluster) -> None:
+def test_a_password_in_the_dashboard_url_is_never_shown(codis2_cluster: Cluster) -> None:
     dead = "http://operator:s3cr3t-pw@127.0.0.1:%d" % free_port()
     for url in (dead, dead + ":99999".replace(":99999", "/x?y"), "http://operator:s3cr3t-pw@[::1"):
         result = run_module(dict(FAST, dashboard_url=url))
         assert result["failed"] is True and "s3cr3t" not in json.dumps(result), result["msg"]
 
 
-def test_ca_files_that_cannot_be_used_are_refused_before_anything(tmp_path: Path, cluster2: Cluster) -> None:
+def test_ca_files_that_cannot_be_used_are_refused_before_anything(tmp_path: Path, codis2_cluster: Cluster) -> None:
     not_pem = tmp_path / "ca.pem"
     not_pem.write_text("this is not a certificate\n")
     cases = [
@@ -206,10 +206,10 @@ def test_ca_files_that_cannot_be_used_are_refused_before_anything(tmp_path: Path
         (dict(redis_tls=True, redis_tls_ca_path=str(not_pem)), "no usable PEM certificate"),
     ]
     for args, culprit in cases:
-        result = run_module(dict(FAST, dashboard_url=cluster2.dashboard_url, **args))
+        result = run_module(dict(FAST, dashboard_url=codis2_cluster.dashboard_url, **args))
         _no_traceback(result)
         assert result["failed"] is True and culprit in result["msg"], (args, result["msg"])
-    assert cluster2.audit == []
+    assert codis2_cluster.audit == []
 
 
 # ------------------------------------------------------------------ state_path
@@ -226,42 +226,42 @@ def _special_files(tmp_path: Path) -> dict[str, Path]:
 @pytest.mark.parametrize("kind", ["fifo", "device", "directory"])
 @pytest.mark.parametrize("which", ["state", "lock"])
 def test_a_state_path_that_is_not_a_regular_file_fails_before_acting(
-        tmp_path: Path, cluster2: Cluster, kind: str, which: str) -> None:
+        tmp_path: Path, codis2_cluster: Cluster, kind: str, which: str) -> None:
     special = _special_files(tmp_path)[kind]
     state = special if which == "state" else tmp_path / "state.json"
     if which == "lock":
         os.rename(special, tmp_path / "state.json.lock")
     before = sorted(os.listdir(tmp_path))
-    cluster2.kill(cluster2.master_of(1))
+    codis2_cluster.kill(codis2_cluster.master_of(1))
     for check in (False, True):
-        result = run_module(dict(FAST, dashboard_url=cluster2.dashboard_url, state_path=str(state)), check=check)
+        result = run_module(dict(FAST, dashboard_url=codis2_cluster.dashboard_url, state_path=str(state)), check=check)
         _no_traceback(result)
         assert result["failed"] is True and "not a regular file" in result["msg"], result["msg"]
     assert sorted(os.listdir(tmp_path)) == before  # nothing renamed, nothing created
-    assert _mutations(cluster2) == []
+    assert _mutations(codis2_cluster) == []
 
 
-def test_check_mode_writes_nothing(tmp_path: Path, cluster2: Cluster) -> None:
-    cluster2.kill(cluster2.master_of(1))
+def test_check_mode_writes_nothing(tmp_path: Path, codis2_cluster: Cluster) -> None:
+    codis2_cluster.kill(codis2_cluster.master_of(1))
     state = tmp_path / "state.json"
-    result = run_module(dict(FAST, dashboard_url=cluster2.dashboard_url, state_path=str(state)), check=True)
+    result = run_module(dict(FAST, dashboard_url=codis2_cluster.dashboard_url, state_path=str(state)), check=True)
     assert result["changed"] is True and result["actions"][0]["status"] == "planned"
     assert os.listdir(tmp_path) == []
     state.write_text("{not json")
-    result = run_module(dict(FAST, dashboard_url=cluster2.dashboard_url, state_path=str(state)), check=True)
+    result = run_module(dict(FAST, dashboard_url=codis2_cluster.dashboard_url, state_path=str(state)), check=True)
     assert any("check mode: left as it is" in str(w) for w in result["warnings"])
     assert os.listdir(tmp_path) == ["state.json"] and state.read_text() == "{not json"
 
 
-def test_a_state_file_with_wrong_types_is_used_for_what_it_holds_right(tmp_path: Path, cluster2: Cluster) -> None:
+def test_a_state_file_with_wrong_types_is_used_for_what_it_holds_right(tmp_path: Path, codis2_cluster: Cluster) -> None:
     state = tmp_path / "state.json"
-    master = cluster2.master_of(1)
+    master = codis2_cluster.master_of(1)
     state.write_text(json.dumps({"version": 1, "groups": {
         "1": {"master": 5, "down_since": "yesterday", "master_offset": "x", "last_failover_at": float("inf")},
-        "2": {"master": cluster2.master_of(2), "down_since": time.time() + 10 ** 6},
+        "2": {"master": codis2_cluster.master_of(2), "down_since": time.time() + 10 ** 6},
         "x": {}, "3": ["not", "an", "object"]}}).replace("Infinity", "1e999"))
-    cluster2.kill(master)
-    result = run_module(dict(FAST, dashboard_url=cluster2.dashboard_url, state_path=str(state)))
+    codis2_cluster.kill(master)
+    result = run_module(dict(FAST, dashboard_url=codis2_cluster.dashboard_url, state_path=str(state)))
     _no_traceback(result)
     assert promotions(result) and result["actions"][0]["group"] == 1
     [warning] = [str(w) for w in result["warnings"] if "holds values that were ignored" in str(w)]
@@ -271,25 +271,26 @@ def test_a_state_file_with_wrong_types_is_used_for_what_it_holds_right(tmp_path:
 
 
 def test_a_stored_down_since_counts_only_for_the_master_it_was_started_for(
-        tmp_path: Path, cluster2: Cluster) -> None:
+        tmp_path: Path, codis2_cluster: Cluster) -> None:
     state = tmp_path / "state.json"
-    master = cluster2.master_of(1)
+    master = codis2_cluster.master_of(1)
     # A clock started long ago for another master must not satisfy down_after for this one.
     state.write_text(json.dumps({"version": 1, "groups": {"1": {"master": "127.0.0.1:1", "down_since": 1.0}}}))
-    cluster2.kill(master)
-    result = run_module(dict(FAST, dashboard_url=cluster2.dashboard_url, state_path=str(state), down_after=30))
+    codis2_cluster.kill(master)
+    result = run_module(dict(FAST, dashboard_url=codis2_cluster.dashboard_url, state_path=str(state), down_after=30))
     assert result["changed"] is False and "down_after is 30" in result["groups"][0]["reason"]
 
 
 def test_a_down_clock_from_before_the_state_file_existed_does_not_bypass_down_after(
-        tmp_path: Path, cluster2: Cluster) -> None:
+        tmp_path: Path, codis2_cluster: Cluster) -> None:
     # A down_since of 0 (1970) was trusted: down_after 3600 was met on the first pass.
     state = tmp_path / "state.json"
-    master = cluster2.master_of(1)
+    master = codis2_cluster.master_of(1)
     for header in ({}, {"created_at": time.time() - 60}):
         state.write_text(json.dumps(dict(header, version=1, groups={"1": {"master": master, "down_since": 0}})))
-        cluster2.kill(master)
-        result = run_module(dict(FAST, dashboard_url=cluster2.dashboard_url, state_path=str(state), down_after=3600))
+        codis2_cluster.kill(master)
+        result = run_module(dict(FAST, dashboard_url=codis2_cluster.dashboard_url, state_path=str(state),
+                                 down_after=3600))
         assert promotions(result) == [] and "down_after is 3600" in result["groups"][0]["reason"], result["msg"]
         assert any("down_since=0 ignored" in str(w) for w in result["warnings"]), result["warnings"]
 
@@ -315,14 +316,14 @@ def test_a_codis2_dashboard_listing_no_group_is_reported_in_its_own_words_not_as
     (bulk(b"role:sentinel\r\n"), MASTER_ROLE, "unknown role"),
     (bulk(b"role:master\r\nmaster_repl_offset:lots\r\n"), MASTER_ROLE, "not a number"),
 ], ids=["int", "array", "not-utf8", "disagree", "role-int", "unknown-role", "offset-text"])
-def test_a_server_answering_garbage_skips_its_group_only(cluster2: Cluster, info: bytes, role: bytes,
+def test_a_server_answering_garbage_skips_its_group_only(codis2_cluster: Cluster, info: bytes, role: bytes,
                                                          culprit: str) -> None:
     with ScriptedRedis(redis_reply(info, role)) as odd:
-        cluster2.inject_server_type(1, odd.addr, "slave")
-        cluster2.kill(cluster2.master_of(2))
-        result = run_module(dict(FAST, dashboard_url=cluster2.dashboard_url))
+        codis2_cluster.inject_server_type(1, odd.addr, "slave")
+        codis2_cluster.kill(codis2_cluster.master_of(2))
+        result = run_module(dict(FAST, dashboard_url=codis2_cluster.dashboard_url))
     _no_traceback(result)
     [reason] = [s["reason"] for s in result["skipped_groups"] if s["group"] == 1]
     assert odd.addr in reason and culprit in reason, reason
     assert [a["group"] for a in result["actions"] if a["action"] == "promote"] == [2]
-    assert all("/server_group/2/" in m["path"] for m in _mutations(cluster2))
+    assert all("/server_group/2/" in m["path"] for m in _mutations(codis2_cluster))

@@ -197,40 +197,40 @@ def test_old_master_returning_is_readded_with_divergent_writes_reported(
     _one_master_each(cluster)
 
 
-def test_reuse_offline_disabled_leaves_old_master_alone(cluster2: Cluster, module_args2: dict[str, Any]) -> None:
-    old = cluster2.master_of(1)
-    cluster2.kill(old)
-    run_module(module_args2)
-    cluster2.revive(old)
-    result = run_module(dict(module_args2, reuse_offline=False))
-    assert result["changed"] is False and cluster2.servers(1)[old] == cluster2.demoted_type
+def test_reuse_offline_disabled_leaves_old_master_alone(codis2_cluster: Cluster, codis2_args: dict[str, Any]) -> None:
+    old = codis2_cluster.master_of(1)
+    codis2_cluster.kill(old)
+    run_module(codis2_args)
+    codis2_cluster.revive(old)
+    result = run_module(dict(codis2_args, reuse_offline=False))
+    assert result["changed"] is False and codis2_cluster.servers(1)[old] == codis2_cluster.demoted_type
 
 
-def test_promote_500_after_commit_reports_true_outcome(cluster2: Cluster, module_args2: dict[str, Any]) -> None:
-    cluster2.kill(cluster2.master_of(1))
-    cluster2.dashboard_fault("promote_500_after_commit", 1)
-    result = run_module(module_args2)
+def test_promote_500_after_commit_reports_true_outcome(codis2_cluster: Cluster, codis2_args: dict[str, Any]) -> None:
+    codis2_cluster.kill(codis2_cluster.master_of(1))
+    codis2_cluster.dashboard_fault("promote_500_after_commit", 1)
+    result = run_module(codis2_args)
     assert "failed" not in result
     promote = result["actions"][0]
     assert promote["status"] == "done" and "had applied the promotion" in promote["detail"]
-    assert cluster2.master_of(1) == promote["server"]
+    assert codis2_cluster.master_of(1) == promote["server"]
 
 
-def test_lock_conflict_is_retried(cluster2: Cluster, module_args2: dict[str, Any]) -> None:
-    cluster2.kill(cluster2.master_of(1))
-    cluster2.dashboard_fault("lock_conflict", 2)
-    result = run_module(module_args2)
+def test_lock_conflict_is_retried(codis2_cluster: Cluster, codis2_args: dict[str, Any]) -> None:
+    codis2_cluster.kill(codis2_cluster.master_of(1))
+    codis2_cluster.dashboard_fault("lock_conflict", 2)
+    result = run_module(codis2_args)
     assert "failed" not in result and result["actions"][0]["status"] == "done"
-    assert [a["status"] for a in cluster2.audit[:3]] == [500, 500, 200]
+    assert [a["status"] for a in codis2_cluster.audit[:3]] == [500, 500, 200]
 
 
-def test_one_group_error_does_not_stop_the_others(cluster2: Cluster, module_args2: dict[str, Any]) -> None:
-    cluster2.kill(cluster2.master_of(1))
-    cluster2.kill(cluster2.master_of(2))
+def test_one_group_error_does_not_stop_the_others(codis2_cluster: Cluster, codis2_args: dict[str, Any]) -> None:
+    codis2_cluster.kill(codis2_cluster.master_of(1))
+    codis2_cluster.kill(codis2_cluster.master_of(2))
     # More than the retries: the promote that meets them fails. Groups are worked on side by side, so which
     # group that is depends on which reaches the dashboard first; the other must fail over all the same.
-    cluster2.dashboard_fault("lock_conflict", 5)
-    result = run_module(module_args2)
+    codis2_cluster.dashboard_fault("lock_conflict", 5)
+    result = run_module(codis2_args)
     assert result["failed"] is True and "2 action(s) failed" in result["msg"]
     by_group = {(a["group"], a["action"]): a["status"] for a in result["actions"]}
     unlucky = [gid for gid in (1, 2) if by_group[(gid, "promote")] == "failed"]
@@ -239,7 +239,7 @@ def test_one_group_error_does_not_stop_the_others(cluster2: Cluster, module_args
     assert by_group[(unlucky[0], "repoint")] == "failed"
     assert by_group[(lucky, "promote")] == "done"
     assert result["changed"] is True
-    _one_master_each(cluster2)
+    _one_master_each(codis2_cluster)
 
 
 @pytest.mark.parametrize("fault", ["down", "garbage", "truncated", "slow"])
@@ -300,23 +300,23 @@ def test_a_master_without_a_linked_slave_is_degraded_and_named(
         in result["msg"]
 
 
-def test_unknown_server_type_skips_only_that_group(cluster2: Cluster, module_args2: dict[str, Any]) -> None:
-    cluster2.inject_server_type(2, cluster2.slaves_of(2)[0], "weird")
-    cluster2.kill(cluster2.master_of(2))
-    cluster2.kill(cluster2.master_of(3))
-    result = run_module(module_args2)
+def test_unknown_server_type_skips_only_that_group(codis2_cluster: Cluster, codis2_args: dict[str, Any]) -> None:
+    codis2_cluster.inject_server_type(2, codis2_cluster.slaves_of(2)[0], "weird")
+    codis2_cluster.kill(codis2_cluster.master_of(2))
+    codis2_cluster.kill(codis2_cluster.master_of(3))
+    result = run_module(codis2_args)
     assert [s["group"] for s in result["skipped_groups"]] == [2]
     assert "unknown type 'weird'" in result["skipped_groups"][0]["reason"]
     assert [(a["group"], a["action"]) for a in result["actions"]][0] == (3, "promote")
     assert not any(a["group"] == 2 for a in result["actions"])
 
 
-def test_two_masters_group_is_skipped(cluster2: Cluster, module_args2: dict[str, Any]) -> None:
-    cluster2.inject_server_type(1, cluster2.slaves_of(1)[0], "master")
-    result = run_module(module_args2)
+def test_two_masters_group_is_skipped(codis2_cluster: Cluster, codis2_args: dict[str, Any]) -> None:
+    codis2_cluster.inject_server_type(1, codis2_cluster.slaves_of(1)[0], "master")
+    result = run_module(codis2_args)
     assert result["skipped_groups"][0]["group"] == 1 and "2 servers have type master" in \
         result["skipped_groups"][0]["reason"]
-    assert cluster2.audit == []
+    assert codis2_cluster.audit == []
 
 
 def test_many_groups_in_one_pass() -> None:

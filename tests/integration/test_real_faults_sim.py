@@ -20,140 +20,142 @@ def _pass(cluster: Cluster, tmp_path: Path, **extra: Any) -> dict[str, Any]:
     return dict(outcome.result, failed_msg=outcome.failed_msg)
 
 
-def test_a_slave_cut_off_an_hour_ago_is_stale_though_it_is_the_only_one(cluster2: Cluster, tmp_path: Path) -> None:
-    master = cluster2.master_of(1)
-    stale, other = cluster2.slaves_of(1)
-    cluster2.kill(other)  # every live slave is equally stale: the slaves' own ages say nothing
-    cluster2.write(1, 100)
-    cluster2.cut_link(stale)
-    cluster2.clock.advance(3600)
-    cluster2.write(1, 500)  # acknowledged by the master only
-    assert _pass(cluster2, tmp_path)["changed"] is False  # the tool sees the master alive and records it
-    cluster2.kill(master)
-    result = _pass(cluster2, tmp_path)
-    assert promotions(result) == [] and cluster2.master_of(1) == master
+def test_a_slave_cut_off_an_hour_ago_is_stale_though_it_is_the_only_one(codis2_cluster: Cluster,
+                                                                       tmp_path: Path) -> None:
+    master = codis2_cluster.master_of(1)
+    stale, other = codis2_cluster.slaves_of(1)
+    codis2_cluster.kill(other)  # every live slave is equally stale: the slaves' own ages say nothing
+    codis2_cluster.write(1, 100)
+    codis2_cluster.cut_link(stale)
+    codis2_cluster.clock.advance(3600)
+    codis2_cluster.write(1, 500)  # acknowledged by the master only
+    assert _pass(codis2_cluster, tmp_path)["changed"] is False  # the tool sees the master alive and records it
+    codis2_cluster.kill(master)
+    result = _pass(codis2_cluster, tmp_path)
+    assert promotions(result) == [] and codis2_cluster.master_of(1) == master
     group = result["groups"][0]
     assert group["decision"] == "no_candidate" and "stale: link down for 3600 s" in group["reason"]
     assert "left without a working master: group 1" in result["failed_msg"]
 
 
-def test_without_a_record_a_slave_cut_off_long_ago_is_not_promoted_blind(cluster2: Cluster, tmp_path: Path) -> None:
+def test_without_a_record_a_slave_cut_off_long_ago_is_not_promoted_blind(codis2_cluster: Cluster,
+                                                                        tmp_path: Path) -> None:
     """The same world, but the pass never saw the master alive (a new watcher): the slaves' own ages are all there
     is, and they cannot tell a slave cut off an hour before the master died from one that lost it an hour ago.
     The stale slave used to be promoted; the failover is refused as blind, and force takes the risk."""
-    master = cluster2.master_of(1)
-    stale, other = cluster2.slaves_of(1)
-    cluster2.kill(other)
-    cluster2.cut_link(stale)
-    cluster2.clock.advance(3600)
-    cluster2.kill(master)
-    blind = _pass(cluster2, tmp_path)
+    master = codis2_cluster.master_of(1)
+    stale, other = codis2_cluster.slaves_of(1)
+    codis2_cluster.kill(other)
+    codis2_cluster.cut_link(stale)
+    codis2_cluster.clock.advance(3600)
+    codis2_cluster.kill(master)
+    blind = _pass(codis2_cluster, tmp_path)
     assert promotions(blind) == [] and "blind" in blind["groups"][0]["reason"], blind["groups"][0]["reason"]
-    assert promotions(_pass(cluster2, tmp_path, force=True)) == [stale]
+    assert promotions(_pass(codis2_cluster, tmp_path, force=True)) == [stale]
 
 
-def test_a_half_done_promotion_is_finished_on_the_server_that_holds_the_newest_data(cluster2: Cluster,
+def test_a_half_done_promotion_is_finished_on_the_server_that_holds_the_newest_data(codis2_cluster: Cluster,
                                                                                     tmp_path: Path) -> None:
-    master = cluster2.master_of(1)
-    ahead, behind = cluster2.slaves_of(1)
-    cluster2.set_lag(behind, 50)  # 50 writes behind the other slave
-    acknowledged = cluster2.write(1, 200)
-    cluster2.kill(master)
-    cluster2.dashboard_fault("promote_half_done", 1)
-    first = _pass(cluster2, tmp_path)  # SLAVEOF NO ONE reaches `ahead`, then the dashboard fails to record it
-    assert cluster2.role(ahead)["role"] == "master" and cluster2.master_of(1) == master
+    master = codis2_cluster.master_of(1)
+    ahead, behind = codis2_cluster.slaves_of(1)
+    codis2_cluster.set_lag(behind, 50)  # 50 writes behind the other slave
+    acknowledged = codis2_cluster.write(1, 200)
+    codis2_cluster.kill(master)
+    codis2_cluster.dashboard_fault("promote_half_done", 1)
+    first = _pass(codis2_cluster, tmp_path)  # SLAVEOF NO ONE reaches `ahead`, then the dashboard fails to record it
+    assert codis2_cluster.role(ahead)["role"] == "master" and codis2_cluster.master_of(1) == master
     assert first["failed_msg"] and "promote %s in group 1" % ahead in first["failed_msg"]
-    second = _pass(cluster2, tmp_path)
+    second = _pass(codis2_cluster, tmp_path)
     assert promotions(second) == [ahead], second["msg"]
     assert "finishing a half-done promotion" in second["actions"][0]["reason"]
-    assert cluster2.master_of(1) == ahead and cluster2.lost_writes(1) == []
-    assert cluster2.role(behind)["master"] == ahead  # the other slave follows the finished promotion
-    assert set(acknowledged) <= set(w.write_id for w in cluster2.world.nodes[ahead].log)
+    assert codis2_cluster.master_of(1) == ahead and codis2_cluster.lost_writes(1) == []
+    assert codis2_cluster.role(behind)["master"] == ahead  # the other slave follows the finished promotion
+    assert set(acknowledged) <= set(w.write_id for w in codis2_cluster.world.nodes[ahead].log)
 
 
-def test_a_slave_with_more_data_of_the_same_history_is_never_repointed(cluster2: Cluster, tmp_path: Path) -> None:
-    master = cluster2.master_of(1)
-    ahead, _behind = cluster2.slaves_of(1)
-    cluster2.write(1, 20)
-    cluster2.slaveof(ahead, None)  # a half-done promotion while the old master lives on
-    taken = cluster2.world.write(ahead, 5)  # and clients found it: writes only it holds
-    result = _pass(cluster2, tmp_path)
-    assert result["actions"] == [] and cluster2.role(ahead)["role"] == "master"
+def test_a_slave_with_more_data_of_the_same_history_is_never_repointed(codis2_cluster: Cluster, tmp_path: Path) -> None:
+    master = codis2_cluster.master_of(1)
+    ahead, _behind = codis2_cluster.slaves_of(1)
+    codis2_cluster.write(1, 20)
+    codis2_cluster.slaveof(ahead, None)  # a half-done promotion while the old master lives on
+    taken = codis2_cluster.world.write(ahead, 5)  # and clients found it: writes only it holds
+    result = _pass(codis2_cluster, tmp_path)
+    assert result["actions"] == [] and codis2_cluster.role(ahead)["role"] == "master"
     [skipped] = result["skipped_groups"]
     assert skipped["group"] == 1 and "%s answers role master with more data" % ahead in skipped["reason"]
-    assert set(taken) <= {w.write_id for w in cluster2.world.nodes[ahead].log}
-    assert cluster2.master_of(1) == master
+    assert set(taken) <= {w.write_id for w in codis2_cluster.world.nodes[ahead].log}
+    assert codis2_cluster.master_of(1) == master
 
 
-def test_a_returning_old_master_with_its_own_history_is_still_readded(cluster2: Cluster, tmp_path: Path) -> None:
-    old = cluster2.master_of(1)
-    cluster2.write(1, 10)
-    cluster2.kill(old)
-    assert len(promotions(_pass(cluster2, tmp_path))) == 1
-    cluster2.revive(old)  # back empty, with a history of its own
-    cluster2.world.write(old, 50)  # more writes than the new master holds, but not of its history
-    result = _pass(cluster2, tmp_path, min_failover_interval=0)
+def test_a_returning_old_master_with_its_own_history_is_still_readded(codis2_cluster: Cluster, tmp_path: Path) -> None:
+    old = codis2_cluster.master_of(1)
+    codis2_cluster.write(1, 10)
+    codis2_cluster.kill(old)
+    assert len(promotions(_pass(codis2_cluster, tmp_path))) == 1
+    codis2_cluster.revive(old)  # back empty, with a history of its own
+    codis2_cluster.world.write(old, 50)  # more writes than the new master holds, but not of its history
+    result = _pass(codis2_cluster, tmp_path, min_failover_interval=0)
     assert [(a["action"], a["server"]) for a in result["actions"]] == [("readd", old)]
 
 
-def test_a_refused_pass_does_not_start_the_down_clock(cluster2: Cluster, tmp_path: Path) -> None:
-    master = cluster2.master_of(1)
-    assert _pass(cluster2, tmp_path, down_after=30)["changed"] is False  # sees the master alive: a record
-    cluster2.hang(master)  # SIGSTOP: its slaves keep the link up until repl-timeout
-    refused = _pass(cluster2, tmp_path, down_after=30)
+def test_a_refused_pass_does_not_start_the_down_clock(codis2_cluster: Cluster, tmp_path: Path) -> None:
+    master = codis2_cluster.master_of(1)
+    assert _pass(codis2_cluster, tmp_path, down_after=30)["changed"] is False  # sees the master alive: a record
+    codis2_cluster.hang(master)  # SIGSTOP: its slaves keep the link up until repl-timeout
+    refused = _pass(codis2_cluster, tmp_path, down_after=30)
     assert "seen alive by" in refused["groups"][0]["reason"]
     state = json.loads((tmp_path / "state.json").read_text())["groups"]["1"]
     assert state["down_since"] is None
-    cluster2.clock.advance(120)  # repl-timeout passes: no more witnesses, and two minutes have gone by
-    waiting = _pass(cluster2, tmp_path, down_after=30)
+    codis2_cluster.clock.advance(120)  # repl-timeout passes: no more witnesses, and two minutes have gone by
+    waiting = _pass(codis2_cluster, tmp_path, down_after=30)
     # Down only for this pass's own probe attempts (under a second), not the two minutes since the refusal.
     seen_down = re.search(r"seen down for (\d+\.\d) s so far; down_after is 30", waiting["groups"][0]["reason"])
     assert promotions(waiting) == [] and seen_down and float(seen_down.group(1)) < 5, waiting["groups"][0]["reason"]
-    cluster2.clock.advance(31)
-    assert len(promotions(_pass(cluster2, tmp_path, down_after=30))) == 1
+    codis2_cluster.clock.advance(31)
+    assert len(promotions(_pass(codis2_cluster, tmp_path, down_after=30))) == 1
 
 
-def test_the_witness_window_follows_the_masters_ping_period(cluster2: Cluster, tmp_path: Path) -> None:
-    master = cluster2.master_of(1)
-    cluster2.world.nodes[master].ping_period = 1  # repl-ping-replica-period 1
-    assert _pass(cluster2, tmp_path)["changed"] is False  # learns the period while the master is alive
+def test_the_witness_window_follows_the_masters_ping_period(codis2_cluster: Cluster, tmp_path: Path) -> None:
+    master = codis2_cluster.master_of(1)
+    codis2_cluster.world.nodes[master].ping_period = 1  # repl-ping-replica-period 1
+    assert _pass(codis2_cluster, tmp_path)["changed"] is False  # learns the period while the master is alive
     assert json.loads((tmp_path / "state.json").read_text())["groups"]["1"]["ping_period"] == 1
-    cluster2.hang(master)  # a frozen host: no reset, the links stay up until repl-timeout
-    cluster2.clock.advance(1)
-    assert "seen alive by" in _pass(cluster2, tmp_path)["groups"][0]["reason"]
-    cluster2.clock.advance(2)  # last I/O 3 s ago: beyond 1 s + 1 s, no slave heard from it since
-    result = _pass(cluster2, tmp_path)
+    codis2_cluster.hang(master)  # a frozen host: no reset, the links stay up until repl-timeout
+    codis2_cluster.clock.advance(1)
+    assert "seen alive by" in _pass(codis2_cluster, tmp_path)["groups"][0]["reason"]
+    codis2_cluster.clock.advance(2)  # last I/O 3 s ago: beyond 1 s + 1 s, no slave heard from it since
+    result = _pass(codis2_cluster, tmp_path)
     assert len(promotions(result)) == 1, result["msg"]
 
 
-def test_an_unknown_ping_period_keeps_the_fixed_window(cluster2: Cluster, tmp_path: Path) -> None:
-    master = cluster2.master_of(1)
-    cluster2.hang(master)
-    cluster2.clock.advance(3)
-    assert "seen alive by" in _pass(cluster2, tmp_path)["groups"][0]["reason"]  # window 15 s
-    cluster2.clock.advance(13)
-    assert len(promotions(_pass(cluster2, tmp_path))) == 1
+def test_an_unknown_ping_period_keeps_the_fixed_window(codis2_cluster: Cluster, tmp_path: Path) -> None:
+    master = codis2_cluster.master_of(1)
+    codis2_cluster.hang(master)
+    codis2_cluster.clock.advance(3)
+    assert "seen alive by" in _pass(codis2_cluster, tmp_path)["groups"][0]["reason"]  # window 15 s
+    codis2_cluster.clock.advance(13)
+    assert len(promotions(_pass(codis2_cluster, tmp_path))) == 1
 
 
-def test_codis2_promote_outwaits_a_dead_proxy_and_finishes_in_one_pass(cluster2: Cluster, tmp_path: Path) -> None:
-    master = cluster2.master_of(1)
-    cluster2.kill(master)
+def test_codis2_promote_outwaits_a_dead_proxy_and_finishes_in_one_pass(codis2_cluster: Cluster, tmp_path: Path) -> None:
+    master = codis2_cluster.master_of(1)
+    codis2_cluster.kill(master)
     # A dead but registered proxy: the dashboard stores the promotion, holds its lock (2 s here, about 30 s on
     # the real one) and answers 500. A promote deadline shorter than that would leave the other slave waiting.
-    cluster2.dashboard_fault("dead_proxy_wait", 2.0)
-    result = _pass(cluster2, tmp_path, dashboard_timeout=0.5, promote_timeout=5.0)
+    codis2_cluster.dashboard_fault("dead_proxy_wait", 2.0)
+    result = _pass(codis2_cluster, tmp_path, dashboard_timeout=0.5, promote_timeout=5.0)
     [promote, repoint] = result["actions"]
     assert promote["status"] == "done" and "had applied the promotion" in promote["detail"]
     assert repoint["action"] == "repoint" and repoint["status"] == "done"
 
 
-def test_a_call_refused_for_the_lock_is_not_waited_for(cluster2: Cluster, tmp_path: Path) -> None:
-    old = cluster2.master_of(1)
-    stray = cluster2.slaves_of(1)[0]
-    cluster2.slaveof(stray, cluster2.master_of(2))  # a stray slave to re-point
-    cluster2.dashboard_fault("lock_conflict", 100)  # every mutating call: zkutil: obtaining lock timed out
-    result = _pass(cluster2, tmp_path, verify_timeout=600, pass_timeout=30)
+def test_a_call_refused_for_the_lock_is_not_waited_for(codis2_cluster: Cluster, tmp_path: Path) -> None:
+    old = codis2_cluster.master_of(1)
+    stray = codis2_cluster.slaves_of(1)[0]
+    codis2_cluster.slaveof(stray, codis2_cluster.master_of(2))  # a stray slave to re-point
+    codis2_cluster.dashboard_fault("lock_conflict", 100)  # every mutating call: zkutil: obtaining lock timed out
+    result = _pass(codis2_cluster, tmp_path, verify_timeout=600, pass_timeout=30)
     [repoint] = result["actions"]
     assert repoint["status"] == "failed" and "not applied, the dashboard's lock is held" in repoint["detail"]
     assert result["pass_seconds"] < 30  # it did not sit out verify_timeout (600 s) or the pass deadline
-    assert cluster2.master_of(1) == old
+    assert codis2_cluster.master_of(1) == old
