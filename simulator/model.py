@@ -457,12 +457,6 @@ class World:
         return Session(authenticated=not node.auth_required() and "default" not in node.users,
                        client_id=cid, peer=peer)
 
-    def execute(self, node: Node, session: Session, args: list[bytes]) -> Any:
-        from .commands import execute  # the interpreter needs the world's types; imported late to avoid a cycle
-
-        with self.lock:
-            return execute(self, node, session, args)
-
 
 def _is_prefix(short: list[Write], long: list[Write]) -> bool:
     n = len(short)

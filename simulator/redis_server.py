@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from .commands import CLOSE
+from .commands import CLOSE, execute
 from .model import Node, World
 from .ports import bound_socket, try_bind
 from .resp import Error, ProtocolError, RequestParser, encode
@@ -182,7 +182,8 @@ class NodeServerHost:
                         if node.slow_ms:
                             await asyncio.sleep(node.slow_ms / 1000.0)
                             await entry.responsive.wait()
-                    reply = world.execute(node, session, command)
+                    with world.lock:
+                        reply = execute(world, node, session, command)
                     ending = isinstance(reply, tuple) and len(reply) == 2 and reply[1] is CLOSE
                     replies.append(encode(reply[0] if ending else reply, session.protocol))
                 writer.write(b"".join(replies))
