@@ -76,7 +76,7 @@ MUTANTS = [
     Mutant("repoint-richer-slave", "a slave that may not be promoted (replica-priority 0) but holds more data than "
            "the promoted one is re-pointed into a full sync",
            "plugins/module_utils/_planner.py",
-           "            more = _holds_more(seen, ceiling) or _foreign_data(seen, ceiling, lineage or {})\n",
+           "            more = _what_it_holds_beyond(seen, ceiling) or _foreign_data(seen, ceiling, lineage or {})\n",
            "            more = \"\"\n"),
     # The three defects a soak at Redis's defaults found (session 7), planted back.
     Mutant("witness-heard-since-lost", "a slave is no witness unless it heard from the master after this host lost "
@@ -89,9 +89,9 @@ MUTANTS = [
     Mutant("anti-flap-keeps-group-dead", "a second failover within min_failover_interval refused (the group left "
            "without a master)",
            "plugins/module_utils/_planner.py",
-           "    flapping = since_failover is not None and since_failover < policy.min_failover_interval\n",
-           "    flapping = since_failover is not None and since_failover < policy.min_failover_interval\n"
-           "    if flapping and not policy.force:\n"
+           "    since_failover = now - history.last_failover_at if history and history.last_failover_at else None\n",
+           "    since_failover = now - history.last_failover_at if history and history.last_failover_at else None\n"
+           "    if since_failover is not None and since_failover < policy.min_failover_interval and not policy.force:\n"
            "        return GroupDecision(group.id, REFUSED, \"not flapping\", master.addr, master_down=True)\n"),
     Mutant("empty-restart-ignored", "a master restarted without its data is taken as healthy (its slaves copy "
            "its empty data set)",

@@ -22,7 +22,7 @@ from typing import Any, Callable, Optional
 
 import pytest
 from hypothesis import HealthCheck, Phase, settings, strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
 from ansible_collections.codis.ha.plugins.module_utils._pass import run_pass
 from ansible_collections.codis.ha.plugins.module_utils._planner import (
@@ -90,6 +90,16 @@ class Before:
     restarted_empty: dict[int, set[int]]
     audit: int
     expect_live: list[int] = field(default_factory=list)
+
+
+def after_a_pass(machine: "ChaosMachine") -> bool:
+    """A pass has run since the last fault, from a world the machine took note of before it."""
+    return machine.before is not None and machine.after_pass
+
+
+def after_a_pass_that_acts(machine: "ChaosMachine") -> bool:
+    """The same, and the pass was allowed to act (not check mode)."""
+    return after_a_pass(machine) and not machine.check_mode and machine.last_result is not None
 
 
 class ChaosMachine(RuleBasedStateMachine):
@@ -629,11 +639,11 @@ class ChaosMachine(RuleBasedStateMachine):
         type(self).steps += 1
 
     @invariant()
+    @precondition(after_a_pass_that_acts)
     def a_pass_never_makes_a_second_master(self) -> None:
         """Never two live servers of a group answering role master and taking writes because of a pass."""
         self.settled()
-        if self.before is None or self.check_mode or not self.after_pass:
-            return
+        assert self.before is not None
         for gid in self.cluster.group_ids():
             if not self.before.second_opinion.get(gid):
                 continue  # nobody could have told the pass the master lives: the risk Sentinel at quorum 1 takes
@@ -642,11 +652,11 @@ class ChaosMachine(RuleBasedStateMachine):
                 gid, self._accepting(gid), before)
 
     @invariant()
+    @precondition(after_a_pass_that_acts)
     def after_a_clean_pass_every_live_slave_follows_the_master(self) -> None:
         self.settled()
-        result, before = self.last_result, self.before
-        if result is None or before is None or self.check_mode or not self.after_pass:
-            return
+        result = self.last_result
+        assert result is not None
         failed = {a["group"] for a in result.get("actions", []) if a["status"] != "done"}
         skipped = {s["group"] for s in result.get("skipped_groups", [])}
         for group in result.get("groups", []):
@@ -678,10 +688,9 @@ class ChaosMachine(RuleBasedStateMachine):
                         gid, addr, kind, n.master, master, group["decision"])
 
     @invariant()
+    @precondition(after_a_pass_that_acts)
     def a_dashboard_master_is_a_redis_master_after_a_pass(self) -> None:
         self.settled()
-        if self.before is None or self.check_mode or self.last_result is None or not self.after_pass:
-            return
         promoted = {a["group"] for a in self._promotions()}
         for gid in promoted:
             master = self.cluster.master_of(gid)
@@ -690,10 +699,10 @@ class ChaosMachine(RuleBasedStateMachine):
                 assert node.master is None, "group %d: promoted %s replicates from %s" % (gid, master, node.master)
 
     @invariant()
+    @precondition(after_a_pass)
     def liveness_after_a_plain_pass(self) -> None:
         self.settled()
-        if self.before is None or not self.after_pass:
-            return
+        assert self.before is not None
         for gid in self.before.expect_live:
             if self._slow_probe(gid):
                 continue
@@ -703,12 +712,12 @@ class ChaosMachine(RuleBasedStateMachine):
         self.before.expect_live = []
 
     @invariant()
+    @precondition(after_a_pass)
     def a_master_restarted_empty_does_not_take_its_slaves_data_with_it(self) -> None:
         """After a plain pass, the writes a slave still held when the listed master came back empty are held by
         the group's master: the pass promoted that slave before a full sync could replace its data."""
         self.settled()
-        if self.before is None or not self.after_pass:
-            return
+        assert self.before is not None
         for gid, saveable in self.before.restarted_empty.items():
             if not saveable or self._slow_probe(gid):
                 continue
