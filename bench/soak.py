@@ -415,27 +415,34 @@ class Soak:
         return (self.hosts.get(master) if master else None,
                 [self.hosts[a] for a in self.members[gid] if a != master])
 
-    def unavoidable(self, gid: int, slaves: list[RedisHost]) -> set[str]:
-        """Right after the master stopped: the writes acknowledged in the last 10 s that the best slave lacks."""
+    def unavoidable(self, gid: int, slaves: list[RedisHost], everything: bool = False) -> set[str]:
+        """Right after the master stopped: the writes acknowledged in the last 10 s that the best slave lacks, or
+        with `everything` every write acknowledged so far (a slave restarted from an old full sync's RDB and
+        still syncing when the master died lacks far more than the last seconds: no tool can give it back)."""
         # list() copies in one C call: the writer thread cannot change the dict midway (iterating it directly died
         # with "dictionary changed size during iteration" in an hour-long run). Newest last: read from the end.
         items = list(self.acked[gid].items())
-        cutoff = self.now() - 10
-        recent = []
-        for key, (t, _addr) in reversed(items):
-            if t < cutoff:
-                break
-            recent.append(key)
+        if everything:
+            wanted = [key for key, _value in items]
+        else:
+            cutoff = self.now() - 10
+            wanted = []
+            for key, (t, _addr) in reversed(items):
+                if t < cutoff:
+                    break
+                wanted.append(key)
         best: Optional[set[str]] = None
         for slave in slaves:
             if slave.frozen or slave.proc is None:
                 continue
-            with contextlib.suppress(Exception), contextlib.closing(slave.client(1)) as c:
-                values = c.mget(recent) if recent else []
-                missing = {k for k, v in zip(recent, values) if v is None}
+            with contextlib.suppress(Exception), contextlib.closing(slave.client(5)) as c:
+                missing = set()
+                for first in range(0, len(wanted), 10000):
+                    chunk = wanted[first:first + 10000]
+                    missing.update(k for k, v in zip(chunk, c.mget(chunk)) if v is None)
                 if best is None or len(missing) < len(best):
                     best = missing
-        return best if best is not None else set(recent)
+        return best if best is not None else set(wanted)
 
     def mark_down(self, addr: str, start: float, end: float) -> None:
         self.dead_or_frozen[addr].append((start, end))
@@ -463,6 +470,9 @@ class Soak:
         else:
             self.mark_down(master.addr, start, start + restart_after)
             self.restart_later(master, restart_after)
+        # Then the whole history (seconds: the restart above must not wait for it). The slaves keep their data
+        # until a full sync from a new master, which a pass starts no sooner than it promotes.
+        fault.unavoidable |= self.unavoidable(gid, slaves, everything=True)
         return master.addr
 
     def inject(self, kind: str, gid: int) -> Fault:
@@ -478,7 +488,8 @@ class Soak:
             master.freeze()
             fault.unavoidable |= self.unavoidable(gid, slaves)
             self.mark_down(master.addr, start, start + length)
-            self.stop.wait(length)
+            fault.unavoidable |= self.unavoidable(gid, slaves, everything=True)
+            self.stop.wait(max(start + length - self.now(), 0.0))
             master.thaw()
         elif kind in ("cut_busy", "cut_idle") and master is not None:
             if kind == "cut_idle":
