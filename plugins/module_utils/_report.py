@@ -41,7 +41,7 @@ class PassResult:
 
 
 def nothing_done(failed_msg: Optional[str], msg: str = "",
-                  skipped: Optional[list[dict[str, Any]]] = None) -> PassResult:
+                 skipped: Optional[list[dict[str, Any]]] = None) -> PassResult:
     """A pass that stopped before planning: the same keys as any other result, all empty."""
     result: dict[str, Any] = {"changed": False, "actions": [], "groups": [], "skipped_groups": skipped or []}
     if msg:
@@ -71,7 +71,7 @@ def without_working_master(groups: list[ServerGroup], probes: dict[str, ProbeRes
 
 
 def report(topology: Topology, probes: dict[str, ProbeResult], the_plan: Plan, outcome: Outcome,
-            after: Optional[Topology], diff: bool, started: float) -> dict[str, Any]:
+           after: Optional[Topology], diff: bool, started: float) -> dict[str, Any]:
     decisions = {d.group: d for d in the_plan.decisions}
     groups = []
     for group in topology.groups:

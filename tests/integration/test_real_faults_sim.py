@@ -20,8 +20,8 @@ def _pass(cluster: Cluster, tmp_path: Path, **extra: Any) -> dict[str, Any]:
     return dict(outcome.result, failed_msg=outcome.failed_msg)
 
 
-def test_a_slave_cut_off_an_hour_ago_is_stale_though_it_is_the_only_one(codis2_cluster: Cluster,
-                                                                       tmp_path: Path) -> None:
+def test_a_slave_cut_off_an_hour_ago_is_stale_though_it_is_the_only_one(
+        codis2_cluster: Cluster, tmp_path: Path) -> None:
     master = codis2_cluster.master_of(1)
     stale, other = codis2_cluster.slaves_of(1)
     codis2_cluster.kill(other)  # every live slave is equally stale: the slaves' own ages say nothing
@@ -38,8 +38,8 @@ def test_a_slave_cut_off_an_hour_ago_is_stale_though_it_is_the_only_one(codis2_c
     assert "left without a working master: group 1" in result["failed_msg"]
 
 
-def test_without_a_record_a_slave_cut_off_long_ago_is_not_promoted_blind(codis2_cluster: Cluster,
-                                                                        tmp_path: Path) -> None:
+def test_without_a_record_a_slave_cut_off_long_ago_is_not_promoted_blind(
+        codis2_cluster: Cluster, tmp_path: Path) -> None:
     """The same world, but the pass never saw the master alive (a new watcher): the slaves' own ages are all there
     is, and they cannot tell a slave cut off an hour before the master died from one that lost it an hour ago.
     The stale slave used to be promoted; the failover is refused as blind, and force takes the risk."""

@@ -12,13 +12,13 @@ def test_the_lineage_survives_a_save_and_a_malformed_one_is_dropped_with_a_note(
     path = str(tmp_path / "state.json")
     lineage = {"a" * 40: 600, "b" * 40: 900}
     save_state(path, {1: GroupHistory(master="10.0.0.1:6379", master_replid="b" * 40, lineage=lineage)}, 50.0)
-    history, warnings, _ = load_state(path, now=100.0)
+    history, warnings, _created = load_state(path, now=100.0)
     assert history[1].lineage == lineage and warnings == []
     data = json.loads(Path(path).read_text())
     for bad in ({"a" * 40: -1}, {"a" * 40: True}, ["a"], {"x" * 65: 1}, {str(i): i for i in range(17)}):
         data["groups"]["1"]["lineage"] = bad
         Path(path).write_text(json.dumps(data))
-        history, warnings, _ = load_state(path, now=100.0)
+        history, warnings, _created = load_state(path, now=100.0)
         assert history[1].lineage is None and "lineage=" in warnings[0], (bad, warnings)
         assert history[1].master_replid == "b" * 40  # the rest of the record is kept
 
@@ -36,7 +36,7 @@ def test_times_before_the_file_was_created_or_a_down_clock_before_the_last_sight
     # A down clock that starts before the master's last sighting contradicts it.
     record = dict(record, down_since=480.0)
     path.write_text(json.dumps({"version": 1, "created_at": 450.0, "groups": {"1": record}}))
-    history, warnings, _ = load_state(str(path), now=1000.0)
+    history, warnings, _created = load_state(str(path), now=1000.0)
     assert history[1].down_since is None and "before seen_alive_at" in warnings[0]
     # A file that does not say when it was created (written by hand, or by an earlier version): times dropped once.
     path.write_text(json.dumps({"version": 1, "groups": {"1": dict(record, down_since=600.0)}}))
@@ -46,5 +46,5 @@ def test_times_before_the_file_was_created_or_a_down_clock_before_the_last_sight
     # What a pass records after loading is kept by the next one.
     save_state(str(path), {1: GroupHistory(master="10.0.0.1:6379", seen_alive_at=1000.5, down_since=1001.0)},
                created)
-    history, warnings, _ = load_state(str(path), now=1002.0)
+    history, warnings, _created = load_state(str(path), now=1002.0)
     assert (history[1].seen_alive_at, history[1].down_since, warnings) == (1000.5, 1001.0, [])
