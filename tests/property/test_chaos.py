@@ -242,9 +242,22 @@ class ChaosMachine(RuleBasedStateMachine):
                 continue
             if any(self.node(a).master is None and not self.node(a).killed and a != master for a in listed):
                 continue  # a server answering role master: the half-done rule or an operator decides
+            if self._blind(gid, master, before):
+                continue  # no pass saw the master alive and every slave lost it long ago: refused as blind
             if self._promotable(gid, master):
                 out.append(gid)
         return out
+
+    def _blind(self, gid: int, master: str, before: Before) -> bool:
+        """The pass cannot tell when the master died: no pass saw it alive, and every live slave of it lost its
+        link more than the stale margin ago (cut off that long before the death, or dead that long: alike)."""
+        if self.seen_alive_at.get(gid) is not None:
+            return False
+        now = self.now()
+        ages = [now - before.link_down_since[a] for a in before.listed[gid]
+                if a != master and not self.node(a).killed and self.node(a).master == master
+                and before.link_down_since.get(a) is not None]
+        return bool(ages) and min(ages) > STALE_MARGIN
 
     # ------------------------------------------------------------------ the world does things
     @rule(gid=st.integers(1, GROUPS), count=st.integers(1, 5))
