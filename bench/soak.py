@@ -30,8 +30,10 @@ Nemesis, one fault at a time on a random group, a fault every `--every` seconds:
 - dashboard_down: the dashboard refuses every request for 10 s;
 - second_fault: the master is killed, and the master that replaces it is killed 3 s after the failover.
 
-Per fault and summed: acknowledged writes lost, the part no tool could have saved (what the best surviving slave
-lacked right after the fault), seconds without a writable master where the dashboard routes, false failovers (a
+Per fault and summed: acknowledged writes lost, the part no tool could have saved (every acknowledged write the best
+surviving slave lacked right after the fault), writes a restarted master took before a pass replaced it, writes the
+client sent by a stale route (acknowledged by a server the dashboard no longer listed as master: the writer re-reads
+the dashboard every tenth of a second, where a proxy switches with the promote), seconds without a writable master where the dashboard routes, false failovers (a
 promotion while the old master was neither dead, frozen nor restarted), seconds with two writable masters (a server
 that was the group's master and kept its data, answering role master beside the dashboard's master).
 """
@@ -606,6 +608,11 @@ class Soak:
         return bool(restarts) and not any(restarts[-1] <= since <= at for history in self.listed.values()
                                           for since, listed in history if listed != addr)
 
+    def _stale_route(self, gid: int, at: float, addr: str) -> bool:
+        """Acknowledged by a server that was not the group's listed master at that moment."""
+        listed = [a for since, a in self.listed.get(gid, []) if since <= at]
+        return bool(listed) and listed[-1] != addr
+
     def promotions(self) -> list[tuple[float, int, str, str]]:
         """(time, group, promoted, previous master) from the dashboard's audit log and the sampler's record of
         whom the dashboard listed."""
@@ -629,7 +636,12 @@ class Soak:
         # Writes a master restarted empty took before the pass replaced it: kept by no slave, and discarded when
         # the slave that still held the group's data is promoted (the alternative was to discard all of that).
         to_empty = {gid: {k for k in lost[gid] if self._by_restarted(*self.acked[gid][k])} for gid in self.groups}
-        beyond = {gid: lost[gid] - unavoidable[gid] - to_empty[gid] for gid in self.groups}
+        # Writes the client sent by a stale route: acknowledged by a server the dashboard no longer listed as the
+        # group's master (a restarted or thawed old master, in the tenth of a second before the writer re-read
+        # the dashboard). The tool promised nothing for them; a proxy switches routes with the promote.
+        stale = {gid: {k for k in lost[gid] - to_empty[gid] if self._stale_route(gid, *self.acked[gid][k])}
+                 for gid in self.groups}
+        beyond = {gid: lost[gid] - unavoidable[gid] - to_empty[gid] - stale[gid] for gid in self.groups}
         # Each sample is charged to the fault in progress in its group, or the one that most recently ended
         # (its aftermath), or to none.
         per_group_faults = defaultdict(list)
@@ -682,6 +694,9 @@ class Soak:
             "lost": sum(len(v) for v in lost.values()),
             "unavoidable_lost": sum(len(lost[g] & unavoidable[g]) for g in self.groups),
             "lost_to_empty_restart": sum(len(v) for v in to_empty.values()),
+            "lost_by_stale_route": sum(len(v) for v in stale.values()),
+            "stale_route_sample": sorted(({"key": k, "acked_at": round(self.acked[g][k][0], 2), "by": self.acked[g][k][1]}
+                                          for g in self.groups for k in stale[g]), key=lambda r: r["acked_at"])[:20],
             "lost_beyond_unavoidable": sum(len(v) for v in beyond.values()),
             "unavailable_s": round(no_master, 1), "two_masters_s": round(two, 1),
             "false_failovers": false, "healthy_at_end": healthy,
