@@ -31,9 +31,10 @@ Nemesis, one fault at a time on a random group, a fault every `--every` seconds:
 - second_fault: the master is killed, and the master that replaces it is killed 3 s after the failover.
 
 Per fault and summed: acknowledged writes lost, the part no tool could have saved (every acknowledged write the best
-surviving slave lacked right after the fault), writes a restarted master took before a pass replaced it, writes the
-client sent by a stale route (acknowledged by a server the dashboard no longer listed as master: the writer re-reads
-the dashboard every tenth of a second, where a proxy switches with the promote), seconds without a writable master where the dashboard routes, false failovers (a
+surviving slave lacked right after the fault), writes a restarted master took before a pass replaced it, writes
+acknowledged by a server the sampler's record no longer listed as master (a restarted or thawed old master within a
+sample, a tenth of a second, of the promote: the record is stamped when a sample starts), seconds without a writable
+master where the dashboard routes, false failovers (a
 promotion while the old master was neither dead, frozen nor restarted), seconds with two writable masters (a server
 that was the group's master and kept its data, answering role master beside the dashboard's master).
 """
@@ -636,9 +637,9 @@ class Soak:
         # Writes a master restarted empty took before the pass replaced it: kept by no slave, and discarded when
         # the slave that still held the group's data is promoted (the alternative was to discard all of that).
         to_empty = {gid: {k for k in lost[gid] if self._by_restarted(*self.acked[gid][k])} for gid in self.groups}
-        # Writes the client sent by a stale route: acknowledged by a server the dashboard no longer listed as the
-        # group's master (a restarted or thawed old master, in the tenth of a second before the writer re-read
-        # the dashboard). The tool promised nothing for them; a proxy switches routes with the promote.
+        # Writes acknowledged by a server the record no longer lists as the group's master: a restarted or thawed
+        # old master within one sample of the promote (the record is stamped when a sample starts, up to a tenth
+        # of a second before it reads the dashboard). Counted apart, never as lost beyond and never hidden.
         stale = {gid: {k for k in lost[gid] - to_empty[gid] if self._stale_route(gid, *self.acked[gid][k])}
                  for gid in self.groups}
         beyond = {gid: lost[gid] - unavoidable[gid] - to_empty[gid] - stale[gid] for gid in self.groups}
