@@ -219,6 +219,17 @@ class Fault:
     false_failovers: int = 0
 
 
+def snapshot(acked: dict[str, tuple[float, str]]) -> list[tuple[str, tuple[float, str]]]:
+    """The writer thread's dict as a list, newest last. Copying it while the writer adds to it can still fail with
+    "dictionary changed size during iteration" (an hour-long run died of it twice): it is tried again."""
+    for _attempt in range(100):
+        try:
+            return list(acked.items())
+        except RuntimeError:
+            continue
+    return list(acked.copy().items())
+
+
 class Soak:
     def __init__(self, net: Network, groups: int, seed: int, seconds: float, every: float, workdir: Path,
                  faults: tuple[str, ...], contender: str = "codis.ha", watchers: int = 1) -> None:
@@ -422,9 +433,7 @@ class Soak:
         """Right after the master stopped: the writes acknowledged in the last 10 s that the best slave lacks, or
         with `everything` every write acknowledged so far (a slave restarted from an old full sync's RDB and
         still syncing when the master died lacks far more than the last seconds: no tool can give it back)."""
-        # list() copies in one C call: the writer thread cannot change the dict midway (iterating it directly died
-        # with "dictionary changed size during iteration" in an hour-long run). Newest last: read from the end.
-        items = list(self.acked[gid].items())
+        items = snapshot(self.acked[gid])
         if everything:
             wanted = [key for key, _value in items]
         else:
