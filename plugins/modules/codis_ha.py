@@ -220,10 +220,10 @@ options:
       - A lock file beside it (O(state_path) plus C(.lock)) keeps two passes on this host apart; the
         second one reports "another pass is running" and does nothing.
       - Needed by O(down_after), O(min_failover_interval), O(max_data_loss_bytes) and the restarted-master rule.
-      - Without it (or on a state file's first pass) no pass knows when it last saw a master alive: a failover is
-        refused as blind when every slave lost its link more than O(stale_margin) seconds ago, since they may have
-        been cut off that long before the master died. A playbook run now and then without O(state_path) may so
-        leave a group down (the task fails and says why); O(force) takes the risk.
+      - Without it (or on a state file's first pass) no pass knows when it last saw a master alive, so a failover
+        is refused as blind when every slave lost its link more than O(stale_margin) seconds ago, since they may
+        have been cut off that long before the master died. A playbook run now and then without O(state_path) may
+        so leave a group down (the task fails and says why); O(force) takes the risk.
     type: path
   down_after:
     description: Seconds a master must have been seen down by passes before it is failed over.
