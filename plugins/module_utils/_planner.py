@@ -430,8 +430,7 @@ def _blind_failover(group: ServerGroup, master: str, probes: dict[str, ProbeResu
     lost 500 of 600 acknowledged writes. One slave that lost its link recently dates the master's death."""
     if policy.force or (record is not None and record.seen_alive_at is not None):
         return ""
-    ages = [p.link_down_seconds for p in (probes[s.addr] for s in group.of_type("slave"))
-            if p.alive and p.replicates_from(master) and p.link_down_seconds is not None and p.link_down_seconds >= 0]
+    ages = _link_down_ages(group, master, probes)
     if not ages or min(ages) <= policy.stale_margin:
         return ""
     return ("no pass recorded when it was last seen alive (no state_path, or a state file new to this group), and "
@@ -447,10 +446,15 @@ def _outage(group: ServerGroup, master: str, probes: dict[str, ProbeResult], rec
     would make every slave look fresh when they all lost the link long before the master died."""
     if record is not None and record.seen_alive_at is not None:
         return max(now - record.seen_alive_at, down_for)
-    ages = [p.link_down_seconds for p in (probes[s.addr] for s in group.of_type("slave"))
+    ages = _link_down_ages(group, master, probes)
+    return max(min(ages) if ages else 0.0, down_for)
+
+
+def _link_down_ages(group: ServerGroup, master: str, probes: dict[str, ProbeResult]) -> list[int]:
+    """How long ago each live slave of the master lost its link (Redis's master_link_down_since_seconds)."""
+    return [p.link_down_seconds for p in (probes[s.addr] for s in group.of_type("slave"))
             if p.alive and p.replicates_from(master) and p.link_up is False
             and p.link_down_seconds is not None and p.link_down_seconds >= 0]
-    return max(min(ages) if ages else 0.0, down_for)
 
 
 def half_done_promotion(group: ServerGroup, master: str, probes: dict[str, ProbeResult],
