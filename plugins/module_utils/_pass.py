@@ -46,6 +46,7 @@ from ansible_collections.codis.ha.plugins.module_utils._planner import (
 from ansible_collections.codis.ha.plugins.module_utils._probe import Prober, http_silent, port_refuses, server_identity
 from ansible_collections.codis.ha.plugins.module_utils._report import (
     PassResult,
+    listing_nothing,
     nothing_done,
     report,
     without_working_master,
@@ -279,10 +280,8 @@ class _Pass:
                                   {r.action.group: r.action.server for r in outcome.results
                                    if r.action.action == PROMOTE and r.status == DONE}, look.now)
         problems = problems + _problems(look, outcome)
-        warnings = _warnings(look, self.options)
-        if look.topology.empty_answer and not look.topology.groups:
-            result["msg"] = ("%s %s%s" % (result.get("msg", ""), warnings[-1][0].upper(), warnings[-1][1:])).strip()
-        return PassResult(result, "; ".join(problems) or None, warnings=warnings, history=remembered)
+        return PassResult(result, "; ".join(problems) or None, warnings=_warnings(look, self.options),
+                          history=remembered)
 
 
 def _problems(look: _Look, outcome: Outcome) -> list[str]:
@@ -315,10 +314,7 @@ def _warnings(look: _Look, options: PassOptions) -> list[str]:
                  "the new master" % (d.group, groups[d.group].migrating) for d in look.plan.decisions
                  if d.actions and d.group in groups and groups[d.group].migrating
                  and any(a.action == PROMOTE for a in d.actions)]
-    empty = ["the dashboard lists no server group: %s, which it answers for an empty cluster and for a wrong "
-             "product name or ZooKeeper path in its configuration alike; nothing is watched"
-             % look.topology.empty_answer] if look.topology.empty_answer and not look.topology.groups else []
-    return flapping + migrating + empty
+    return flapping + migrating + list(filter(None, [listing_nothing(look.topology)]))
 
 
 def _agree(coordinator: Coordinator, settings: CoordinatorSettings, topology: Topology, the_plan: Plan,

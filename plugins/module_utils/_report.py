@@ -93,7 +93,8 @@ def report(topology: Topology, probes: dict[str, ProbeResult], the_plan: Plan, o
         "actions": actions,
         "groups": groups,
         "skipped_groups": skipped,
-        "msg": _sentence(groups, outcome),
+        "msg": _sentence(groups, outcome) + (" " + nothing_listed[0].upper() + nothing_listed[1:]
+                                             if (nothing_listed := listing_nothing(topology)) else ""),
         "pass_seconds": round(time.monotonic() - started, 3),
     }
     if diff:
@@ -164,3 +165,11 @@ def _sentence(groups: list[dict[str, Any]], outcome: Outcome) -> str:
                  for g in trouble]
         parts.append("not healthy: " + "; ".join(named))
     return "; ".join(parts) + "."
+
+
+def listing_nothing(topology: Topology) -> str:
+    """What to say when the dashboard lists no group in words that can also mean a mistake of ours, or ""."""
+    if topology.groups or not topology.empty_answer:
+        return ""
+    return ("the dashboard lists no server group: %s, which it answers for an empty cluster and for a wrong "
+            "product name or ZooKeeper path in its configuration alike; nothing is watched" % topology.empty_answer)
