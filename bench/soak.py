@@ -429,20 +429,12 @@ class Soak:
         return (self.hosts.get(master) if master else None,
                 [self.hosts[a] for a in self.members[gid] if a != master])
 
-    def unavoidable(self, gid: int, slaves: list[RedisHost], everything: bool = False) -> set[str]:
-        """Right after the master stopped: the writes acknowledged in the last 10 s that the best slave lacks, or
-        with `everything` every write acknowledged so far (a slave restarted from an old full sync's RDB and
-        still syncing when the master died lacks far more than the last seconds: no tool can give it back)."""
-        items = snapshot(self.acked[gid])
-        if everything:
-            wanted = [key for key, _value in items]
-        else:
-            cutoff = self.now() - 10
-            wanted = []
-            for key, (t, _addr) in reversed(items):
-                if t < cutoff:
-                    break
-                wanted.append(key)
+    def unavoidable(self, gid: int, slaves: list[RedisHost]) -> set[str]:
+        """Right after the master stopped: every write acknowledged so far that the best surviving slave lacks (a
+        slave restarted from an old full sync's RDB and still syncing when the master died lacks far more than the
+        last seconds: no tool can give it back). The slaves keep their data until a full sync from a new or
+        restarted master, which starts no sooner than a pass promotes or Redis's 5 s diskless delay."""
+        wanted = [key for key, _value in snapshot(self.acked[gid])]
         best: Optional[set[str]] = None
         for slave in slaves:
             if slave.frozen or slave.proc is None:
@@ -474,7 +466,6 @@ class Soak:
             return None
         start = self.now()
         master.kill()
-        fault.unavoidable |= self.unavoidable(gid, slaves)
         if restart_after <= 0:
             master.start()
             self.restarted[master.addr].append(master.started_at - self.t0)
@@ -482,9 +473,7 @@ class Soak:
         else:
             self.mark_down(master.addr, start, start + restart_after)
             self.restart_later(master, restart_after)
-        # Then the whole history (seconds: the restart above must not wait for it). The slaves keep their data
-        # until a full sync from a new master, which a pass starts no sooner than it promotes.
-        fault.unavoidable |= self.unavoidable(gid, slaves, everything=True)
+        fault.unavoidable |= self.unavoidable(gid, slaves)  # after the restart: it must not wait for this
         return master.addr
 
     def inject(self, kind: str, gid: int) -> Fault:
@@ -500,7 +489,6 @@ class Soak:
             master.freeze()
             fault.unavoidable |= self.unavoidable(gid, slaves)
             self.mark_down(master.addr, start, start + length)
-            fault.unavoidable |= self.unavoidable(gid, slaves, everything=True)
             self.stop.wait(max(start + length - self.now(), 0.0))
             master.thaw()
         elif kind in ("cut_busy", "cut_idle") and master is not None:
@@ -618,6 +606,12 @@ class Soak:
         return bool(restarts) and not any(restarts[-1] <= since <= at for history in self.listed.values()
                                           for since, listed in history if listed != addr)
 
+    def _sample(self, keys: dict[int, set[str]]) -> list[dict[str, Any]]:
+        """The first 20 of those writes, each with when and by whom it was acknowledged."""
+        rows = ({"key": k, "acked_at": round(self.acked[g][k][0], 2), "by": self.acked[g][k][1]}
+                for g in self.groups for k in keys[g])
+        return sorted(rows, key=lambda r: r["acked_at"])[:20]
+
     def _stale_route(self, gid: int, at: float, addr: str) -> bool:
         """Acknowledged by a server that was not the group's listed master at that moment."""
         listed = [a for since, a in self.listed.get(gid, []) if since <= at]
@@ -705,13 +699,11 @@ class Soak:
             "unavoidable_lost": sum(len(lost[g] & unavoidable[g]) for g in self.groups),
             "lost_to_empty_restart": sum(len(v) for v in to_empty.values()),
             "lost_by_stale_route": sum(len(v) for v in stale.values()),
-            "stale_route_sample": sorted(({"key": k, "acked_at": round(self.acked[g][k][0], 2), "by": self.acked[g][k][1]}
-                                          for g in self.groups for k in stale[g]), key=lambda r: r["acked_at"])[:20],
+            "stale_route_sample": self._sample(stale),
             "lost_beyond_unavoidable": sum(len(v) for v in beyond.values()),
             "unavailable_s": round(no_master, 1), "two_masters_s": round(two, 1),
             "false_failovers": false, "healthy_at_end": healthy,
-            "lost_beyond_sample": sorted(({"key": k, "acked_at": round(self.acked[g][k][0], 2), "by": self.acked[g][k][1]}
-                                          for g in self.groups for k in beyond[g]), key=lambda r: r["acked_at"])[:20],
+            "lost_beyond_sample": self._sample(beyond),
             "restarts": {a: [round(r, 2) for r in rs] for a, rs in self.restarted.items()},
             "listed": {g: [(round(t, 2), a) for t, a in v] for g, v in self.listed.items()},
             "faults": [{"kind": f.kind, "group": f.group, "at": round(f.started, 1),
