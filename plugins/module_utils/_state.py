@@ -19,7 +19,6 @@ from __future__ import annotations
 import errno
 import fcntl
 import json
-import math
 import os
 import stat
 import tempfile
@@ -30,10 +29,11 @@ from typing import Iterable, Optional
 from ansible_collections.codis.ha.plugins.module_utils._planner import GroupDecision
 from ansible_collections.codis.ha.plugins.module_utils._topology import (
     GroupHistory,
-    clip,
     ProbeResult,
     ServerGroup,
+    clip,
     extend_lineage,
+    is_time,
 )
 
 VERSION = 1
@@ -136,8 +136,7 @@ def load_state(path: str, now: Optional[float] = None,
                     % (path, exc, where)], now
     created = data.get("created_at")
     notes = []
-    if not (isinstance(created, (int, float)) and not isinstance(created, bool) and math.isfinite(created)
-            and 0 < created <= now + 60):
+    if not (is_time(created, now) and created > 0):
         if data["groups"]:
             notes.append("created_at=%s is not a time: every time in the file is dropped"
                          % clip(repr(created), 60))

@@ -340,8 +340,7 @@ class GroupHistory:
             elif f.name in ("master_offset", "master_keys"):
                 ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
             else:
-                ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-                      and created_at is not None and created_at <= value <= now + 60)
+                ok = created_at is not None and is_time(value, now, since=created_at)
             if ok:
                 kept[f.name] = value
             else:
@@ -351,6 +350,12 @@ class GroupHistory:
                                                                               kept["seen_alive_at"]))
             del kept["down_since"]
         return cls(**kept), notes
+
+
+def is_time(value: Any, now: float, since: float = 0.0) -> bool:
+    """A wall-clock time a state file may hold: a finite number from `since` to a minute past `now`."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            and since <= value <= now + 60)
 
 
 def clip(text: str, limit: int = 300) -> str:
