@@ -204,6 +204,95 @@ class RedisHost:
         return None
 
 
+# ------------------------------------------------------------------------------------------------ real Codis 2
+DASHBOARD_PORT, PROXY_PORT, PROXY_HTTP_PORT = 18087, 19000, 11000
+
+
+class RealCodis2Side:
+    """`--dashboard codis2`: the real Codis 2 dashboard (`codis-config dashboard`) and a real `codis-proxy` in the
+    driver's namespace, on a ZooKeeper there. The writer writes through the proxy (the slots spread over the groups,
+    each group's keys hash-tagged into its own slots); the runner talks to the dashboard; "dashboard down" kills it
+    with -9 and restarts it with the operator's ZooKeeper step. Answers what the soak asks of the simulator's
+    dashboard (seed_group, masters, set_down, stop); promotions are read from the sampler's record."""
+
+    def __init__(self, workdir: Path, zookeeper: Any) -> None:
+        from simulator.real_codis import CODIS2, Codis2Control, bin_dir
+
+        self.workdir = workdir
+        self.daemons: list[Any] = []
+        self.control = Codis2Control(bin_dir(CODIS2), workdir, "%s.%d" % (SUBNET, CTL), DASHBOARD_PORT, zookeeper,
+                                     "soak", self._daemon)
+        self.dashboard_daemon = self.control.start_dashboard()
+        self.audit: list[Any] = []
+
+    def _daemon(self, name: str, args: list[str]) -> Any:
+        from simulator.real_codis import Daemon
+
+        started = Daemon(name, args, self.workdir)
+        started.start()
+        self.daemons.append(started)
+        return started
+
+    def seed_group(self, gid: int, servers: list[tuple[str, str]]) -> None:
+        self.control.add_group(gid, servers[0][0], [addr for addr, _type in servers[1:]])
+
+    def start_proxy(self, groups: int) -> None:
+        self.control.assign_slots(groups)
+        self.control.start_proxy("proxy_1", PROXY_PORT, PROXY_HTTP_PORT)
+        wait_until(lambda: self._proxy_serves(), 60, "the proxy to serve")
+
+    def proxy_client(self, timeout: float = 0.5) -> Any:
+        import redis
+
+        # No CLIENT SETINFO on connect: a Codis proxy closes the session on any CLIENT command.
+        return redis.Redis(host="%s.%d" % (SUBNET, CTL), port=PROXY_PORT, socket_timeout=timeout,
+                           socket_connect_timeout=timeout, retry=None, protocol=2, decode_responses=True,
+                           lib_name=None, lib_version=None)
+
+    def _proxy_serves(self) -> bool:
+        with contextlib.suppress(Exception), contextlib.closing(self.proxy_client()) as c:
+            return bool(c.set("soak:probe", "1"))
+        return False
+
+    def masters(self) -> Optional[dict[int, list[str]]]:
+        """The groups' masters as the dashboard lists them; None when it does not answer."""
+        from simulator.real_codis import http
+
+        try:
+            status, text = http("GET", self.control.url + "/api/server_groups", timeout=1.0)
+            groups = json.loads(text) if status == 200 else None
+        except (OSError, ValueError):
+            return None
+        if not isinstance(groups, list):
+            return None
+        return {g["id"]: [s["addr"] for s in g.get("servers") or [] if s["type"] == "master"] for g in groups}
+
+    def set_down(self, down: bool) -> None:
+        if down:
+            self.dashboard_daemon.kill()
+            wait_until(lambda: not self.control.answers(), 20, "the dashboard to stop answering")
+        else:
+            self.control.forget_killed_dashboard()
+            self.dashboard_daemon.start()
+            wait_until(self.control.answers, 60, "the dashboard to answer again")
+
+    def stop(self) -> None:
+        for daemon in reversed(self.daemons):
+            daemon.kill()
+
+
+def hash_tags(groups: int) -> dict[int, str]:
+    """Per group, a hash tag whose Codis slot (crc32 of the tag, mod 1024) lies in the slots the group serves."""
+    import zlib
+
+    tags = {}
+    for index in range(groups):
+        first, last = index * 1024 // groups, (index + 1) * 1024 // groups - 1
+        tags[index + 1] = next("g%d-%d" % (index + 1, n) for n in range(100000)
+                               if first <= zlib.crc32(b"g%d-%d" % (index + 1, n)) % 1024 <= last)
+    return tags
+
+
 # ------------------------------------------------------------------------------------------------ the run
 @dataclass
 class Fault:
@@ -216,6 +305,7 @@ class Fault:
     lost: int = 0
     unavailable: float = 0.0
     two_masters: float = 0.0
+    two_masters_after_pass: float = 0.0
     false_failovers: int = 0
 
 
@@ -232,10 +322,8 @@ def snapshot(acked: dict[str, tuple[float, str]]) -> list[tuple[str, tuple[float
 
 class Soak:
     def __init__(self, net: Network, groups: int, seed: int, seconds: float, every: float, workdir: Path,
-                 faults: tuple[str, ...], contender: str = "codis.ha", watchers: int = 1) -> None:
-        from simulator.dashboard2 import Codis2Dashboard
-        from simulator.http_base import RealRedis
-
+                 faults: tuple[str, ...], contender: str = "codis.ha", watchers: int = 1,
+                 dashboard: str = "simulator") -> None:
         self.net = net
         self.contender = contender
         self.watchers = watchers
@@ -246,14 +334,17 @@ class Soak:
         self.faults_allowed = faults
         self.hosts: dict[str, RedisHost] = {}
         self.groups = list(range(1, groups + 1))
-        self.dashboard = Codis2Dashboard(None, host="%s.%d" % (SUBNET, CTL), port=18087,
-                                         redis_side=RealRedis(timeout=2.0))
+        self.real = dashboard == "codis2"
+        self.dashboard: Any = None  # made in start_cluster: the real one needs its ZooKeeper first
+        self.tags = hash_tags(groups)
         # Per group: key -> (when acknowledged, by which server).
         self.acked: dict[int, dict[str, tuple[float, str]]] = defaultdict(dict)
         self.paused: set[int] = set()
         self.stop = threading.Event()
         self.faults: list[Fault] = []
-        self.samples: list[tuple[float, int, bool, bool]] = []  # time, group, writable master, two masters
+        # time, group, writable master, the other servers answering role master beside it (while it is writable)
+        self.samples: list[tuple[float, int, bool, tuple[str, ...]]] = []
+        self.passes: set[tuple[float, float]] = set()  # (started, ended) of every runner's passes, from its metrics
         self.dead_or_frozen: dict[str, list[tuple[float, float]]] = defaultdict(list)
         self.restarted: dict[str, list[float]] = defaultdict(list)
         self.master_since: dict[str, float] = {}
@@ -264,9 +355,41 @@ class Soak:
         self.runners: list[subprocess.Popen[bytes]] = []
         self.zookeeper: Any = None
         self.t0 = time.monotonic()
+        self.wall0 = time.time()  # the runner's metrics are in Unix time: one origin, so one pass reads the same
 
     # -------------------------------------------------------------- set-up
+    def start_dashboard(self) -> None:
+        """The simulator's Codis 2 dashboard in real mode (it sends real SLAVEOF), or the real one and its proxy."""
+        if self.real:
+            self.dashboard = RealCodis2Side(self.workdir, self.start_zookeeper())
+            threading.Thread(target=self._follow_dashboard, daemon=True).start()
+            return
+        from simulator.dashboard2 import Codis2Dashboard
+        from simulator.http_base import RealRedis
+
+        self.dashboard = Codis2Dashboard(None, host="%s.%d" % (SUBNET, CTL), port=DASHBOARD_PORT,
+                                         redis_side=RealRedis(timeout=2.0))
+
+    def start_zookeeper(self) -> Any:
+        if self.zookeeper is None:
+            from simulator.coordinators import ZooKeeperProcess
+
+            self.zookeeper = ZooKeeperProcess("%s.%d" % (SUBNET, CTL), ZOOKEEPER_PORT).start()
+        return self.zookeeper
+
+    def _follow_dashboard(self) -> None:
+        """The real dashboard is asked every 50 ms whom it lists (a question per write would load it); while it
+        does not answer, the last answer stands, as the proxy's routes do."""
+        while not self.stop.is_set():
+            masters = self.dashboard.masters()
+            if masters is not None:
+                for gid in self.groups:
+                    listed = masters.get(gid, [])
+                    self.view[gid] = listed[0] if len(listed) == 1 else None
+            self.stop.wait(0.05)
+
     def start_cluster(self) -> None:
+        self.start_dashboard()
         host = FIRST_REDIS
         for gid in self.groups:
             members = []
@@ -286,6 +409,8 @@ class Soak:
             self.view[gid] = master.addr
             self.master_since[master.addr] = self.now()
             self.listed[gid] = [(self.now(), master.addr)]
+        if self.real:
+            self.dashboard.start_proxy(len(self.groups))
 
     def _linked(self, slave: RedisHost, master: RedisHost) -> bool:
         with contextlib.suppress(Exception), contextlib.closing(slave.client(0.5)) as c:
@@ -299,12 +424,9 @@ class Soak:
         its own, agreeing through ZooKeeper (quorum 2)."""
         coordination: dict[str, Any] = {}
         if self.watchers > 1:
-            from simulator.coordinators import ZooKeeperProcess
-
-            self.zookeeper = ZooKeeperProcess("%s.%d" % (SUBNET, CTL), ZOOKEEPER_PORT).start()
-            coordination = {"coordinator": self.zookeeper.url("/codis-ha"), "quorum": 2}
+            coordination = {"coordinator": self.start_zookeeper().url("/codis-ha"), "quorum": 2}
         for index, host in enumerate(WATCHER_HOSTS[:self.watchers]):
-            wdir = self.workdir / ("runner" if index == 0 else "runner-%d" % (index + 1))
+            wdir = self.runner_dir(index)
             wdir.mkdir(parents=True, exist_ok=True)
             config = wdir / "runner.json"
             args = dict(coordination, dashboard_url=self.dashboard_url, state_path=str(wdir / "state.json"))
@@ -312,7 +434,7 @@ class Soak:
                 args["observer_id"] = "w%d" % (index + 1)
             config.write_text(json.dumps({
                 "module_args": args, "collections_path": str(ROOT / "build" / "collections"), "log": "stdout",
-                "interval": 1.0}))
+                "interval": 1.0, "metrics_path": str(wdir / "metrics.prom")}))
             with open(wdir / "runner.log", "ab") as log:
                 self.runners.append(subprocess.Popen(self.net.run_in(host) + [
                     sys.executable, str(ROOT / "roles" / "codis_ha" / "files" / "codis_ha_runner.py"), str(config),
@@ -321,15 +443,16 @@ class Soak:
 
     @property
     def dashboard_url(self) -> str:
-        return "http://%s.%d:18087" % (SUBNET, CTL)
+        return "http://%s.%d:%d" % (SUBNET, CTL, DASHBOARD_PORT)
 
     def now(self) -> float:
         return time.monotonic() - self.t0
 
     # -------------------------------------------------------------- the writer and the sampler
     def master(self, gid: int) -> Optional[str]:
-        """Where the clients write: the dashboard's master (codis.ha), or Sentinel's (a Sentinel-aware client)."""
-        if self.contender == "sentinel":
+        """Where the clients write: the dashboard's master (codis.ha; through the proxy with the real dashboard), or
+        Sentinel's (a Sentinel-aware client)."""
+        if self.contender == "sentinel" or self.real:
             return self.view.get(gid)
         masters = self.dashboard.masters().get(gid, [])
         return masters[0] if len(masters) == 1 else None
@@ -376,8 +499,8 @@ class Soak:
             self.stop.wait(0.05)
 
     def writer(self, gid: int) -> None:
-        """~200 writes a second to whatever the dashboard lists as the group's master, each acknowledged write
-        recorded."""
+        """~200 writes a second to whatever the dashboard lists as the group's master (with the real dashboard,
+        through the proxy, which routes them there), each acknowledged write recorded with that master."""
         n = 0
         clients: dict[str, Any] = {}
         while not self.stop.is_set():
@@ -388,10 +511,11 @@ class Soak:
             if addr is None:
                 self.stop.wait(0.005)
                 continue
-            client = clients.get(addr)
+            route = "proxy" if self.real else addr
+            client = clients.get(route)
             if client is None:
-                client = clients[addr] = self.hosts[addr].client(0.2)
-            key = "soak:%d:%d" % (gid, n)
+                client = clients[route] = self.dashboard.proxy_client(0.2) if self.real else self.hosts[addr].client(0.2)
+            key = "{%s}:%d" % (self.tags[gid], n)
             try:
                 client.set(key, n)
                 self.acked[gid][key] = (self.now(), addr)
@@ -399,7 +523,7 @@ class Soak:
             except Exception:  # noqa: BLE001 - any failure is an unacknowledged write; the next goes on
                 with contextlib.suppress(Exception):
                     client.close()
-                clients.pop(addr, None)
+                clients.pop(route, None)
             self.stop.wait(0.005)
 
     def sampler(self) -> None:
@@ -417,11 +541,25 @@ class Soak:
                     others = [a for a in self.members[gid] if a != listed
                               and roles.get(a) == "master" and a in self.master_since
                               and self.hosts[a].started_at - self.t0 <= self.master_since[a]]
-                    self.samples.append((started, gid, writable, bool(others) and writable))
+                    self.samples.append((started, gid, writable, tuple(others) if writable else ()))
                     if listed is not None and self.listed[gid][-1][1] != listed:
                         self.listed[gid].append((started, listed))
                         self.master_since[listed] = started
+                self.read_passes()
                 self.stop.wait(max(0.1 - (self.now() - started), 0.0))
+
+    def read_passes(self) -> None:
+        """Each runner's metrics file says when its last pass ended and how long it took: read every sample (a
+        tenth of a second; passes are a second apart), it gives every pass."""
+        for index in range(len(self.runners)):
+            with contextlib.suppress(OSError, ValueError):
+                text = (self.runner_dir(index) / "metrics.prom").read_text()
+                values = dict(line.split() for line in text.splitlines() if line and not line.startswith("#"))
+                ended = float(values["codis_ha_last_pass_timestamp_seconds"]) - self.wall0
+                self.passes.add((ended - float(values["codis_ha_last_pass_duration_seconds"]), ended))
+
+    def runner_dir(self, index: int) -> Path:
+        return self.workdir / ("runner" if index == 0 else "runner-%d" % (index + 1))
 
     # -------------------------------------------------------------- the nemesis
     def group_hosts(self, gid: int) -> tuple[Optional[RedisHost], list[RedisHost]]:
@@ -617,19 +755,44 @@ class Soak:
         listed = [a for since, a in self.listed.get(gid, []) if since <= at]
         return bool(listed) and listed[-1] != addr
 
+    def after_a_pass(self) -> Any:
+        """A test of one sample: has a whole pass run since this other master began answering beside the listed one
+        (a thawed or restarted old master: no tool can demote it before it answers, and a pass that began before
+        may have probed it still frozen)? The episode is the run of samples of the group that name it."""
+        import bisect
+
+        passes = sorted(self.passes)
+        starts = [start for start, _end in passes]
+        first_end = [float("inf")] * (len(passes) + 1)  # the earliest end of a pass starting at or after index i
+        for i in range(len(passes) - 1, -1, -1):
+            first_end[i] = min(passes[i][1], first_end[i + 1])
+        starts_of: dict[tuple[int, str], list[float]] = defaultdict(list)  # each episode's first sample
+        last_seen: dict[tuple[int, str], float] = {}
+        for t, gid, _writable, others in self.samples:
+            for other in others:
+                if last_seen.get((gid, other), -1.0) < t - 0.35:  # a gap of more than a few samples: a new episode
+                    starts_of[(gid, other)].append(t)
+                last_seen[(gid, other)] = t
+
+        def test(t: float, gid: int, other: str) -> bool:
+            began = [b for b in starts_of[(gid, other)] if b <= t]
+            if not began:
+                return False
+            return first_end[bisect.bisect_left(starts, began[-1])] <= t
+        return test
+
     def promotions(self) -> list[tuple[float, int, str, str]]:
-        """(time, group, promoted, previous master) from the dashboard's audit log and the sampler's record of
-        whom the dashboard listed."""
-        if self.contender == "sentinel":
+        """(time, group, promoted, previous master) from the simulator's audit log and the sampler's record of whom
+        the dashboard listed (Sentinel and the real dashboard: from the record alone)."""
+        if self.contender == "sentinel" or self.real:
             return [(t, gid, addr, history[i - 1][1]) for gid, history in self.listed.items()
                     for i, (t, addr) in enumerate(history) if i > 0]
-        wall0 = time.time() - self.now()
         out = []
         for entry in self.dashboard.audit:
             if entry.method != "POST" or not entry.path.endswith("/promote") or entry.status != 200:
                 continue
             body = json.loads(entry.body)
-            gid, promoted, t = int(body.get("group_id", 0)), str(body.get("addr")), entry.time - wall0
+            gid, promoted, t = int(body.get("group_id", 0)), str(body.get("addr")), entry.time - self.wall0
             before = [addr for since, addr in self.listed.get(gid, []) if since <= t and addr != promoted]
             out.append((t, gid, promoted, before[-1] if before else ""))
         return out
@@ -652,17 +815,22 @@ class Soak:
         for f in self.faults:
             per_group_faults[f.group].append(f)
         step = 0.1
-        no_master = two = 0.0
-        for t, gid, writable, two_masters in self.samples:
+        no_master = two = two_after_pass = 0.0
+        after_a_pass = self.after_a_pass()
+        for t, gid, writable, others in self.samples:
             owner = next((f for f in reversed(per_group_faults[gid]) if f.started <= t), None)
             if not writable:
                 no_master += step
                 if owner is not None:
                     owner.unavailable += step
-            if two_masters:
+            if others:
                 two += step
                 if owner is not None:
                     owner.two_masters += step
+                if any(after_a_pass(t, gid, other) for other in others):
+                    two_after_pass += step
+                    if owner is not None:
+                        owner.two_masters_after_pass += step
         false = []
         for t, gid, promoted, old in self.promotions():
             previous = [f for f in per_group_faults[gid] if f.started <= t <= (f.ended or t) + 25]
@@ -684,15 +852,18 @@ class Soak:
         kinds: dict[str, dict[str, float]] = {}
         for f in self.faults:
             row = kinds.setdefault(f.kind, {"count": 0, "lost_beyond": 0, "unavoidable": 0, "unavailable_s": 0.0,
-                                            "two_masters_s": 0.0, "false_failovers": 0})
+                                            "two_masters_s": 0.0, "two_masters_after_pass_s": 0.0,
+                                            "false_failovers": 0})
             row["count"] += 1
             row["lost_beyond"] += f.lost
             row["unavoidable"] += len(f.unavoidable)
             row["unavailable_s"] = round(row["unavailable_s"] + f.unavailable, 1)
             row["two_masters_s"] = round(row["two_masters_s"] + f.two_masters, 1)
+            row["two_masters_after_pass_s"] = round(row["two_masters_after_pass_s"] + f.two_masters_after_pass, 1)
             row["false_failovers"] += f.false_failovers
         return {
             "contender": self.contender, "watchers": self.watchers if self.contender == "codis.ha" else 0,
+            "dashboard": "real Codis 2 and codis-proxy" if self.real else "simulator (real mode)",
             "seconds": round(self.now(), 1), "groups": len(self.groups),
             "acknowledged": sum(len(v) for v in self.acked.values()),
             "lost": sum(len(v) for v in lost.values()),
@@ -702,6 +873,8 @@ class Soak:
             "stale_route_sample": self._sample(stale),
             "lost_beyond_unavoidable": sum(len(v) for v in beyond.values()),
             "unavailable_s": round(no_master, 1), "two_masters_s": round(two, 1),
+            "two_masters_after_pass_s": round(two_after_pass, 1) if self.contender == "codis.ha" else None,
+            "passes": len(self.passes),
             "false_failovers": false, "healthy_at_end": healthy,
             "lost_beyond_sample": self._sample(beyond),
             "restarts": {a: [round(r, 2) for r in rs] for a, rs in self.restarted.items()},
@@ -710,6 +883,7 @@ class Soak:
                         "for": round((f.ended or f.started) - f.started, 1), "note": f.note,
                         "unavoidable": len(f.unavoidable), "lost_beyond": f.lost,
                         "unavailable_s": round(f.unavailable, 1), "two_masters_s": round(f.two_masters, 1),
+                        "two_masters_after_pass_s": round(f.two_masters_after_pass, 1),
                         "false_failovers": f.false_failovers} for f in self.faults],
             "per_kind": kinds,
         }
@@ -729,10 +903,14 @@ def plot(data: dict[str, Any], path: Path) -> None:
 
 def inner(options: argparse.Namespace) -> int:
     """Runs inside the driver's namespace."""
+    import warnings
+
+    # redis-py 8 warns at every client made with lib_name=None (the proxy's, made again after every failed write).
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
     net = Network(options.tag, [])
     workdir = Path(options.workdir)
     soak = Soak(net, options.groups, options.seed, options.seconds, options.every, workdir,
-                tuple(options.faults.split(",")), options.contender, options.watchers)
+                tuple(options.faults.split(",")), options.contender, options.watchers, options.dashboard)
     try:
         data = soak.run()
     finally:
@@ -742,7 +920,8 @@ def inner(options: argparse.Namespace) -> int:
                 if server.proc is not None:
                     server.proc.send_signal(signal.SIGKILL)
                     server.proc.wait(10)
-        soak.dashboard.stop()
+        if soak.dashboard is not None:
+            soak.dashboard.stop()
     data.update(seed=options.seed, every=options.every)
     Path(options.json).write_text(json.dumps(data, indent=2) + "\n")
     return 0
@@ -758,6 +937,9 @@ def main() -> int:
     parser.add_argument("--contender", choices=["codis.ha", "sentinel"], default="codis.ha",
                         help="who fails over: the role's runner, or three Redis Sentinels (quorum 2, "
                              "down-after-milliseconds 1000) followed by a Sentinel-aware writer")
+    parser.add_argument("--dashboard", choices=["simulator", "codis2"], default="simulator",
+                        help="the simulator's Codis 2 dashboard in real mode, clients writing to the master it "
+                             "lists; or the real Codis 2 dashboard and a real codis-proxy in the write path")
     parser.add_argument("--watchers", type=int, choices=[1, 3], default=1,
                         help="codis.ha: one runner, or three agreeing through ZooKeeper (quorum 2)")
     parser.add_argument("--json", default=str(ROOT / "docs" / "bench-results" / "soak.json"))
@@ -770,6 +952,8 @@ def main() -> int:
     unknown = set(options.faults.split(",")) - set(FAULTS)
     if unknown:
         parser.error("unknown faults: %s" % ", ".join(sorted(unknown)))
+    if options.contender == "sentinel" and options.dashboard != "simulator":
+        parser.error("Sentinel's clients ask the sentinels whom to write to: --dashboard codis2 is for codis.ha")
     if options.inner:
         return inner(options)
     if os.geteuid() != 0:
@@ -785,7 +969,7 @@ def main() -> int:
             sys.executable, str(Path(__file__).resolve()), "--inner", "--tag", tag, "--workdir", tmp,
             "--seconds", str(options.seconds), "--seed", str(options.seed), "--groups", str(options.groups),
             "--every", str(options.every), "--faults", options.faults, "--contender", options.contender,
-            "--watchers", str(options.watchers), "--json", str(out)], check=False)
+            "--watchers", str(options.watchers), "--dashboard", options.dashboard, "--json", str(out)], check=False)
         if done.returncode != 0 or not out.exists():
             print("the soak failed (exit %d); runner log: %s" % (done.returncode, (
                 Path(tmp) / "runner" / "runner.log").read_text(errors="replace")[-3000:] if (

@@ -26,7 +26,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import redis
 
@@ -255,45 +255,57 @@ class _Codis2View:
                 for g in self._groups()}
 
 
-class RealCodis2(_RealCodis):
-    """Codis release2.0: `codis-config dashboard` on ZooKeeper, Debian's redis-server, `codis-proxy`."""
-    release = CODIS2
+class Codis2Control:
+    """The Codis 2 dashboard (`codis-config dashboard`) and its proxies on one address, on a ZooKeeper: what the
+    loopback cluster below and the soak's namespaces (bench/soak.py) both run. `daemon` starts a process and keeps
+    it for the clean-up."""
 
-    def _config(self, name: str, **extra: str) -> Path:
-        lines = {"coordinator": "zookeeper", "zk": "127.0.0.1:%d" % self.zookeeper.port, "product": self.product,
-                 "dashboard_addr": "127.0.0.1:%d" % self.dashboard_port, "password": "",
-                 "zk_session_timeout": "30000"}
+    def __init__(self, bin_path: Path, workdir: Path, host: str, dashboard_port: int, zookeeper: ZooKeeperProcess,
+                 product: str, daemon: Callable[[str, list[str]], Daemon]) -> None:
+        self.bin = bin_path
+        self.workdir = workdir
+        self.host = host
+        self.dashboard_port = dashboard_port
+        self.zookeeper = zookeeper
+        self.product = product
+        self.daemon = daemon
+
+    @property
+    def url(self) -> str:
+        return "http://%s:%d" % (self.host, self.dashboard_port)
+
+    def config(self, name: str, **extra: str) -> Path:
+        lines = {"coordinator": "zookeeper", "zk": "%s:%d" % (self.zookeeper.host, self.zookeeper.port),
+                 "product": self.product, "dashboard_addr": "%s:%d" % (self.host, self.dashboard_port),
+                 "password": "", "zk_session_timeout": "30000"}
         lines.update(extra)
-        path = Path(self.workdir) / name
+        path = self.workdir / name
         path.write_text("".join("%s=%s\n" % item for item in lines.items()))
         return path
 
-    def start_dashboard(self) -> None:
-        self.zookeeper = ZooKeeperProcess().start()
-        self.dashboard = _Codis2View(self.dashboard_url)
-        config = self._config("config.ini")
-        self.dashboard_daemon = self.daemon("dashboard", [
-            str(self.bin / "codis-config"), "-c", str(config), "-L", str(Path(self.workdir) / "dashboard.log"),
-            "dashboard", "--addr=127.0.0.1:%d" % self.dashboard_port,
-            "--http-log=%s" % (Path(self.workdir) / "request.log")])
-        wait_until(lambda: self._answers("/api/overview"), 60, "the Codis 2 dashboard to answer\n" + self.logs())
+    def start_dashboard(self) -> Daemon:
+        """Started and answering, with its slots initialised."""
+        config = self.config("config.ini")
+        started = self.daemon("dashboard", [
+            str(self.bin / "codis-config"), "-c", str(config), "-L", str(self.workdir / "dashboard.log"),
+            "dashboard", "--addr=%s:%d" % (self.host, self.dashboard_port),
+            "--http-log=%s" % (self.workdir / "request.log")])
+        wait_until(self.answers, 60, "the Codis 2 dashboard to answer\n" + started.tail())
         self.api("POST", "/api/slots/init")
+        return started
 
-    def _answers(self, path: str) -> bool:
+    def answers(self) -> bool:
         try:
-            return http("GET", self.dashboard_url + path, timeout=1)[0] == 200
+            return http("GET", self.url + "/api/overview", timeout=1)[0] == 200
         except OSError:
             return False
 
-    def dashboard_answers(self) -> bool:
-        return self._answers("/api/overview")
-
-    def restart_dashboard(self) -> None:
-        # A dashboard killed with -9 leaves its ZooKeeper node until its session expires; the next one refuses to
-        # start over it. Removing it is the operator's step the Codis 2 documentation gives.
+    def forget_killed_dashboard(self) -> None:
+        """A dashboard killed with -9 leaves its ZooKeeper node until its session expires; the next one refuses to
+        start over it. Removing it is the operator's step the Codis 2 documentation gives."""
         from kazoo.client import KazooClient
         from kazoo.exceptions import NoNodeError
-        zk = KazooClient("127.0.0.1:%d" % self.zookeeper.port)
+        zk = KazooClient("%s:%d" % (self.zookeeper.host, self.zookeeper.port))
         zk.start(timeout=10)
         try:
             zk.delete("/zk/codis/db_%s/dashboard" % self.product)
@@ -302,41 +314,74 @@ class RealCodis2(_RealCodis):
         finally:
             zk.stop()
             zk.close()
-        super().restart_dashboard()
 
     def api(self, method: str, path: str, body: Any = None, timeout: float = 40.0) -> Any:
-        status, text = http(method, self.dashboard_url + path, body, timeout)
+        status, text = http(method, self.url + path, body, timeout)
         if status != 200:
             raise RuntimeError("%s %s: HTTP %d %s" % (method, path, status, text[:300]))
         return json.loads(text) if text.strip() else None
 
-    def add_group(self, gid: int, slaves: int) -> list[str]:
-        master = self.new_server()
-        replicas = [self.new_server() for _index in range(slaves)]
+    def add_group(self, gid: int, master: str, replicas: list[str]) -> None:
+        """The group, its master, then its slaves (the dashboard sends each SLAVEOF)."""
         self.api("PUT", "/api/server_groups", {"id": gid, "product_name": self.product})
         add = "/api/server_group/%d/addServer" % gid
-        self.api("PUT", add, {"type": "master", "group_id": gid, "addr": master.addr})
-        for replica in replicas:  # the dashboard sends SLAVEOF
-            self.api("PUT", add, {"type": "slave", "group_id": gid, "addr": replica.addr})
+        self.api("PUT", add, {"type": "master", "group_id": gid, "addr": master})
         for replica in replicas:
-            self.wait_linked(replica.addr, master.addr)
-        return [master.addr] + [r.addr for r in replicas]
+            self.api("PUT", add, {"type": "slave", "group_id": gid, "addr": replica})
 
     def assign_slots(self, groups: int) -> None:
         for index in range(groups):
             first, last = index * SLOTS // groups, (index + 1) * SLOTS // groups - 1
             self.api("POST", "/api/slot", {"from": first, "to": last, "new_group": index + 1, "status": "online"})
 
+    def start_proxy(self, name: str, port: int, http_port: int) -> Daemon:
+        """Started, registered and put online; the caller waits for it to serve."""
+        config = self.config("%s.ini" % name, proxy_id=name)
+        started = self.daemon(name, [str(self.bin / "codis-proxy"), "-c", str(config), "-L",
+                                     str(self.workdir / ("%s.log" % name)), "--cpu=1",
+                                     "--addr=%s:%d" % (self.host, port), "--http-addr=%s:%d" % (self.host, http_port)])
+        wait_until(lambda: any(p.get("id") == name for p in self.api("GET", "/api/proxy/list") or []), 60,
+                   "%s to register\n%s" % (name, started.tail()))
+        self.api("POST", "/api/proxy", {"id": name, "state": "online"})
+        return started
+
+
+class RealCodis2(_RealCodis):
+    """Codis release2.0: `codis-config dashboard` on ZooKeeper, Debian's redis-server, `codis-proxy`."""
+    release = CODIS2
+
+    def start_dashboard(self) -> None:
+        self.zookeeper = ZooKeeperProcess().start()
+        self.dashboard = _Codis2View(self.dashboard_url)
+        self.control = Codis2Control(self.bin, Path(self.workdir), "127.0.0.1", self.dashboard_port, self.zookeeper,
+                                     self.product, self.daemon)
+        self.dashboard_daemon = self.control.start_dashboard()
+
+    def dashboard_answers(self) -> bool:
+        return self.control.answers()
+
+    def restart_dashboard(self) -> None:
+        self.control.forget_killed_dashboard()
+        super().restart_dashboard()
+
+    def api(self, method: str, path: str, body: Any = None, timeout: float = 40.0) -> Any:
+        return self.control.api(method, path, body, timeout)
+
+    def add_group(self, gid: int, slaves: int) -> list[str]:
+        master = self.new_server()
+        replicas = [self.new_server() for _index in range(slaves)]
+        self.control.add_group(gid, master.addr, [r.addr for r in replicas])
+        for replica in replicas:
+            self.wait_linked(replica.addr, master.addr)
+        return [master.addr] + [r.addr for r in replicas]
+
+    def assign_slots(self, groups: int) -> None:
+        self.control.assign_slots(groups)
+
     def add_proxy(self) -> dict[str, Any]:
         name = "proxy_%d" % (len(self.proxies) + 1)
         port, http_port = free_port(), free_port()
-        config = self._config("%s.ini" % name, proxy_id=name)
-        daemon = self.daemon(name, [str(self.bin / "codis-proxy"), "-c", str(config), "-L",
-                                    str(Path(self.workdir) / ("%s.log" % name)), "--cpu=1",
-                                    "--addr=127.0.0.1:%d" % port, "--http-addr=127.0.0.1:%d" % http_port])
-        wait_until(lambda: any(p.get("id") == name for p in self.api("GET", "/api/proxy/list") or []), 60,
-                   "%s to register\n%s" % (name, self.logs()))
-        self.api("POST", "/api/proxy", {"id": name, "state": "online"})
+        daemon = self.control.start_proxy(name, port, http_port)
         proxy = {"name": name, "port": port, "http_port": http_port, "daemon": daemon}
         self.proxies.append(proxy)
         wait_until(lambda: self.proxy_serves(len(self.proxies) - 1), 60, "%s to serve\n%s" % (name, self.logs()))
