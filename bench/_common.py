@@ -16,7 +16,6 @@ from typing import Any, Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
 COLLECTIONS = ROOT / "build" / "collections"
-RUNNER = ROOT / "roles" / "codis_ha" / "files" / "codis_ha_runner.py"
 MODULE = "ansible_collections.codis.ha.plugins.modules.codis_ha"
 
 if str(ROOT) not in sys.path:
@@ -43,7 +42,8 @@ def module_env() -> dict[str, str]:
 
 
 def direct_pass(args: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """One pass as the role's runner runs it (`python -m <module>`, arguments on stdin): result and usage."""
+    """One pass of the module file in a new interpreter, as Ansible runs a module (`python -m <module>`,
+    arguments on stdin): result and usage."""
     usage = measured([sys.executable, "-m", MODULE], json.dumps(
         {"ANSIBLE_MODULE_ARGS": dict(args, _ansible_no_log=True)}).encode(), module_env())
     return parse_result(usage["stdout"], usage["stderr"]), usage

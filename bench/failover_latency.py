@@ -12,7 +12,7 @@ Failures:
 - cutoff: the master is alive, but one observer is cut off from it (iptables drops that observer's packets to
   the master's port). The right answer is no failover: the rows count false failovers within the window.
 
-Contenders (margins swept): codis.ha's runner (`codis_ha_runner.py`, interval 1 s, state file on) with
+Contenders (margins swept): codis.ha's runner (`python -m codis_ha_runner`, interval 1 s, state file on) with
 `down_after` 0 and 1 s; three codis.ha watchers with quorum 2 through a real ZooKeeper; one Sentinel with quorum 1
 at `down-after-milliseconds` 200 and 1000; three Sentinels with quorum 2 at 1000.
 

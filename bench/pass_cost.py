@@ -19,13 +19,17 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import importlib.util
-
 import yaml
 
-from _common import COLLECTIONS, ROOT, RUNNER, direct_pass, ensure_collection_path, measured, module_env, write_json
+from _common import COLLECTIONS, ROOT, direct_pass, ensure_collection_path, measured, module_env, write_json
 
 from simulator import Cluster
+from simulator.watchers import RUNNER_HOME, runner_command, runner_env
+
+if str(RUNNER_HOME) not in sys.path:
+    sys.path.insert(0, str(RUNNER_HOME))
+from codis_ha_runner.config import RunnerConfig  # noqa: E402  (the role's runner package, from the checkout)
+from codis_ha_runner.worker import Passes  # noqa: E402
 
 TARGET_CPU_S = 0.060
 TARGET_RSS_MB = 60.0
@@ -41,7 +45,7 @@ def default_path(args: dict[str, Any], period: float, interval: float, workdir: 
     with open(config, "w", encoding="utf-8") as out:
         json.dump({"module_args": args, "collections_path": str(COLLECTIONS), "interval": interval, "log": "stdout"},
                   out)
-    usage = measured([sys.executable, str(RUNNER), config, "--loop-seconds", str(period)])
+    usage = measured(runner_command(Path(config), "--loop-seconds", str(period)), env=runner_env())
     assert usage["rc"] == 0, usage["stdout"][-2000:] + usage["stderr"][-2000:]
     passes = math.ceil(period / interval)
     return {"cpu_per_pass_s": usage["cpu"] / passes, "cpu_total_s": usage["cpu"], "passes": passes,
@@ -59,19 +63,17 @@ def run(repeat: int = 20, ansible_repeat: int = 5, period: float = ROLE_PERIOD_S
             result, usage = direct_pass(args)
             assert not result.get("failed") and not result["changed"], result.get("msg")
             direct.append(usage)
-        spec = importlib.util.spec_from_file_location("codis_ha_runner", RUNNER)
-        assert spec is not None and spec.loader is not None
-        runner = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(runner)
-
         def runner_passes(passes_per_worker: int) -> list[dict[str, Any]]:
-            config = {"module_args": args, "collections_path": str(COLLECTIONS), "passes_per_worker": passes_per_worker}
+            passes = Passes(RunnerConfig(module_args=args, collections_path=str(COLLECTIONS),
+                                         passes_per_worker=passes_per_worker))
             rows = []
-            for _run in range(repeat + 1):
-                result, seconds = runner.run_module(config)
-                assert not result.get("failed") and not result["changed"], result.get("msg")
-                rows.append(dict(runner.LAST_USAGE, wall=seconds))
-            runner.stop_worker()
+            try:
+                for _run in range(repeat + 1):
+                    result, seconds = passes.run()
+                    assert not result.get("failed") and not result["changed"], result.get("msg")
+                    rows.append(dict(passes.last_usage, wall=seconds))
+            finally:
+                passes.stop()
             return rows[1:]  # the first pass also paid for the runner's one-time imports and its worker's start
 
         forked = runner_passes(repeat + 1)

@@ -61,6 +61,7 @@ if str(ROOT) not in sys.path:
 
 from bench._common import ensure_collection_path, plot_to, write_json  # noqa: E402
 from simulator.waiting import wait_until  # noqa: E402
+from simulator.watchers import runner_command, runner_env  # noqa: E402
 
 SUBNET = "10.77.0"
 CTL, WATCHER = 2, 3  # host numbers of the driver's and the (first) runner's namespaces
@@ -436,10 +437,9 @@ class Soak:
                 "module_args": args, "collections_path": str(ROOT / "build" / "collections"), "log": "stdout",
                 "interval": 1.0, "metrics_path": str(wdir / "metrics.prom")}))
             with open(wdir / "runner.log", "ab") as log:
-                self.runners.append(subprocess.Popen(self.net.run_in(host) + [
-                    sys.executable, str(ROOT / "roles" / "codis_ha" / "files" / "codis_ha_runner.py"), str(config),
-                    "--loop-seconds", str(self.seconds + 600)], stdout=log, stderr=subprocess.STDOUT,
-                    start_new_session=True))
+                self.runners.append(subprocess.Popen(
+                    self.net.run_in(host) + runner_command(config, "--loop-seconds", str(self.seconds + 600)),
+                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=runner_env()))
 
     @property
     def dashboard_url(self) -> str:

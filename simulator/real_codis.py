@@ -255,20 +255,18 @@ class _Codis2View:
                 for g in self._groups()}
 
 
+@dataclass
 class Codis2Control:
     """The Codis 2 dashboard (`codis-config dashboard`) and its proxies on one address, on a ZooKeeper: what the
     loopback cluster below and the soak's namespaces (bench/soak.py) both run. `daemon` starts a process and keeps
     it for the clean-up."""
-
-    def __init__(self, bin_path: Path, workdir: Path, host: str, dashboard_port: int, zookeeper: ZooKeeperProcess,
-                 product: str, daemon: Callable[[str, list[str]], Daemon]) -> None:
-        self.bin = bin_path
-        self.workdir = workdir
-        self.host = host
-        self.dashboard_port = dashboard_port
-        self.zookeeper = zookeeper
-        self.product = product
-        self.daemon = daemon
+    bin: Path
+    workdir: Path
+    host: str
+    dashboard_port: int
+    zookeeper: ZooKeeperProcess
+    product: str
+    daemon: Callable[[str, list[str]], Daemon]
 
     @property
     def url(self) -> str:

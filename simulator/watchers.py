@@ -1,4 +1,4 @@
-"""Watchers as separate processes: the role's runner (`codis_ha_runner.py --loop-seconds`), each with its own
+"""Watchers as separate processes: the role's runner (`python -m codis_ha_runner --loop-seconds`), each with its own
 config, state file, log and group id (so that iptables can cut one off). Shared by the end-to-end tests and the
 benchmarks."""
 from __future__ import annotations
@@ -15,8 +15,17 @@ from typing import Any, Optional
 from .netfaults import group_id
 
 ROOT = Path(__file__).resolve().parents[1]
-RUNNER = ROOT / "roles" / "codis_ha" / "files" / "codis_ha_runner.py"
+RUNNER_HOME = ROOT / "roles" / "codis_ha" / "files"  # holds the runner's package, codis_ha_runner/
 COLLECTIONS = ROOT / "build" / "collections"
+
+
+def runner_command(config: Path, *args: str) -> list[str]:
+    """The role's runner as the role starts it: `python -m codis_ha_runner CONFIG ...`, with runner_env()."""
+    return [sys.executable, "-m", "codis_ha_runner", str(config)] + list(args)
+
+
+def runner_env() -> dict[str, str]:
+    return dict(os.environ, PYTHONPATH=str(RUNNER_HOME))
 
 
 class Watcher:
@@ -35,9 +44,9 @@ class Watcher:
 
     def start(self, seconds: float = 600) -> "Watcher":
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, str(RUNNER), str(self.config), "--loop-seconds",
-                                          str(seconds)], stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True, group=self.gid, extra_groups=[], cwd=str(self.dir))
+            self.proc = subprocess.Popen(runner_command(self.config, "--loop-seconds", str(seconds)), stdout=log,
+                                         stderr=subprocess.STDOUT, start_new_session=True, group=self.gid,
+                                         extra_groups=[], cwd=str(self.dir), env=runner_env())
         return self
 
     def kill(self) -> None:

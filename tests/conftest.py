@@ -1,4 +1,5 @@
-"""Make the repository importable as ansible_collections.codis.ha and share the test helpers."""
+"""Make the repository importable as ansible_collections.codis.ha (and the role's runner as codis_ha_runner) and
+share the test helpers."""
 from __future__ import annotations
 
 import os
@@ -7,6 +8,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COLLECTIONS = os.path.join(ROOT, "build", "collections")
 LINK = os.path.join(COLLECTIONS, "ansible_collections", "codis", "ha")
+RUNNER_HOME = os.path.join(ROOT, "roles", "codis_ha", "files")  # holds the runner's package, codis_ha_runner/
 
 if not os.path.exists(LINK):
     os.makedirs(os.path.dirname(LINK), exist_ok=True)
@@ -14,7 +16,7 @@ if not os.path.exists(LINK):
         os.symlink(ROOT, LINK)
     except FileExistsError:
         pass
-for path in (COLLECTIONS, ROOT):
+for path in (RUNNER_HOME, COLLECTIONS, ROOT):
     if path not in sys.path:
         sys.path.insert(0, path)
 

@@ -20,7 +20,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Any, Callable, Optional, TypeVar, Union
 
 from ansible_collections.codis.ha.plugins.module_utils._dashboard import DashboardClient, DashboardError, LockConflict
 from ansible_collections.codis.ha.plugins.module_utils._deadline import NO_DEADLINE, Deadline
@@ -32,22 +32,35 @@ from ansible_collections.codis.ha.plugins.module_utils._planner import (
     Plan,
 )
 from ansible_collections.codis.ha.plugins.module_utils._probe import Prober
-from ansible_collections.codis.ha.plugins.module_utils._topology import ProbeResult, Server, Topology, same_server
+from ansible_collections.codis.ha.plugins.module_utils._topology import (
+    ProbeResult,
+    Server,
+    Topology,
+    Word,
+    same_server,
+)
 
-PLANNED = "planned"
-DONE = "done"
-FAILED = "failed"
+
+class Status(Word):
+    """What became of one action."""
+    PLANNED = "planned"
+    DONE = "done"
+    FAILED = "failed"
+
+
+PLANNED, DONE, FAILED = Status.PLANNED, Status.DONE, Status.FAILED
+T = TypeVar("T")
 
 
 @dataclass
 class ActionResult:
     action: Action
-    status: str
+    status: Status
     detail: str = ""
 
     def as_dict(self) -> dict[str, object]:
         out = self.action.as_dict()
-        out.update(status=self.status, detail=self.detail)
+        out.update(status=str(self.status), detail=self.detail)
         return out
 
 
@@ -136,12 +149,16 @@ class Executor:
                 return outcome
         return outcome
 
-    # ------------------------------------------------------------------ promote
-    def _promote(self, action: Action) -> ActionResult:
+    # ------------------------------------------------------------------ the sequence every action shares
+    def _apply(self, action: Action, change: Callable[[], Any], read: Callable[[], T], what: str,
+               read_what: str) -> Union[ActionResult, tuple[T, str]]:
+        """Sends one change, then reads back what the dashboard stores: a failed result, or (what was read, the
+        dashboard's error answer or ""). An error answer is kept, not trusted: a dashboard may apply a
+        change and still answer an error (a timeout, a proxy that did not acknowledge), so the outcome is read."""
         answer = ""
         try:
             with self._mutating:
-                self.dashboard.promote(action.group, Server(action.server, "slave"))
+                change()
         except LockConflict as exc:
             # The lock was never taken: nothing was changed, and there is nothing to wait for.
             return ActionResult(action, FAILED, "not applied, the dashboard's lock is held by another client "
@@ -149,10 +166,18 @@ class Executor:
         except DashboardError as exc:
             answer = str(exc)
         try:
-            group = self.dashboard.group(action.group)
+            return read(), answer
         except DashboardError as exc:
-            return ActionResult(action, FAILED, "%s; and the group could not be re-read to learn the "
-                                "outcome: %s" % (answer or "promote answered OK", exc))
+            return ActionResult(action, FAILED, "%s; and %s could not be re-read to learn the outcome: %s" % (
+                answer or "%s answered OK" % what, read_what, exc))
+
+    # ------------------------------------------------------------------ promote
+    def _promote(self, action: Action) -> ActionResult:
+        applied = self._apply(action, lambda: self.dashboard.promote(action.group, Server(action.server, "slave")),
+                              lambda: self.dashboard.group(action.group), "promote", "the group")
+        if isinstance(applied, ActionResult):
+            return applied
+        group, answer = applied
         masters = [s.addr for s in group.of_type("master")]
         if masters != [action.server]:
             return ActionResult(action, FAILED, "%sthe dashboard now lists master(s) %s" % (
@@ -182,17 +207,11 @@ class Executor:
 
     # ------------------------------------------------------------------ a dead proxy
     def _remove_proxy(self, action: Action) -> ActionResult:
-        answer = ""
-        try:
-            with self._mutating:
-                self.dashboard.remove_proxy(action.proxy or "")
-        except DashboardError as exc:
-            answer = str(exc)
-        try:
-            listed = [p.token for p in self.dashboard.topology().proxies]
-        except DashboardError as exc:
-            return ActionResult(action, FAILED, "%s; and the proxies could not be re-read: %s" % (
-                answer or "remove answered OK", exc))
+        applied = self._apply(action, lambda: self.dashboard.remove_proxy(action.proxy or ""),
+                              lambda: [p.token for p in self.dashboard.topology().proxies], "remove", "the proxies")
+        if isinstance(applied, ActionResult):
+            return applied
+        listed, answer = applied
         if action.proxy in listed:
             return ActionResult(action, FAILED, "%sthe dashboard still lists proxy %s" % (
                 answer + "; " if answer else "", action.proxy))
@@ -203,20 +222,11 @@ class Executor:
     def _add_slave(self, action: Action) -> ActionResult:
         if same_server(action.server, action.master):
             return ActionResult(action, FAILED, "refused: would demote the group's own master")
-        answer = ""
-        try:
-            with self._mutating:
-                self.dashboard.add_server(action.group, action.server, "slave")
-        except LockConflict as exc:
-            return ActionResult(action, FAILED, "not applied, the dashboard's lock is held by another client "
-                                "(%s); left for the next pass" % exc)
-        except DashboardError as exc:
-            answer = str(exc)
-        try:
-            group = self.dashboard.group(action.group)
-        except DashboardError as exc:
-            return ActionResult(action, FAILED, "%s; and the group could not be re-read: %s" % (
-                answer or "addServer answered OK", exc))
+        applied = self._apply(action, lambda: self.dashboard.add_server(action.group, action.server, "slave"),
+                              lambda: self.dashboard.group(action.group), "addServer", "the group")
+        if isinstance(applied, ActionResult):
+            return applied
+        group, answer = applied
         stored = group.snapshot().get(action.server)
         if stored != "slave":
             return ActionResult(action, FAILED, "%sthe dashboard stores %s as %s" % (

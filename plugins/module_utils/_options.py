@@ -24,6 +24,10 @@ from ansible_collections.codis.ha.plugins.module_utils._probe import ProbeSettin
 from ansible_collections.codis.ha.plugins.module_utils._state import not_regular
 
 
+# Options that are given together or not at all (AnsibleModule and the runner's validator both take it).
+REQUIRED_TOGETHER = [["redis_tls_cert_path", "redis_tls_key_path"]]
+
+
 def argument_spec() -> dict[str, Any]:
     """Ansible's spec of every option; each default is read from the dataclass that holds the parsed option."""
     options, policy = PassOptions(dashboard_url=""), Policy()

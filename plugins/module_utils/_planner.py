@@ -22,21 +22,34 @@ from ansible_collections.codis.ha.plugins.module_utils._topology import (
     Server,
     ServerGroup,
     Topology,
+    Word,
     same_server,
 )
 
-PROMOTE = "promote"
-REPOINT = "repoint"
-READD = "readd"
-REMOVE_PROXY = "remove_proxy"
 
-HEALTHY = "healthy"
-DEGRADED = "degraded"
-REPAIR = "repair"
-FAILOVER = "failover"
-NO_CANDIDATE = "no_candidate"
-SKIPPED = "skipped"
-REFUSED = "refused"
+class ActionKind(Word):
+    """What the executor does to one server (or proxy) through the dashboard."""
+    PROMOTE = "promote"
+    REPOINT = "repoint"
+    READD = "readd"
+    REMOVE_PROXY = "remove_proxy"
+
+
+class Verdict(Word):
+    """What the planner decided for one group."""
+    HEALTHY = "healthy"
+    DEGRADED = "degraded"
+    REPAIR = "repair"
+    FAILOVER = "failover"
+    NO_CANDIDATE = "no_candidate"
+    SKIPPED = "skipped"
+    REFUSED = "refused"
+
+
+PROMOTE, REPOINT, READD, REMOVE_PROXY = (ActionKind.PROMOTE, ActionKind.REPOINT, ActionKind.READD,
+                                         ActionKind.REMOVE_PROXY)
+HEALTHY, DEGRADED, REPAIR, FAILOVER = Verdict.HEALTHY, Verdict.DEGRADED, Verdict.REPAIR, Verdict.FAILOVER
+NO_CANDIDATE, SKIPPED, REFUSED = Verdict.NO_CANDIDATE, Verdict.SKIPPED, Verdict.REFUSED
 
 
 # A slave whose link is up and heard from the master this recently is a witness that the master is alive, when
@@ -61,7 +74,7 @@ class Policy:
 @dataclass(frozen=True)
 class Action:
     group: int
-    action: str
+    action: ActionKind
     server: str
     previous_master: Optional[str]
     master: str  # the master of the group once this action is done
@@ -69,14 +82,14 @@ class Action:
     proxy: Optional[str] = None  # the proxy's token, for remove_proxy
 
     def as_dict(self) -> dict[str, object]:
-        return {"group": self.group, "action": self.action, "server": self.server,
+        return {"group": self.group, "action": str(self.action), "server": self.server,
                 "previous_master": self.previous_master, "reason": self.reason}
 
 
 @dataclass(frozen=True)
 class GroupDecision:
     group: int
-    decision: str
+    decision: Verdict
     reason: str
     master: Optional[str] = None
     actions: tuple[Action, ...] = ()
@@ -106,7 +119,7 @@ class Plan:
     def skipped(self) -> list[GroupDecision]:
         return [d for d in self.decisions if d.decision in (SKIPPED, REFUSED)]
 
-    def withheld(self, decision: str, reason: str, deferred_to: Optional[str] = None) -> "Plan":
+    def withheld(self, decision: Verdict, reason: str, deferred_to: Optional[str] = None) -> "Plan":
         """The same plan with every change held back: each decision that had actions becomes `decision`, without
         them, its reason prefixed with why."""
         return replace(self, decisions=tuple(held_back(d, reason, decision, deferred_to) if d.actions else d

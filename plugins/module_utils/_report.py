@@ -81,7 +81,7 @@ def report(topology: Topology, probes: dict[str, ProbeResult], the_plan: Plan, o
         groups.append({
             "id": group.id,
             "master": decision.master,
-            "decision": decision.decision,
+            "decision": str(decision.decision),
             "reason": decision.reason,
             "servers": [_server_report(s.addr, s.type, probes.get(s.addr)) for s in group.servers],
         })
@@ -136,7 +136,7 @@ def _server_report(addr: str, server_type: str, seen: Optional[ProbeResult]) -> 
     if seen is None:
         out.update(alive=None, status="not probed")
         return out
-    out.update(alive=seen.alive, status=seen.status, role=seen.role, offset=seen.offset,
+    out.update(alive=seen.alive, status=str(seen.status), role=seen.role, offset=seen.offset,
                master=seen.master_addr, link_up=seen.link_up, priority=seen.priority, error=seen.error)
     return out
 

@@ -155,17 +155,25 @@ def load_state(path: str, now: Optional[float] = None,
 
 def save_state(path: str, history: dict[int, GroupHistory], created_at: Optional[float] = None) -> None:
     """Written atomically; `created_at` is the file's creation time as load_state read it (None: now)."""
-    directory = os.path.dirname(os.path.abspath(path))
     payload = json.dumps({"version": VERSION, "created_at": time.time() if created_at is None else created_at,
                           "groups": {str(g): asdict(h) for g, h in sorted(history.items())}},
                          indent=2, sort_keys=True)
-    fd, tmp = tempfile.mkstemp(prefix=".codis-ha-state-", dir=directory)
+    write_atomically(path, payload, 0o600)
+
+
+def write_atomically(path: str, text: str, mode: int, durable: bool = True) -> None:
+    """A reader (the next pass, node_exporter) sees the old file or the new one, never half of one. `durable`:
+    flushed to disk with its directory entry before this returns, so a crash or power cut right after keeps it
+    (a file rewritten every pass, such as a metrics gauge, may skip that)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".codis-ha.", dir=directory)
     try:
-        os.fchmod(fd, 0o600)
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(payload)
+            f.write(text)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -173,11 +181,12 @@ def save_state(path: str, history: dict[int, GroupHistory], created_at: Optional
         except OSError:
             pass
         raise
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    if durable:
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
 
 
 def next_history(history: dict[int, GroupHistory], groups: Iterable[ServerGroup], probes: dict[str, ProbeResult],

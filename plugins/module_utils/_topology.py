@@ -13,14 +13,32 @@ import functools
 import ipaddress
 import math
 from dataclasses import dataclass, fields, replace
+from enum import Enum
 from typing import Any, Callable, Optional
 
 KNOWN_TYPES = ("master", "slave", "offline")
 
-ALIVE = "alive"
-DOWN = "down"
-AUTH_ERROR = "auth_error"
-ERROR = "error"
+
+class Word(str, Enum):
+    """A word of the module's vocabulary (a decision, an action, a status): it compares equal to its text, and
+    prints and serialises as that text, so results and log lines read the same as plain strings did."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+
+class ServerStatus(Word):
+    """What a probe of one server found."""
+    ALIVE = "alive"
+    DOWN = "down"
+    AUTH_ERROR = "auth_error"
+    ERROR = "error"
+
+
+ALIVE, DOWN, AUTH_ERROR, ERROR = ServerStatus.ALIVE, ServerStatus.DOWN, ServerStatus.AUTH_ERROR, ServerStatus.ERROR
 
 
 def parse_addr(addr: Any) -> tuple[str, int]:
@@ -217,7 +235,7 @@ class Topology:
 class ProbeResult:
     """What one Redis server said about itself (or why it said nothing) after up to N attempts."""
     addr: str
-    status: str
+    status: ServerStatus
     error: str = ""
     attempts: int = 1
     role: Optional[str] = None

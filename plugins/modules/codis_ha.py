@@ -375,42 +375,20 @@ pass_seconds:
   sample: 0.042
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.codis.ha.plugins.module_utils._coordinator import CoordinatorSettings, missing_library
-from ansible_collections.codis.ha.plugins.module_utils._http import HAS_REQUESTS, REQUESTS_IMPORT_ERROR, url_password
-from ansible_collections.codis.ha.plugins.module_utils._options import argument_spec, parameter_problems
-from ansible_collections.codis.ha.plugins.module_utils._pass import run_pass
-from ansible_collections.codis.ha.plugins.module_utils._probe import HAS_REDIS, REDIS_IMPORT_ERROR
+from ansible_collections.codis.ha.plugins.module_utils._front import INTERNAL_ERROR, checked_pass, secrets_of
+from ansible_collections.codis.ha.plugins.module_utils._options import REQUIRED_TOGETHER, argument_spec
 
-# A pass that ends on an exception of its own says so in one sentence; the fuzz tests fail on this prefix.
-INTERNAL_ERROR = "codis_ha stopped on an unexpected error (a bug in codis.ha)"
+__all__ = ["INTERNAL_ERROR", "main"]
 
 
 def main() -> None:
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
-                           required_together=[("redis_tls_cert_path", "redis_tls_key_path")])
-    password = url_password(module.params["dashboard_url"])
-    if password:
-        module.no_log_values.add(password)  # user:password@ in the URL: never echoed, not even in `invocation`
-    if not HAS_REDIS:
-        module.fail_json(msg=missing_required_lib("redis"), exception=REDIS_IMPORT_ERROR)
-    if not HAS_REQUESTS:
-        module.fail_json(msg=missing_required_lib("requests"), exception=REQUESTS_IMPORT_ERROR)
-    try:
-        problems = parameter_problems(module.params)
-        if problems:
-            module.fail_json(msg="invalid arguments, nothing was done: " + "; ".join(problems), changed=False)
-        coordinator = CoordinatorSettings.from_params(module.params, "-")
-        missing = missing_library(coordinator) if coordinator else None
-        if missing:
-            module.fail_json(msg=missing_required_lib(missing[0]), exception=missing[1])
-        outcome = run_pass(module.params, check_mode=module.check_mode, diff=module._diff)
-    except Exception as exc:  # pylint: disable=broad-exception-caught
-        # Never a traceback in front of an operator; the message says the dashboard must be looked at, since
-        # the pass may have acted before it stopped.
-        module.fail_json(msg="%s: %s: %s; look at the dashboard, the pass may have acted before it stopped"
-                         % (INTERNAL_ERROR, type(exc).__name__, str(exc)[:300]), changed=False)
+                           required_together=REQUIRED_TOGETHER)
+    # user:password@ in the URL: never echoed, not even in `invocation`
+    module.no_log_values.update(secrets_of(module.params))
+    outcome = checked_pass(module.params, check_mode=module.check_mode, diff=module._diff)
     for warning in outcome.warnings:
         module.warn(warning)
     if outcome.failed_msg:

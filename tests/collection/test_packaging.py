@@ -42,7 +42,8 @@ def test_build_install_and_ansible_doc(tree: Path, tmp_path: Path) -> None:
     with tarfile.open(artifact) as tar:
         names = tar.getnames()
     assert "plugins/modules/codis_ha.py" in names and "meta/runtime.yml" in names
-    assert "roles/codis_ha/files/codis_ha_runner.py" in names and "roles/codis_ha/meta/argument_specs.yml" in names
+    assert "roles/codis_ha/files/codis_ha_runner/__main__.py" in names
+    assert "roles/codis_ha/meta/argument_specs.yml" in names
     assert not any(n.startswith(("tests/", "simulator/", ".venv")) for n in names)
     install = tmp_path / "installed"
     _run([str(BIN / "ansible-galaxy"), "collection", "install", "--force", str(artifact), "-p", str(install)], tmp_path)

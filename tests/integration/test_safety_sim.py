@@ -25,7 +25,7 @@ def test_state_file_is_written_atomically_with_mode_0600(cluster: Cluster, modul
     assert stat.S_IMODE(state.stat().st_mode) == 0o600
     groups = _state(state)
     assert groups["1"]["master"] == cluster.master_of(1) and groups["1"]["down_since"] is None
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".codis-ha-state-")]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".codis-ha.")]
 
 
 def test_stale_slave_is_not_promoted_unless_forced(cluster: Cluster, module_args: dict[str, Any]) -> None:

@@ -11,15 +11,16 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
+from codis_ha_runner import hooks, outputs
+from codis_ha_runner.config import RunnerConfig, load_config
 from simulator import Cluster
+from simulator.watchers import runner_command, runner_env
 from tests.helpers import process_running, wait_for
-from tests.conftest import ROOT
-
-RUNNER = Path(ROOT) / "roles" / "codis_ha" / "files" / "codis_ha_runner.py"
+from tests.conftest import COLLECTIONS, ROOT
 
 
 def _config(tmp_path: Path, dashboard_url: str, dashboard_timeout: float = 1) -> Path:
@@ -42,9 +43,17 @@ def _silent_dashboard(tmp_path: Path) -> Iterator[Path]:
         yield _config(tmp_path, "http://127.0.0.1:%d" % silent.getsockname()[1], dashboard_timeout=30)
 
 
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(RUNNER)] + list(args), capture_output=True, text=True, timeout=60,
-                          check=False)
+def _run(config: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(runner_command(Path(config), *args), capture_output=True, text=True, timeout=60,
+                          check=False, env=runner_env())
+
+
+def _start(config: Path, *args: str, **popen: Any) -> subprocess.Popen:
+    return subprocess.Popen(runner_command(config, *args), env=runner_env(), **popen)
+
+
+def _settings(**values: Any) -> RunnerConfig:
+    return RunnerConfig(module_args={}, collections_path=COLLECTIONS, **values)
 
 
 def test_healthy_pass_logs_nothing_and_a_failed_pass_logs_one_line(tmp_path: Path) -> None:
@@ -80,15 +89,14 @@ def test_a_spawned_pass_gives_the_same_result_as_a_forked_one(tmp_path: Path) ->
         assert cluster.audit == []
 
 
-def test_a_module_that_cannot_be_imported_is_a_failed_pass_not_a_crash(tmp_path: Path) -> None:
+def test_a_collections_path_without_the_collection_is_refused_naming_it(tmp_path: Path) -> None:
     config = tmp_path / "runner.json"
     (tmp_path / "nothing-installed-here").mkdir()
     config.write_text(json.dumps({"module_args": {"dashboard_url": "http://127.0.0.1:1"}, "log": "stdout",
                                   "collections_path": str(tmp_path / "nothing-installed-here")}))
     done = _run(str(config))
-    assert done.returncode == 1 and done.stderr == ""
-    [line] = done.stdout.splitlines()
-    assert line.startswith("pass failed after") and "without a result" in line and "ansible_collections" in line
+    assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr
+    assert "cannot use %s" % config in done.stderr and "ansible_collections" in done.stderr, done.stderr
 
 
 def test_unreadable_config_is_a_clear_error(tmp_path: Path) -> None:
@@ -107,8 +115,7 @@ def _children(pid: int) -> list[int]:
 
 def test_a_stopped_runner_takes_its_pass_with_it(tmp_path: Path) -> None:
     with _silent_dashboard(tmp_path) as config:  # the pass is still waiting for the dashboard when we stop
-        runner = subprocess.Popen([sys.executable, str(RUNNER), str(config), "--loop-seconds", "60"],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        runner = _start(config, "--loop-seconds", "60", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         [child] = wait_for(lambda: _children(runner.pid), 10, what="the runner to start a pass")
         runner.terminate()
         assert runner.wait(timeout=10) == 143
@@ -126,8 +133,7 @@ def test_a_runner_whose_configuration_or_code_changed_stops_between_passes(tmp_p
             data = json.loads(config.read_text())
             data["collections_path"] = str(collection)
             config.write_text(json.dumps(data))
-        runner = subprocess.Popen([sys.executable, str(RUNNER), str(config), "--loop-seconds", "600"],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        runner = _start(config, "--loop-seconds", "600", stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             state = tmp_path / "state.json"
             passes: set[int] = set()
@@ -153,23 +159,16 @@ def test_a_runner_whose_configuration_or_code_changed_stops_between_passes(tmp_p
 
 
 # ------------------------------------------------------------------ hostile configurations and hooks
-def _runner_module():
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("codis_ha_runner_under_test", RUNNER)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize("change, culprit", [
-    ({"interval": 0}, "interval must be from 0.1"),
-    ({"interval": 1e-7}, "interval must be from 0.1"),
+    ({"interval": 0}, "interval must be at least 0.1"),
+    ({"interval": 1e-7}, "interval must be at least 0.1"),
     ({"interval": "1"}, "interval must be a number, got '1'"),
     ({"interval": True}, "interval must be a number"),
     ({"pass_timeout": 1e308 * 10}, "Infinity is not a number JSON allows"),
-    ({"pass_timeout": 0.5}, "pass_timeout must be from 1.0"),
-    ({"on_failover_timeout": -1}, "on_failover_timeout must be from"),
+    ({"pass_timeout": 0.5}, "pass_timeout must be at least 1"),
+    ({"on_failover_timeout": -1}, "on_failover_timeout must be at least"),
+    ({"passes_per_worker": 2.5}, "passes_per_worker must be a whole number"),
+    ({"intreval": 1}, "unknown setting 'intreval'"),
     ({"collections_path": None}, "collections_path must name the directory"),
     ({"collections_path": "/nonexistent/codis-ha"}, "collections_path /nonexistent/codis-ha is not a directory"),
     ({"fork": "yes"}, "fork must be true or false"),
@@ -194,10 +193,9 @@ def test_nan_in_the_config_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_hook_that_leaves_a_background_child_does_not_block_the_runner(tmp_path: Path) -> None:
-    runner = _runner_module()
     pidfile = tmp_path / "child.pid"
-    problem = runner.on_failover({"on_failover_command": "sleep 60 >/dev/null 2>&1 & echo $! > %s" % pidfile},
-                                 {"changed": True})
+    problem = hooks.on_failover(_settings(on_failover_command="sleep 60 >/dev/null 2>&1 & echo $! > %s" % pidfile),
+                                {"changed": True})
     child = int(pidfile.read_text())
     try:
         assert problem is None
@@ -207,35 +205,32 @@ def test_a_hook_that_leaves_a_background_child_does_not_block_the_runner(tmp_pat
 
 
 def test_a_timed_out_hook_is_killed_with_its_children(tmp_path: Path) -> None:
-    runner = _runner_module()
     pidfile = tmp_path / "child.pid"
-    problem = runner.on_failover({"on_failover_command": "sleep 60 & echo $! > %s; wait" % pidfile,
-                                  "on_failover_timeout": 1.0}, {"changed": True})
+    problem = hooks.on_failover(_settings(on_failover_command="sleep 60 & echo $! > %s; wait" % pidfile,
+                                          on_failover_timeout=1.0), {"changed": True})
     assert problem is not None and "did not finish within 1.0s" in problem
     child = int(pidfile.read_text())
     wait_for(lambda: not process_running(child), 10, what="the hook's child to be killed")
 
 
 def test_a_chatty_hook_costs_the_runner_no_memory(tmp_path: Path) -> None:
-    runner = _runner_module()
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    problem = runner.on_failover({"on_failover_command": "head -c 100000000 /dev/zero; echo; echo the last line; "
-                                  "exit 3"}, {"changed": True})
+    problem = hooks.on_failover(_settings(on_failover_command="head -c 100000000 /dev/zero; echo; "
+                                          "echo the last line; exit 3"), {"changed": True})
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert problem == "on_failover_command exited 3: the last line"
     assert grown_mb < 50, "the hook's 100 MB of output was held in memory (%.0f MB)" % grown_mb
 
 
 def test_an_unreadable_failover_counter_is_reported_and_moved_aside(tmp_path: Path) -> None:
-    runner = _runner_module()
     counter = tmp_path / "failovers_total"
     counter.write_text("not a number\n")
-    total, problem = runner.count_failovers({"counter_path": str(counter)}, 1)
+    total, problem = outputs.count_failovers(_settings(counter_path=str(counter)), 1)
     assert total == 1 and problem is not None and "could not be read" in problem and "moved aside" in problem
     assert counter.read_text() == "1\n"
     [aside] = list(tmp_path.glob("failovers_total.corrupt-*"))
     assert aside.read_text() == "not a number\n"
-    assert runner.count_failovers({"counter_path": str(counter)}, 2) == (3, None)
+    assert outputs.count_failovers(_settings(counter_path=str(counter)), 2) == (3, None)
 
 
 def _result(*groups: tuple[int, str], skipped: tuple[int, ...] = ()) -> dict:
@@ -244,49 +239,54 @@ def _result(*groups: tuple[int, str], skipped: tuple[int, ...] = ()) -> dict:
 
 
 def test_group_states_are_logged_on_change_and_again_while_unhealthy(tmp_path: Path) -> None:
-    runner = _runner_module()
-    config = {"group_states_path": str(tmp_path / "groups.json"), "unhealthy_log_interval": 300.0}
-    assert runner.group_log_lines(config, _result((1, "healthy"), (2, "healthy")), 1000.0) == []
-    assert runner.group_log_lines(config, _result((1, "healthy"), (2, "degraded")), 1001.0) == [
+    config = _settings(group_states_path=str(tmp_path / "groups.json"), unhealthy_log_interval=300.0)
+    first = outputs.GroupStates(config)
+    assert first.log_lines(_result((1, "healthy"), (2, "healthy")), 1000.0) == []
+    assert first.log_lines(_result((1, "healthy"), (2, "degraded")), 1001.0) == [
         ("group 2 is now degraded: because degraded", True)]
-    # A new runner process (the systemd timer starts one per pass) remembers through the file.
-    again = _runner_module()
-    assert again.group_log_lines(config, _result((1, "healthy"), (2, "degraded")), 1100.0) == []
-    assert again.group_log_lines(config, _result((1, "healthy"), (2, "degraded")), 1301.0) == [
+    # A new runner process (the systemd timer starts one per period) remembers through the file.
+    again = outputs.GroupStates(config)
+    assert again.log_lines(_result((1, "healthy"), (2, "degraded")), 1100.0) == []
+    assert again.log_lines(_result((1, "healthy"), (2, "degraded")), 1301.0) == [
         ("group 2 still degraded after 300s: because degraded", True)]
-    assert again.group_log_lines(config, _result((1, "healthy"), (2, "no_candidate")), 1302.0) == [
+    assert again.log_lines(_result((1, "healthy"), (2, "no_candidate")), 1302.0) == [
         ("group 2 is now no candidate: because no_candidate", True)]
-    assert again.group_log_lines(config, _result((1, "healthy"), (2, "healthy")), 1303.0) == [
+    assert again.log_lines(_result((1, "healthy"), (2, "healthy")), 1303.0) == [
         ("group 2 is healthy again", False)]
 
 
+def test_group_states_without_a_file_are_remembered_in_memory() -> None:
+    states = outputs.GroupStates(_settings())
+    assert states.log_lines(_result((1, "degraded")), 1000.0) == [("group 1 is now degraded: because degraded", True)]
+    assert states.log_lines(_result((1, "degraded")), 1001.0) == []
+    assert states.log_lines(_result((1, "healthy")), 1002.0) == [("group 1 is healthy again", False)]
+
+
 def test_a_group_skipped_and_listed_counts_once_in_the_metrics() -> None:
-    runner = _runner_module()
     result = _result((1, "skipped"), (2, "healthy"), (3, "refused"), skipped=(1, 3))
-    assert "codis_ha_groups_degraded 2\n" in runner.metrics_text(result, 0.1, 0, 1.0)
+    assert "codis_ha_groups_degraded 2\n" in outputs.metrics_text(result, 0.1, 0, 1.0)
 
 
 _PASSES = """
-import importlib.util, json, sys
-spec = importlib.util.spec_from_file_location("runner", sys.argv[1])
-runner = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(runner)
-config = runner.load_config(sys.argv[2])
+import json, sys
+from codis_ha_runner.config import load_config
+from codis_ha_runner.worker import Passes
+passes = Passes(load_config(sys.argv[1]))
 out = []
-for step in json.loads(sys.argv[3]):
+for step in json.loads(sys.argv[2]):
     if step.get("write"):
         open(step["write"], "w").write(step["text"])
-    result, seconds = runner.run_module(config)
-    out.append({"pid": runner.LAST_USAGE.get("pid"), "failed": bool(result.get("failed")),
+    result, seconds = passes.run()
+    out.append({"pid": passes.last_usage.get("pid"), "failed": bool(result.get("failed")),
                 "msg": result.get("msg", ""), "warnings": result.get("warnings", [])})
-runner.stop_worker()
+passes.stop()
 print(json.dumps(out))
 """
 
 
 def _passes(config: Path, steps: list[dict]) -> list[dict]:
     """Passes of one runner process, each after its step (a file written), with the worker that ran it."""
-    done = subprocess.run([sys.executable, "-c", _PASSES, str(RUNNER), str(config), json.dumps(steps)],
+    done = subprocess.run([sys.executable, "-c", _PASSES, str(config), json.dumps(steps)], env=runner_env(),
                           capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
@@ -327,14 +327,13 @@ def test_a_failed_or_overrunning_pass_takes_its_worker_with_it(tmp_path: Path) -
 
 def test_a_worker_killed_in_the_middle_of_a_pass_is_a_failed_pass_and_the_next_has_a_new_one(tmp_path: Path) -> None:
     with _silent_dashboard(tmp_path) as config:
-        runner = subprocess.Popen([sys.executable, str(RUNNER), str(config), "--loop-seconds", "60"],
-                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        runner = _start(config, "--loop-seconds", "60", stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         try:
             [worker] = wait_for(lambda: _children(runner.pid), 10, what="the runner to start its worker")
             os.kill(worker, signal.SIGKILL)
             assert runner.stdout is not None
             line = runner.stdout.readline()
-            assert line.startswith("pass failed after") and "exited -9 without a result" in line, line
+            assert line.startswith("pass failed after") and "worker died (exit -9)" in line, line
             wait_for(lambda: [c for c in _children(runner.pid) if c != worker], 10, what="a new worker")
             assert runner.poll() is None
         finally:
@@ -343,13 +342,27 @@ def test_a_worker_killed_in_the_middle_of_a_pass_is_a_failed_pass_and_the_next_h
 
 
 def test_a_pass_that_changed_the_cluster_logs_its_warnings_too() -> None:
-    """A failover inside min_failover_interval is made and warned about: the runner's line must carry the warning
-    (as a plain string, and as Ansible 2.19 prints it)."""
-    runner = _runner_module()
+    """A failover inside min_failover_interval is made and warned about: the runner's line must carry the warning."""
     result = dict(_result((1, "failover")), changed=True, msg="1 promote done",
                   actions=[{"action": "promote", "server": "10.0.0.2:6379", "group": 1, "status": "done"}])
     flapping = "group 1 failed over again within min_failover_interval (300.0 s): flapping"
-    for warnings in ([flapping], [{"event": {"msg": flapping}, "__ansible_type": "WarningSummary"}]):
-        line = runner.log_line(dict(result, warnings=warnings), 0.5)
-        assert line is not None and line.endswith("; warnings: " + flapping), line
-    assert "warnings" not in (runner.log_line(result, 0.5) or "")
+    line = outputs.log_line(dict(result, warnings=[flapping]), 0.5)
+    assert line is not None and line.endswith("; warnings: " + flapping), line
+    assert "warnings" not in (outputs.log_line(result, 0.5) or "")
+
+
+def test_the_roles_configuration_loads_as_frozen_settings(tmp_path: Path) -> None:
+    """What the role writes (an `_comment`, empty strings for settings left unset) reads as RunnerConfig, with
+    the numbers converted and the defaults of the dataclass for the rest."""
+    import dataclasses
+
+    config = tmp_path / "runner.json"
+    config.write_text(json.dumps({"_comment": "Ansible managed", "module_args": {"dashboard_url": "http://x:1"},
+                                  "collections_path": COLLECTIONS, "interval": 2, "metrics_path": "",
+                                  "on_failover_command": "", "passes_per_worker": 5, "tag": "codis-ha-a"}))
+    loaded = load_config(str(config))
+    assert (loaded.interval, loaded.passes_per_worker, loaded.tag) == (2.0, 5, "codis-ha-a")
+    assert loaded.metrics_path is None and loaded.on_failover_command is None and loaded.fork is True
+    assert loaded.pass_timeout == RunnerConfig(module_args={}, collections_path="").pass_timeout
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        loaded.interval = 3.0  # type: ignore[misc]
