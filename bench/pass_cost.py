@@ -63,6 +63,7 @@ def run(repeat: int = 20, ansible_repeat: int = 5, period: float = ROLE_PERIOD_S
             result, usage = direct_pass(args)
             assert not result.get("failed") and not result["changed"], result.get("msg")
             direct.append(usage)
+
         def runner_passes(passes_per_worker: int) -> list[dict[str, Any]]:
             passes = Passes(RunnerConfig(module_args=args, collections_path=str(COLLECTIONS),
                                          passes_per_worker=passes_per_worker))

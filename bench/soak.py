@@ -240,7 +240,7 @@ class RealCodis2Side:
     def start_proxy(self, groups: int) -> None:
         self.control.assign_slots(groups)
         self.control.start_proxy("proxy_1", PROXY_PORT, PROXY_HTTP_PORT)
-        wait_until(lambda: self._proxy_serves(), 60, "the proxy to serve")
+        wait_until(self._proxy_serves, 60, "the proxy to serve")
 
     def proxy_client(self, timeout: float = 0.5) -> Any:
         import redis

@@ -85,8 +85,8 @@ def test_without_ansible_the_spec_checks_the_arguments(no_pass: list[Any]) -> No
 
 def test_without_ansible_no_secret_reaches_the_result(monkeypatch: pytest.MonkeyPatch) -> None:
     def echoing(params: dict[str, Any], **kwargs: Any) -> PassResult:
-        return PassResult({"changed": False, "msg": "seen %s and %s" % (params["dashboard_url"],
-                                                                       params["redis_password"])},
+        seen = "seen %s and %s" % (params["dashboard_url"], params["redis_password"])
+        return PassResult({"changed": False, "msg": seen},
                           failed_msg="cannot log in with %s" % params["redis_password"],
                           warnings=["url %s" % params["dashboard_url"]])
     monkeypatch.setattr(_pass, "run_pass", echoing)
