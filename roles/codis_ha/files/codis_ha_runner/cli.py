@@ -15,6 +15,7 @@ import time
 from typing import Callable, Optional
 
 from codis_ha_runner.config import RunnerConfig, load_config
+from codis_ha_runner.drops import DropWatch, masters_of
 from codis_ha_runner.hooks import on_failover
 from codis_ha_runner.worker import Passes
 
@@ -33,11 +34,15 @@ class Runner:
         self.passes = Passes(config)
         self.outputs = outputs
         self.group_states = outputs.GroupStates(config)
+        self.drops = DropWatch(config.wake_on_drop)
+        self.woken = 0  # passes started early by a master's dropped connection
 
     def one_pass(self) -> bool:
         """Runs, logs, records. True when the pass did not fail."""
         out, config = self.outputs, self.config
         result, seconds = self.passes.run()
+        if result.get("groups"):  # a pass that saw no groups (dashboard down) leaves the watch as it was
+            self.drops.watch(masters_of(result))
         problems = []
         line = out.log_line(result, seconds)
         if line:
@@ -74,8 +79,10 @@ class Runner:
                 # A pass that overran its slot moves the schedule on instead of starting a burst of passes.
                 next_start += interval
             pause = min(next_start, ends) - time.time()
-            if pause > 0:
-                time.sleep(pause)
+            if pause > 0 and self.drops.wait(pause) and time.time() < ends:
+                # A master's connection dropped: the pass starts now, and the timer counts from it.
+                self.woken += 1
+                next_start = time.time()
         return ok
 
 
@@ -116,6 +123,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         return _run(options, runner)
     finally:
         runner.passes.stop()
+        runner.drops.close()
 
 
 def _run(options: argparse.Namespace, runner: Runner) -> int:

@@ -35,6 +35,8 @@ class RunnerConfig:
     passes_per_worker: int = 100
     # False: a new interpreter per pass instead of the forked worker.
     fork: bool = True
+    # Start a pass as soon as a master's connection drops, not only on the timer (codis_ha_runner.drops).
+    wake_on_drop: bool = True
     log: str = "syslog"  # or stdout (systemd's journal)
     syslog_socket: str = "/dev/log"
     tag: str = "codis-ha"
@@ -79,8 +81,9 @@ def load_config(path: str) -> RunnerConfig:
             problems.append(problem)
         elif name == "passes_per_worker" and data.get(name) is not None and data[name] != int(data[name]):
             problems.append("passes_per_worker must be a whole number, got %r" % data[name])
-    if not isinstance(data.get("fork", True), bool):
-        problems.append("fork must be true or false, got %r" % (data["fork"],))
+    for name in ("fork", "wake_on_drop"):
+        if not isinstance(data.get(name, True), bool):
+            problems.append("%s must be true or false, got %r" % (name, data[name]))
     for name in TEXTS:
         if data.get(name) is not None and not isinstance(data[name], str):
             problems.append("%s must be a string, got %r" % (name, data[name]))
