@@ -4,6 +4,7 @@ counted at the end.
 
     sudo .venv/bin/python bench/soak.py --seconds 360 --seed 1 --groups 3       # a run, as the issue's
     sudo .venv/bin/python bench/soak.py --seconds 100 --seed 1 --groups 2 --json out.json
+    sudo .venv/bin/python bench/soak.py --seconds 3600 --seed 7 --dashboard codis2   # real Codis 2 and codis-proxy
 
 Layout (every address lives inside namespaces this script makes, and every namespace is removed at the end):
 a namespace `<tag>lan` holds a bridge; `<tag>ctl` holds this driver, the dashboard (the simulator's Codis 2 dashboard
@@ -11,7 +12,9 @@ in real mode, sending real SLAVEOF), the writer and the sampler; `<tag>w` holds 
 module at its defaults with a state file); `<tag>h<N>` holds one redis-server each, all on port 6379 at 10.77.0.N.
 With `--watchers 3` three runners (hosts 3, 4 and 5) agree through a real ZooKeeper in `<tag>ctl` (quorum 2, every
 other coordination option at its default); the cut faults cut off the first of them, as they cut off the first
-sentinel.
+sentinel. With `--dashboard codis2` the dashboard is the real Codis 2 one (`codis-config dashboard`, built by
+scripts/build_codis.sh) on a ZooKeeper in `<tag>ctl`, and the writer writes through a real `codis-proxy` there
+(each group's keys hash-tagged into its slots); "dashboard down" kills it with -9 and restarts it.
 
 Redis runs at its defaults (`repl-ping-replica-period 10`, `repl-timeout 60`, diskless sync after 5 s), without
 persistence (`--save '' --appendonly no`). A restarted server comes back empty if it never was a replica, and
@@ -34,9 +37,11 @@ Per fault and summed: acknowledged writes lost, the part no tool could have save
 surviving slave lacked right after the fault), writes a restarted master took before a pass replaced it, writes
 acknowledged by a server the sampler's record no longer listed as master (a restarted or thawed old master within a
 sample, a tenth of a second, of the promote: the record is stamped when a sample starts), seconds without a writable
-master where the dashboard routes, false failovers (a
-promotion while the old master was neither dead, frozen nor restarted), seconds with two writable masters (a server
-that was the group's master and kept its data, answering role master beside the dashboard's master).
+master where the dashboard routes, false failovers (a promotion while the old master was neither dead, frozen nor
+restarted), seconds with two writable masters (a server that was the group's master and kept its data, answering
+role master beside the dashboard's master), and the part of those seconds after a whole pass had run since the
+sampler first saw it answer (passes read from each runner's metrics file): a thawed old master answers before any
+tool can demote it; after a pass it must not.
 """
 from __future__ import annotations
 
