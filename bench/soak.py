@@ -58,7 +58,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -230,6 +230,8 @@ class RealCodis2Side:
                                      "soak", self._daemon)
         self.dashboard_daemon = self.control.start_dashboard()
         self.audit: list[Any] = []
+        self.proxy: Any = None
+        self.proxy_exits: list[float] = []
 
     def _daemon(self, name: str, args: list[str]) -> Any:
         from simulator.real_codis import Daemon
@@ -244,8 +246,24 @@ class RealCodis2Side:
 
     def start_proxy(self, groups: int) -> None:
         self.control.assign_slots(groups)
-        self.control.start_proxy("proxy_1", PROXY_PORT, PROXY_HTTP_PORT)
+        self.proxy = self.control.start_proxy("proxy_1", PROXY_PORT, PROXY_HTTP_PORT)
         wait_until(self._proxy_serves, 60, "the proxy to serve")
+
+    def supervise_proxy(self, stop: threading.Event, now: Callable[[], float]) -> None:
+        """An operator's supervisor: a proxy that exits is started again and put online. The Codis 2 dashboard
+        marks a proxy offline when it does not acknowledge a promote within 30 s, and the proxy then shuts itself
+        down; each such exit is recorded (soak time)."""
+        counted = None
+        while not stop.wait(0.5):
+            if self.proxy.alive():
+                continue
+            if self.proxy is not counted:  # one exit, however many starts it takes
+                self.proxy_exits.append(now())
+                counted = self.proxy
+            try:
+                self.proxy = self.control.start_proxy("proxy_1", PROXY_PORT, PROXY_HTTP_PORT)
+            except Exception:  # noqa: BLE001 - the dashboard down meanwhile: start over at the next look
+                self.daemons[-1].kill()
 
     def proxy_client(self, timeout: float = 0.5) -> Any:
         import redis
@@ -417,6 +435,7 @@ class Soak:
             self.listed[gid] = [(self.now(), master.addr)]
         if self.real:
             self.dashboard.start_proxy(len(self.groups))
+            threading.Thread(target=self.dashboard.supervise_proxy, args=(self.stop, self.now), daemon=True).start()
 
     def _linked(self, slave: RedisHost, master: RedisHost) -> bool:
         with contextlib.suppress(Exception), contextlib.closing(slave.client(0.5)) as c:
@@ -869,6 +888,7 @@ class Soak:
         return {
             "contender": self.contender, "watchers": self.watchers if self.contender == "codis.ha" else 0,
             "dashboard": "real Codis 2 and codis-proxy" if self.real else "simulator (real mode)",
+            "proxy_exits": [round(t, 1) for t in self.dashboard.proxy_exits] if self.real else [],
             "seconds": round(self.now(), 1), "groups": len(self.groups),
             "acknowledged": sum(len(v) for v in self.acked.values()),
             "lost": sum(len(v) for v in lost.values()),
