@@ -113,6 +113,11 @@ class DashboardClient:
     def remove_proxy(self, token: str) -> None:
         raise DashboardError("this dashboard lists no proxies to remove")
 
+    def proxy_states(self) -> Optional[dict[str, str]]:
+        """Each proxy's state as the dashboard lists it (Codis 2: online, offline, mark_offline); None when this
+        dashboard does not say or cannot be read now (never a reason to fail a pass)."""
+        return None
+
     def _call(self, method: str, path: str, body: Optional[bytes] = None,
               timeout: Optional[float] = None) -> tuple[int, str]:
         try:
@@ -155,6 +160,15 @@ class Codis2Client(DashboardClient):
         if len(set(ids)) != len(ids):
             raise DashboardBadReply("GET /api/server_groups: the same group id appears twice")
         return Topology(tuple(sorted(groups, key=lambda g: g.id)))
+
+    def proxy_states(self) -> Optional[dict[str, str]]:
+        try:
+            data = self._request("GET", "/api/proxy/list")
+        except DashboardError:
+            return None
+        if not isinstance(data, list):
+            return None
+        return {p["id"]: str(p.get("state")) for p in data if isinstance(p, dict) and isinstance(p.get("id"), str)}
 
     def group(self, gid: int) -> ServerGroup:
         path = "/api/server_group/%d" % gid

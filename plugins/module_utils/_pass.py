@@ -244,13 +244,19 @@ class _Pass:
                 except (CoordinatorError, DashboardError) as exc:
                     coordination_failed = "%s; no failover and no change (the watchers cannot agree without it)" % exc
                     look = replace(look, plan=look.plan.withheld(REFUSED, coordination_failed))
+            promoting = not self.check_mode and any(a.action == PROMOTE for a in look.plan.actions)
+            proxies_before = self.client.proxy_states() if promoting else None
             outcome = Executor(self.client, self.prober, verify_timeout=self.options.verify_timeout,
                                deadline=self.deadline, parallel_groups=self.options.parallel_groups).run(
                                    look.plan, look.topology, self.check_mode)
+            taken_offline = proxies_taken_offline(proxies_before, self.client.proxy_states()
+                                                  if proxies_before else None)
         finally:
             if coordinator is not None:
                 coordinator.close()
-        return self.result(look, history, outcome, [coordination_failed] if coordination_failed else [])
+        passed = self.result(look, history, outcome, [coordination_failed] if coordination_failed else [])
+        passed.warnings.extend(taken_offline)
+        return passed
 
     def coordinate(self, coordinator: Coordinator, settings: CoordinatorSettings, look: _Look,
                    history: dict[int, GroupHistory]) -> _Look:
@@ -282,6 +288,19 @@ class _Pass:
         problems = problems + _problems(look, outcome)
         return PassResult(result, "; ".join(problems) or None, warnings=_warnings(look, self.options),
                           history=remembered)
+
+
+def proxies_taken_offline(before: Optional[dict[str, str]], after: Optional[dict[str, str]]) -> list[str]:
+    """Codis 2: a proxy online before this pass's promotion and not after. Its dashboard waits 30 s for every
+    proxy to acknowledge a promotion; a proxy that holds requests to a frozen old master cannot, is marked offline,
+    and shuts itself down (measured on the real binaries): every client on it lost its connection."""
+    if not before or after is None:
+        return []
+    return ["proxy %s was online before this pass's promotion and the dashboard now lists it as %s: the Codis 2 "
+            "dashboard marks a proxy offline when it does not acknowledge a promotion within 30 s (requests held "
+            "by a frozen old master keep it from switching) and the proxy shuts itself down, so its clients lost "
+            "their connections; start it again and set it online" % (proxy, after.get(proxy, "gone"))
+            for proxy, state in sorted(before.items()) if state == "online" and after.get(proxy) != "online"]
 
 
 def _problems(look: _Look, outcome: Outcome) -> list[str]:

@@ -348,6 +348,10 @@ def test_a_pass_that_changed_the_cluster_logs_its_warnings_too() -> None:
     flapping = "group 1 failed over again within min_failover_interval (300.0 s): flapping"
     line = outputs.log_line(dict(result, warnings=[flapping]), 0.5)
     assert line is not None and line.endswith("; warnings: " + flapping), line
+    # A pass that promoted and then failed a repoint still says what its promotion did (a proxy taken offline).
+    gone = "proxy proxy_1 was online before this pass's promotion and the dashboard now lists it as mark_offline"
+    line = outputs.log_line(dict(result, failed=True, msg="1 action(s) failed", warnings=[gone]), 38.0)
+    assert line == "pass failed after 38.00s: 1 action(s) failed; warnings: " + gone, line
     assert "warnings" not in (outputs.log_line(result, 0.5) or "")
 
 

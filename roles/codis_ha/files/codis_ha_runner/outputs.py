@@ -25,7 +25,7 @@ from codis_ha_runner.config import RunnerConfig
 def log_line(result: dict[str, Any], seconds: float) -> Optional[str]:
     """The one line a pass leaves in the log, or None when there is nothing an operator needs to read."""
     if result.get("failed"):
-        return "pass failed after %.2fs: %s" % (seconds, result.get("msg", "no message"))
+        return "pass failed after %.2fs: %s%s" % (seconds, result.get("msg", "no message"), _warnings(result))
     if not result.get("changed"):
         return None
     actions = "; ".join("%s %s in group %s: %s" % (a.get("action"), a.get("server"), a.get("group"),
