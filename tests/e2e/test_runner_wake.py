@@ -18,7 +18,7 @@ def test_a_killed_master_is_failed_over_long_before_the_runners_timer(tmp_path: 
         watcher = Watcher("w1", tmp_path, {"dashboard_url": real.dashboard_url}, interval=30.0,
                           metrics_path=str(tmp_path / "metrics.prom")).start(seconds=120)
         try:
-            wait_for(lambda: (tmp_path / "metrics.prom").exists(), 30, what="the runner's first pass")
+            wait_for((tmp_path / "metrics.prom").exists, 30, what="the runner's first pass")
             master = real.master_of(1)
             assert master is not None
             killed = time.monotonic()

@@ -38,7 +38,7 @@ def masters_of(result: dict[str, Any]) -> set[str]:
 
 
 def _host_port(addr: str) -> tuple[str, int]:
-    host, _, port = addr.rpartition(":")
+    host, port = addr.rsplit(":", 1)
     return host.strip("[]"), int(port)
 
 
