@@ -31,4 +31,3 @@ def test_the_coordinator_defaults_are_its_settings_defaults() -> None:
     assert (parsed.observation_ttl, parsed.timeout) == (CoordinatorSettings.observation_ttl,
                                                         CoordinatorSettings.timeout)
     assert argument_spec()["observation_ttl"]["default"] == CoordinatorSettings.observation_ttl
-
