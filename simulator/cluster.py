@@ -196,8 +196,8 @@ class Cluster(Closing):
 
     # ------------------------------------------------------------------ dashboard faults
     def dashboard_fault(self, name: str, value: Any = True) -> None:
-        """down, garbage, truncated, slow_ms, promote_500_after_commit, lock_conflict; Codis 3: promote_stuck,
-        promote_slaveof_fails, migration, stale_stats."""
+        """down, garbage, truncated, slow_ms, promote_500_after_commit, lock_conflict, proxies_hold (with a proxy
+        registered); Codis 3: promote_stuck, promote_slaveof_fails, migration, stale_stats."""
         name = name.replace("-", "_")
         if name == "down":
             self.dashboard.set_down(bool(value))

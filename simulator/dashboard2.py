@@ -27,6 +27,8 @@ class Codis2State:
     product_name: str = "codis-demo"
     groups: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     sort_servers: bool = True
+    # GET /api/proxy/list: the registered proxies (none unless a test registers one).
+    proxies: list[dict[str, Any]] = field(default_factory=list)
 
     def group_json(self, gid: int) -> dict[str, Any]:
         servers = [dict(s) for s in self.groups[gid]]
@@ -50,6 +52,13 @@ class Codis2Dashboard(DashboardHTTP):
     def seed_group(self, gid: int, servers: list[tuple[str, str]]) -> None:
         with self._state_lock:
             self.state.groups[gid] = [{"type": t, "group_id": gid, "addr": a} for a, t in servers]
+
+    def register_proxy(self, name: str, addr: str, state: str = "online") -> None:
+        """A proxy as the real dashboard lists it (the fields of GET /api/proxy/list on release2.0)."""
+        with self._state_lock:
+            self.state.proxies.append({"id": name, "addr": addr, "last_event": "", "last_event_ts": 0,
+                                       "state": state, "description": "", "debug_var_addr": addr, "pid": 0,
+                                       "start_at": ""})
 
     def inject_server(self, gid: int, addr: str, server_type: Optional[str]) -> None:
         """Store a server as-is (e.g. an unknown type), bypassing every check."""
@@ -104,6 +113,9 @@ class Codis2Dashboard(DashboardHTTP):
 
     def _route(self, method: str, path: str, body: bytes) -> tuple[int, str]:
         path = path.split("?", 1)[0].rstrip("/")
+        if path == "/api/proxy/list" and method == "GET":
+            with self._state_lock:
+                return 200, json.dumps(self.state.proxies, indent="  ").replace("\n", "\n ")
         if path == "/api/server_groups":
             if method == "GET":
                 return 200, _pretty(self._list_groups())
@@ -213,6 +225,15 @@ class Codis2Dashboard(DashboardHTTP):
                     s["type"] = "master"
         if self.faults.proxy_ack_seconds:
             time.sleep(self.faults.proxy_ack_seconds)  # every online proxy acknowledges, polled every 500 ms
+        if self.faults.proxies_hold > 0:
+            self.faults.proxies_hold -= 1
+            with self._state_lock:
+                held = [p for p in self.state.proxies if p["state"] == "online"]
+                for proxy in held:
+                    proxy["state"] = "mark_offline"
+            if held:
+                raise DashboardError("Some proxies may not stop cleanly: %s receiver timeout"
+                                     % ", ".join(p["id"] for p in held))
         if self.faults.promote_500_after_commit > 0:
             self.faults.promote_500_after_commit -= 1
             raise DashboardError("Some proxies may not stop cleanly: proxy_1 receiver timeout")

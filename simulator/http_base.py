@@ -31,6 +31,10 @@ class DashboardFaults:
     # Codis 2: a proxy killed while still registered. A promote stores the new master, then holds the coordinator
     # lock for this many seconds (the real one: about 30, until the proxy's session expires) and answers 500.
     dead_proxy_wait: float = 0.0
+    # Codis 2: the registered proxies hold requests to the old master (its host froze): none acknowledges the next
+    # promote, which the dashboard applies, then marks them mark_offline (they shut themselves down) and answers
+    # 500 after its 30 s wait (`proxy_ack_seconds` stands for that wait here).
+    proxies_hold: int = 0
     lock_conflict: int = 0
     # Codis 3.x only
     promote_stuck: int = 0  # promote stops in "preparing" (proxies did not answer) and answers an error

@@ -125,6 +125,7 @@ def test_codis2_the_simulator_answers_as_the_real_dashboard(pair2: tuple[RealCod
         ("GET", lambda c: "/api/server_groups", None),
         ("GET", lambda c: "/api/server_group/1", None),
         ("GET", lambda c: "/api/server_group/9", None),
+        ("GET", lambda c: "/api/proxy/list", None),
         ("POST", lambda c: "/api/server_group/1/promote",
          lambda c: {"type": "master", "group_id": 1, "addr": _master(c)}),
         ("PUT", lambda c: "/api/server_group/2/addServer",
