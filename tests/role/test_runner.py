@@ -370,3 +370,20 @@ def test_the_roles_configuration_loads_as_frozen_settings(tmp_path: Path) -> Non
     assert loaded.pass_timeout == RunnerConfig(module_args={}, collections_path="").pass_timeout
     with pytest.raises(dataclasses.FrozenInstanceError):
         loaded.interval = 3.0  # type: ignore[misc]
+
+
+def test_without_a_counter_file_the_metrics_count_the_runners_own_promotions(tmp_path: Path) -> None:
+    """The failovers counter kept in memory across one runner's passes, not reset to each pass's own count."""
+    from codis_ha_runner.cli import Runner
+
+    runner = Runner(_settings(metrics_path=str(tmp_path / "codis_ha.prom"), log="stdout"))
+    promoted = dict(_result((1, "failover")), changed=True,
+                    actions=[{"action": "promote", "server": "10.0.0.2:6379", "group": 1, "status": "done"}])
+    results = iter([promoted, _result((1, "healthy")), promoted])
+    runner.passes.run = lambda check=False: (next(results), 0.01)  # type: ignore[method-assign]
+    totals = []
+    for _pass in range(3):
+        runner.one_pass()
+        totals.append([line for line in (tmp_path / "codis_ha.prom").read_text().splitlines()
+                       if line.startswith("codis_ha_failovers_total ")])
+    assert totals == [["codis_ha_failovers_total 1"], ["codis_ha_failovers_total 1"], ["codis_ha_failovers_total 2"]]

@@ -36,6 +36,7 @@ class Runner:
         self.group_states = outputs.GroupStates(config)
         self.drops = DropWatch(config.wake_on_drop)
         self.woken = 0  # passes started early by a master's dropped connection
+        self.promoted = 0  # promotions by this process: the total without a counter file
 
     def one_pass(self) -> bool:
         """Runs, logs, records. True when the pass did not fail."""
@@ -49,7 +50,11 @@ class Runner:
             out.emit(config, line, bool(result.get("failed")))
         for group_line, is_error in self.group_states.log_lines(result, time.time()):
             out.emit(config, group_line, is_error)
-        total, problem = out.count_failovers(config, out.failovers(result))
+        new = out.failovers(result)
+        self.promoted += new
+        total, problem = out.count_failovers(config, new)
+        if not config.counter_path:
+            total = self.promoted  # no file to keep it across runs: at least across this runner's passes
         problems.append(problem)
         problems.append(out.write_metrics(config, out.metrics_text(result, seconds, total, time.time())))
         if result.get("changed"):
