@@ -55,6 +55,15 @@ def test_build_install_and_ansible_doc(tree: Path, tmp_path: Path) -> None:
                     env={"ANSIBLE_COLLECTIONS_PATH": str(install)})
     for needle in ("codis_ha_scheduler", "codis_ha_interval", "codis_ha_on_failover_command", "absent"):
         assert needle in role_doc
+    # An execution environment: ansible-builder finds the installed collection's Python dependencies through
+    # meta/execution-environment.yml, and the example definition renders a build context.
+    found = _run([str(BIN / "ansible-builder"), "introspect", str(install)], tmp_path)
+    for library in ("redis", "requests", "kazoo", "etcd3gw"):
+        assert "'%s>=" % library in found and "from collection codis.ha" in found, found
+    _run([str(BIN / "ansible-builder"), "create", "-f", str(tree / "examples" / "execution-environment.yml"),
+          "-c", str(tmp_path / "ee")], tmp_path)
+    [containerfile] = [p for p in (tmp_path / "ee").iterdir() if p.name in ("Containerfile", "Dockerfile")]
+    assert "ansible-galaxy collection install" in containerfile.read_text()
 
 
 def test_ansible_lint_production_profile(tree: Path) -> None:

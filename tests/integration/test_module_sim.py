@@ -217,8 +217,8 @@ def test_promote_500_after_commit_reports_true_outcome(codis2_cluster: Cluster, 
     assert codis2_cluster.master_of(1) == promote["server"]
 
 
-def test_a_proxy_taken_offline_by_the_promotion_is_a_warning(codis2_cluster: Cluster,
-                                                            codis2_args: dict[str, Any]) -> None:
+def test_a_proxy_taken_offline_by_the_promotion_is_a_warning(
+        codis2_cluster: Cluster, codis2_args: dict[str, Any]) -> None:
     """Codis 2 (measured on the real binaries): proxies holding requests to a frozen old master do not acknowledge
     the promote; the dashboard applies it, marks them offline (they shut themselves down) and answers 500. The
     failover stands; the pass says the proxies are gone. A proxy that was offline already is not named."""
