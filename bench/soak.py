@@ -952,6 +952,20 @@ def inner(options: argparse.Namespace) -> int:
     return 0
 
 
+def keep_files(tmp: Path, keep: Path) -> None:
+    keep.mkdir(parents=True, exist_ok=True)
+    for runner in sorted(tmp.glob("runner*")):
+        for name in ("runner.log", "state.json"):
+            if (runner / name).exists():
+                suffix = runner.name[len("runner"):]
+                (keep / (name.replace(".", suffix + ".", 1))).write_bytes((runner / name).read_bytes())
+    # Each Redis log (a slave's view of its link: "Connection with master lost", "MASTER <-> REPLICA sync"), and
+    # the real dashboard's and proxy's logs when they ran.
+    for log in sorted(tmp.glob("redis-*/redis.log")) + sorted(tmp.glob("*.log*")):
+        (keep / ("%s-%s" % (log.parent.name, log.name) if log.parent != tmp else log.name)).write_bytes(
+            log.read_bytes())
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--seconds", type=float, default=360)
@@ -1001,14 +1015,8 @@ def main() -> int:
                 Path(tmp) / "runner" / "runner.log").exists() else "none"))
             return 1
         data = json.loads(out.read_text())
-        if options.keep:  # the runner's log and state file, to study a finding
-            keep = Path(options.keep)
-            keep.mkdir(parents=True, exist_ok=True)
-            for runner in sorted(Path(tmp).glob("runner*")):
-                for name in ("runner.log", "state.json"):
-                    if (runner / name).exists():
-                        suffix = runner.name[len("runner"):]
-                        (keep / (name.replace(".", suffix + ".", 1))).write_bytes((runner / name).read_bytes())
+        if options.keep:  # the runners' logs and state files and every Redis log, to study a finding
+            keep_files(Path(tmp), Path(options.keep))
     write_json(Path(options.json), data)
     with contextlib.suppress(ImportError):
         plot(data, Path(options.plot))
