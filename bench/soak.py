@@ -309,11 +309,13 @@ def hash_tags(groups: int) -> dict[int, str]:
     """Per group, a hash tag whose Codis slot (crc32 of the tag, mod 1024) lies in the slots the group serves."""
     import zlib
 
+    from simulator.real_codis import SLOTS, slot_range
+
     tags = {}
     for index in range(groups):
-        first, last = index * 1024 // groups, (index + 1) * 1024 // groups - 1
+        first, last = slot_range(index, groups)
         tags[index + 1] = next("g%d-%d" % (index + 1, n) for n in range(100000)
-                               if first <= zlib.crc32(b"g%d-%d" % (index + 1, n)) % 1024 <= last)
+                               if first <= zlib.crc32(b"g%d-%d" % (index + 1, n)) % SLOTS <= last)
     return tags
 
 

@@ -41,6 +41,11 @@ CODIS3 = "codis-release3.2-de1ad026"
 SLOTS = 1024
 
 
+def slot_range(index: int, groups: int) -> tuple[int, int]:
+    """The slots (first, last) the harnesses give the group at `index` (0-based) of `groups`: an even split."""
+    return index * SLOTS // groups, (index + 1) * SLOTS // groups - 1
+
+
 def xauth(product: str) -> str:
     """Codis 3's token: the first 16 bytes of sha256("Codis-XAuth-[<product>]") in hex (kept apart from the
     collection's own copy: this harness is the other side of the contract)."""
@@ -329,7 +334,7 @@ class Codis2Control:
 
     def assign_slots(self, groups: int) -> None:
         for index in range(groups):
-            first, last = index * SLOTS // groups, (index + 1) * SLOTS // groups - 1
+            first, last = slot_range(index, groups)
             self.api("POST", "/api/slot", {"from": first, "to": last, "new_group": index + 1, "status": "online"})
 
     def start_proxy(self, name: str, port: int, http_port: int) -> Daemon:
@@ -494,7 +499,7 @@ class RealCodis3(_RealCodis):
 
     def assign_slots(self, groups: int) -> None:
         for index in range(groups):
-            first, last = index * SLOTS // groups, (index + 1) * SLOTS // groups - 1
+            first, last = slot_range(index, groups)
             self.admin("--slots-assign", "--beg=%d" % first, "--end=%d" % last, "--gid=%d" % (index + 1),
                        "--confirm")
 

@@ -52,9 +52,8 @@ class Runner:
             out.emit(config, group_line, is_error)
         new = out.failovers(result)
         self.promoted += new
-        total, problem = out.count_failovers(config, new)
-        if not config.counter_path:
-            total = self.promoted  # no file to keep it across runs: at least across this runner's passes
+        # Without a counter file the total is this runner's own: nothing keeps it across runners.
+        total, problem = out.count_failovers(config, new) if config.counter_path else (self.promoted, None)
         problems.append(problem)
         problems.append(out.write_metrics(config, out.metrics_text(result, seconds, total, time.time())))
         if result.get("changed"):

@@ -58,11 +58,9 @@ def failovers(result: dict[str, Any]) -> int:
 
 
 def count_failovers(config: RunnerConfig, new: int) -> tuple[int, Optional[str]]:
-    """The running total lives beside the state file, so it survives runner restarts and reboots.
+    """The running total in `counter_path` (beside the state file, so it survives runner restarts and reboots).
     (total, a problem to log): a counter that cannot be read is said so, never silently reset."""
-    path = config.counter_path
-    if not path:
-        return new, None
+    path = str(config.counter_path)
     problem = None
     try:
         with open(path, encoding="utf-8") as handle:
