@@ -543,7 +543,29 @@ class RealCodis3(_RealCodis):
             except RuntimeError:
                 return False
         wait_until(resynced, 60, "the sentinels to take the groups", interval=0.5)
+        # Sentinels learn of each other from hello messages on each master, every 2 s: a master killed before that
+        # leaves each sentinel alone, short of the quorum of 2, and no failover ever comes (seen in CI).
+        wait_until(lambda: all(self._sentinel_knows_all(addr, count) for addr in addrs), 60,
+                   "every sentinel to know the other sentinels and the replicas of every group", interval=0.2)
         return addrs
+
+    def _sentinel_knows_all(self, addr: str, sentinels: int) -> bool:
+        host, port = addr.rsplit(":", 1)
+        try:
+            with contextlib.closing(redis.Redis(host=host, port=int(port), socket_timeout=1, retry=None,
+                                                decode_responses=True)) as client:
+                masters = client.execute_command("SENTINEL", "MASTERS")
+        except redis.RedisError:
+            return False
+        if not isinstance(masters, list) or len(masters) != len(self.dashboard.group_ids()):
+            return False
+        for flat in masters:
+            fields = dict(zip(flat[::2], flat[1::2])) if isinstance(flat, list) else dict(flat)
+            gid = int(str(fields.get("name", "")).rsplit("-", 1)[-1])
+            if (int(fields.get("num-other-sentinels", 0)) != sentinels - 1
+                    or int(fields.get("num-slaves", 0)) != len(self.dashboard.servers(gid)) - 1):
+                return False
+        return True
 
     def sentinel_master(self, gid: int) -> Optional[str]:
         """The master the first sentinel names for a group (`codis-<product>-<gid>`)."""
