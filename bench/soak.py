@@ -462,10 +462,19 @@ class Soak:
             config.write_text(json.dumps({
                 "module_args": args, "collections_path": str(ROOT / "build" / "collections"), "log": "stdout",
                 "interval": 1.0, "metrics_path": str(wdir / "metrics.prom")}))
-            with open(wdir / "runner.log", "ab") as log:
-                self.runners.append(subprocess.Popen(
-                    self.net.run_in(host) + runner_command(config, "--loop-seconds", str(self.seconds + 600)),
-                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=runner_env()))
+            runner = subprocess.Popen(
+                self.net.run_in(host) + runner_command(config, "--loop-seconds", str(self.seconds + 600)),
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, env=runner_env())
+            self.runners.append(runner)
+            threading.Thread(target=self._keep_log, args=(runner, wdir / "runner.log"), daemon=True).start()
+
+    def _keep_log(self, runner: "subprocess.Popen[bytes]", path: Path) -> None:
+        """The runner's lines with the soak's clock in front, to be read beside the faults' times."""
+        assert runner.stdout is not None
+        with open(path, "ab") as log:
+            for line in runner.stdout:
+                log.write(b"[%8.1f] %s" % (self.now(), line))
+                log.flush()
 
     @property
     def dashboard_url(self) -> str:

@@ -191,9 +191,14 @@ def test_codis3_a_hung_proxy_is_removed_once_and_the_group_fails_over_when_the_d
     codis3.kill(old)
     started = time.monotonic()
     results = []
+    timeline = []
     while not any(promotions(r) for r in results):
-        assert time.monotonic() - started < 150, [(r["msg"], r["actions"]) for r in results][-4:]
+        # One of the dashboard's one-minute calls to the hung proxy is the floor; a promote sent before the removal
+        # holds the lock for a second one (seen in CI under load: over 150 s in all).
+        assert time.monotonic() - started < 210, "\n".join(timeline[-8:])
         results.append(one_pass(codis3))
+        timeline.append("%.1f s: %s; %s" % (time.monotonic() - started, results[-1]["msg"], [
+            (a["action"], a["server"], a.get("status"), a.get("message", "")[:200]) for a in results[-1]["actions"]]))
     took = time.monotonic() - started
     removals = [a for r in results for a in r["actions"] if a["action"] == "remove_proxy"]
     assert len(removals) == 1 and "hung" in removals[0]["reason"], removals

@@ -25,6 +25,8 @@ def test_molecule_scenario(scenario: str) -> None:
     done = subprocess.run([str(BIN / "molecule"), "test", "-s", scenario], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=900, check=False)
     output = re.sub(r"\x1b\[[0-9;]*m", "", done.stdout + done.stderr)
-    assert done.returncode == 0, output[-5000:]
+    # A failed step's own lines (fatal: ...) come before the cleanup's long output: show them, then the end.
+    failures = [line for line in output.splitlines() if line.startswith(("fatal:", "failed:"))]
+    assert done.returncode == 0, "\n".join(failures[-5:] + [output[-3000:]])
     for step in ("create", "converge", "idempotence", "verify", "destroy"):
         assert re.search(r"%s\W+%s: Executed: Successful" % (scenario, step), output), (step, output[-3000:])

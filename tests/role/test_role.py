@@ -164,6 +164,7 @@ def test_cron_runner_fails_a_killed_master_over_and_the_role_is_idempotent_and_r
             line = wait_for(lambda: [m for m in syslog.lines if "promote %s" % new in m], 5,
                             what="the log line of the failover")[0]
             assert "codis-ha" in line and "changed the cluster" in line and PASSWORD not in line
+            assert "has the highest replication offset" in line, "the promotion's reason: %s" % line
             wait_for(lambda: "codis_ha_failovers_total 1" in metrics.read_text(), 5, what="the failover metric")
             hook = json.loads(wait_for(lambda: hook_out.exists() and hook_out.read_text(), 5,
                                        what="on_failover_command's output"))

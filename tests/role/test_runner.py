@@ -355,6 +355,19 @@ def test_a_pass_that_changed_the_cluster_logs_its_warnings_too() -> None:
     assert "warnings" not in (outputs.log_line(result, 0.5) or "")
 
 
+def test_a_promotion_is_logged_with_its_whole_reason() -> None:
+    """The evidence a failover was made on, unclipped: a soak's false failover could not be explained from a line
+    that named only the promotion."""
+    why = ("master 10.0.0.1:6379 is down (2 failed probe(s): TimeoutError: Timeout connecting to server); "
+           "10.0.0.2:6379 has the highest replication offset (7597350) among eligible slaves; " + "x" * 600)
+    result = dict(_result((1, "failover")), changed=True, msg="1 promote done, 1 repoint done", actions=[
+        {"action": "promote", "server": "10.0.0.2:6379", "group": 1, "status": "done", "reason": why},
+        {"action": "repoint", "server": "10.0.0.3:6379", "group": 1, "status": "done", "reason": "follow it"}])
+    line = outputs.log_line(result, 0.8) or ""
+    assert "promote 10.0.0.2:6379 in group 1: done (%s); repoint 10.0.0.3:6379 in group 1: done" % why in line, line
+    assert "follow it" not in line
+
+
 def test_the_roles_configuration_loads_as_frozen_settings(tmp_path: Path) -> None:
     """What the role writes (an `_comment`, empty strings for settings left unset) reads as RunnerConfig, with
     the numbers converted and the defaults of the dataclass for the rest."""

@@ -28,10 +28,16 @@ def log_line(result: dict[str, Any], seconds: float) -> Optional[str]:
         return "pass failed after %.2fs: %s%s" % (seconds, result.get("msg", "no message"), _warnings(result))
     if not result.get("changed"):
         return None
-    actions = "; ".join("%s %s in group %s: %s" % (a.get("action"), a.get("server"), a.get("group"),
-                                                   a.get("status")) for a in result.get("actions", []))
+    actions = "; ".join("%s %s in group %s: %s%s" % (a.get("action"), a.get("server"), a.get("group"),
+                                                     a.get("status"), _why(a)) for a in result.get("actions", []))
     return "pass changed the cluster in %.2fs: %s %s%s" % (seconds, result.get("msg", ""), actions,
                                                            _warnings(result))
+
+
+def _why(action: dict[str, Any]) -> str:
+    """A promotion's whole reason: the evidence a failover was made on is what an operator (or a soak that counted
+    a false failover) needs afterwards; the repairs that follow it speak for themselves."""
+    return " (%s)" % action["reason"] if action.get("action") == PROMOTE and action.get("reason") else ""
 
 
 def _warnings(result: dict[str, Any]) -> str:
@@ -47,8 +53,10 @@ def emit(config: RunnerConfig, line: str, failed: bool) -> None:
         return
     priority = "daemon.err" if failed else "daemon.notice"
     try:
+        # logger cuts a message at 1 KiB by default: a promotion's reason is often longer. 8 KiB is rsyslog's
+        # own default limit.
         subprocess.run(["logger", "--socket-errors=on", "-u", config.syslog_socket, "-t", config.tag,
-                        "-p", priority, "--", line], check=True, capture_output=True, timeout=10)
+                        "--size", "8192", "-p", priority, "--", line], check=True, capture_output=True, timeout=10)
     except (OSError, subprocess.SubprocessError) as exc:
         print("%s (logger failed: %s)" % (line, exc), file=sys.stderr, flush=True)
 
