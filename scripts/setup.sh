@@ -33,3 +33,6 @@ cp scripts/get_pip_standin.py "$HOME/.ansible/test/cache/get_pip_24_2.py"
 if ! command -v shellcheck >/dev/null 2>&1; then
   apt-get install -y -qq --no-install-recommends shellcheck >/dev/null 2>&1 || true
 fi
+
+# The older ansible-cores of the version matrix and galaxy-importer, each in a virtualenv of its own.
+bash scripts/setup_matrix.sh

@@ -201,7 +201,10 @@ def _cmd_role(world: World, node: Node, session: Session, args: list[str]) -> An
                     if r.link_up]
         return ["master", node.offset, replicas]
     host, port = node.master.rsplit(":", 1)
-    state = "connected" if node.link_up else ("sync" if node.sync_in_progress else "connect")
+    # As Redis 7 names them: a full sync waiting out the master's diskless delay is still in the handshake (the
+    # master has not answered PSYNC yet); only the transfer is "sync".
+    state = ("connected" if node.link_up else "sync" if node.syncing
+             else "handshake" if node.full_sync_since is not None else "connect")
     return ["slave", host, int(port), state, node.offset if node.link_up else -1]
 
 

@@ -52,7 +52,8 @@ def _info_replication(world: World, node: Node, now: float) -> list[str]:
                 i, r.host, r.port, r.offset))
     else:
         host, port = node.master.rsplit(":", 1)
-        syncing = node.sync_in_progress
+        # Redis reports a sync in progress only for the transfer, not while the master's diskless delay runs.
+        syncing = node.syncing
         lines = ["role:slave", "master_host:%s" % host, "master_port:%s" % port,
                  "master_link_status:%s" % ("up" if node.link_up else "down")]
         if node.link_up:

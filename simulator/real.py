@@ -208,9 +208,10 @@ class RealCluster(Closing):
 
         wait_until(synced, timeout, "group %d's slaves to catch up" % gid, interval=0.02)
 
-    def write(self, gid: int, count: int, prefix: str = "key") -> list[str]:
+    def write(self, gid: int, count: int, prefix: str = "key", addr: Optional[str] = None) -> list[str]:
+        """`count` keys written to the group's master (or to `addr`, a client that has not switched)."""
         keys = ["%s:%d:%d" % (prefix, gid, i) for i in range(count)]
-        with contextlib.closing(self.processes[self.master_of(gid) or ""].client()) as c:
+        with contextlib.closing(self.processes[addr or self.master_of(gid) or ""].client()) as c:
             pipe = c.pipeline(transaction=False)
             for key in keys:
                 pipe.set(key, key)

@@ -12,7 +12,19 @@ from typing import Any, Callable, Iterator, Optional
 
 import pytest
 
-from ansible.module_utils.testing import patch_module_args
+try:
+    from ansible.module_utils.testing import patch_module_args
+except ImportError:  # ansible-core before 2.19 (the version matrix): the arguments are a global of basic.py
+    @contextlib.contextmanager
+    def patch_module_args(args: dict[str, Any]) -> Iterator[None]:
+        from ansible.module_utils import basic
+
+        saved = basic._ANSIBLE_ARGS  # pylint: disable=protected-access
+        basic._ANSIBLE_ARGS = json.dumps({"ANSIBLE_MODULE_ARGS": args}).encode()  # pylint: disable=protected-access
+        try:
+            yield
+        finally:
+            basic._ANSIBLE_ARGS = saved  # pylint: disable=protected-access
 
 from simulator import Cluster
 from simulator.waiting import wait_until

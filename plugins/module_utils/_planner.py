@@ -136,6 +136,10 @@ def held_back(decision: GroupDecision, why: str, becomes: str = REFUSED,
 DOWN_AFTER_SLACK = 0.1
 # A master's replication cron may run late by a fraction of a second under load: its pings are not exact.
 STILL_SLACK = 0.5
+# Redis's repl-diskless-sync-delay when the master's own was never read, and the time beyond it that a slave in a
+# full sync's handshake is waited for (the transfer of a small data set and a pass's interval).
+DEFAULT_SYNC_DELAY = 5
+SYNC_GRACE = 5.0
 
 
 def plan(topology: Topology, probes: dict[str, ProbeResult], policy: Policy,
@@ -222,6 +226,11 @@ def _plan_dead_master(group: ServerGroup, master: Server, probes: dict[str, Prob
         return GroupDecision(group.id, REFUSED, "master %s is unreachable from here, but the dashboard's own "
                              "fresh poll of it succeeded; not failing over a master the dashboard still reaches "
                              "(force overrides)" % master.addr, master.addr)
+    syncing = slaves_still_syncing(group, master.addr, probes, record, now)
+    if syncing and not seen.refused and not policy.force:
+        return GroupDecision(group.id, REFUSED, "master %s is unreachable from here and its slaves cannot say yet "
+                             "whether it lives: %s; not failing over a master its slaves are still connecting to "
+                             "(force overrides)" % (master.addr, syncing), master.addr)
     # From here on the master is judged down: the down_after clock runs (a refusal above does not start it), and
     # it includes this pass's own attempts: a master silent through them all was down that long.
     down_for = (max(now - record.down_since, 0.0) if record and record.down_since is not None else 0.0) + seen.down_for
@@ -568,6 +577,32 @@ def silent_longer_than_its_pings(seen: ProbeResult, ping_period: Optional[int]) 
     if not ping_period or seen.still_for is None or seen.still_last_io is None:
         return False
     return seen.still_for > ping_period + STILL_SLACK and seen.still_last_io > ping_period
+
+
+def slaves_still_syncing(group: ServerGroup, master: str, probes: dict[str, ProbeResult],
+                         record: Optional[GroupHistory], now: float) -> str:
+    """Slaves pointed at a master moments ago that have not linked to it yet, said as a sentence, or "". A slave
+    that needs a full sync sits in ROLE's `handshake` for the master's whole repl-diskless-sync-delay (5 s by
+    default: INFO shows its link down, its last I/O -1, no sync in progress) and in `sync` through the transfer:
+    no witness either way, although the master answered it. A soak cut the watcher off from a master promoted and
+    given its slaves seconds before; both were still waiting for their full syncs, and the pass promoted one of
+    them, which held none of the master's writes since its promotion (two masters, and those writes lost). They
+    are waited for while the master was seen alive less than that delay plus SYNC_GRACE ago: a master that
+    froze then is failed over that much later; a refused connection (a dead process) is not waited for."""
+    if record is None or record.seen_alive_at is None:
+        return ""
+    delay = record.sync_delay if record.sync_delay is not None else DEFAULT_SYNC_DELAY
+    since = now - record.seen_alive_at
+    if since >= delay + SYNC_GRACE:
+        return ""
+    pending = sorted(s.addr for s in group.of_type("slave") if probes[s.addr].alive
+                     and probes[s.addr].replicates_from(master) and not probes[s.addr].link_up
+                     and probes[s.addr].link_state in ("handshake", "sync"))
+    if not pending:
+        return ""
+    return ("%s %s in a full sync's handshake or transfer with it (its repl-diskless-sync-delay is %d s), and it "
+            "was seen alive %.1f s ago; waiting up to %.0f s from then for them to link" % (
+                ", ".join(pending), "is" if len(pending) == 1 else "are", delay, since, delay + SYNC_GRACE))
 
 
 def master_witnesses(group: ServerGroup, master: str, probes: dict[str, ProbeResult], policy: Policy,

@@ -230,9 +230,10 @@ class Prober:
         try:
             # One round trip. No client-side callbacks: INFO is parsed here (redis-py's parser crashes on a
             # reply of the wrong type), CONFIG GET comes as the flat list. Redis 7 names the period
-            # repl-ping-replica-period, codis-server (Redis 3.2) repl-ping-slave-period.
+            # repl-ping-replica-period, codis-server (Redis 3.2) repl-ping-slave-period; both have
+            # repl-diskless-sync-delay. One pattern: Redis 3.2 takes no more.
             connection.send_packed_command(connection.pack_commands(
-                [("INFO",), ("ROLE",), ("CONFIG", "GET", "repl-ping-*-period")]))
+                [("INFO",), ("ROLE",), ("CONFIG", "GET", "repl-*")]))
             info, role, config = (_reply(connection) for _command in range(3))
             # BusyLoadingError is a ConnectionError in redis-py, but a loading server is alive.
             if isinstance(info, BusyLoadingError):
@@ -243,7 +244,7 @@ class Prober:
             if isinstance(info, ResponseError):
                 return _error_result(addr, info, attempt)
             result = parse_info(addr, info_fields(info) if isinstance(info, str) else info, role, attempt)
-            return replace(result, ping_period=_ping_period(config)) if result.alive else result
+            return replace(result, **_replication_config(config)) if result.alive else result
         except BusyLoadingError:
             return ProbeResult(addr, ALIVE, "loading", attempt, loading=True)
         except AuthenticationError as exc:
@@ -285,15 +286,18 @@ def _refused(exc: BaseException) -> bool:
     return False
 
 
-def _ping_period(config: Any) -> Optional[int]:
-    """The period from CONFIG GET's reply (a flat list or a dict), or None (no CONFIG for us, or nonsense)."""
+def _replication_config(config: Any) -> dict[str, Optional[int]]:
+    """The ping period and the diskless sync delay from CONFIG GET's reply (a flat list or a dict), each None when
+    absent or nonsense (no CONFIG for us: a renamed command answers an error)."""
     if isinstance(config, list):
         config = dict(zip(config[::2], config[1::2]))
     if not isinstance(config, dict):
-        return None
-    values = [_int(v) for v in config.values()]
-    period = next((v for v in values if v is not None), None)
-    return period if period is not None and 1 <= period <= 3600 else None
+        return {"ping_period": None, "sync_delay": None}
+    period = next((_int(config[k]) for k in ("repl-ping-replica-period", "repl-ping-slave-period")
+                   if k in config), None)
+    delay = _int(config.get("repl-diskless-sync-delay"))
+    return {"ping_period": period if period is not None and 1 <= period <= 3600 else None,
+            "sync_delay": delay if delay is not None and 0 <= delay <= 3600 else None}
 
 
 def info_fields(text: str) -> dict[str, Any]:
@@ -369,13 +373,15 @@ def parse_info(addr: str, info: Any, role: Any, attempt: int) -> ProbeResult:
     common["offset"] = _int(info.get("slave_repl_offset", common["offset"]))
     link_up = info.get("master_link_status") == "up"
     priority = _int(info.get("slave_priority", info.get("replica_priority")))
+    # ROLE of a slave: ["slave", host, port, state, offset]; an old Redis without ROLE leaves it unknown.
+    link_state = role[3] if isinstance(role, list) and len(role) >= 4 and isinstance(role[3], str) else None
     return ProbeResult(
         addr, ALIVE, "", attempt, role="slave",
         master_addr="%s:%s" % (info.get("master_host"), info.get("master_port")),
         link_up=link_up, last_io_seconds=_int(info.get("master_last_io_seconds_ago")),
         link_down_seconds=_int(info.get("master_link_down_since_seconds")),
         priority=100 if priority is None else priority,
-        syncing=bool(_int(info.get("master_sync_in_progress"))), **common)
+        syncing=bool(_int(info.get("master_sync_in_progress"))), link_state=link_state, **common)
 
 
 # -------------------------------------------------------------------------------------- other sockets

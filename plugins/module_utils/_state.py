@@ -211,6 +211,7 @@ def next_history(history: dict[int, GroupHistory], groups: Iterable[ServerGroup]
             # (A master that lost the history a slave still holds keeps its record: that is the evidence.)
             h = replace(h, master_offset=seen.offset, master_keys=seen.keys, seen_alive_at=now, down_since=None,
                         master_replid=seen.replid or h.master_replid, ping_period=seen.ping_period or h.ping_period,
+                        sync_delay=seen.sync_delay if seen.sync_delay is not None else h.sync_delay,
                         lineage=extend_lineage(h.lineage, seen))
         elif judged_down.get(group.id):
             h = replace(h, down_since=h.down_since if h.down_since is not None else now)
@@ -221,6 +222,6 @@ def next_history(history: dict[int, GroupHistory], groups: Iterable[ServerGroup]
         seen = probes.get(server)
         before = out.get(gid)
         out[gid] = GroupHistory(master=server, master_offset=seen.offset if seen else None, seen_alive_at=now,
-                                last_failover_at=now, master_replid=None, ping_period=None,
+                                last_failover_at=now, master_replid=None, ping_period=None, sync_delay=None,
                                 lineage=before.lineage if before else None)
     return out

@@ -258,6 +258,12 @@ class ProbeResult:
     refused: bool = False
     # The master's repl-ping-replica-period (CONFIG GET), when it lets us read it: sizes the witness window.
     ping_period: Optional[int] = None
+    # The master's repl-diskless-sync-delay (CONFIG GET): how long a full sync from it waits before it starts.
+    sync_delay: Optional[int] = None
+    # A slave's replication state as ROLE names it: connected, sync (a full sync's transfer), handshake (the master
+    # answered and the slave waits for its reply to PSYNC: all through a diskless full sync's delay), connecting,
+    # connect.
+    link_state: Optional[str] = None
     # When the answer arrived (time.monotonic()), for a server that answered.
     answered_at: Optional[float] = None
     # A server that never answered: how long it stayed silent through this probe's attempts, first to last.
@@ -324,6 +330,7 @@ class GroupHistory:
     last_failover_at: Optional[float] = None
     master_replid: Optional[str] = None
     ping_period: Optional[int] = None
+    sync_delay: Optional[int] = None
     # How many keys the master held then: a history of pings alone is no data to lose.
     master_keys: Optional[int] = None
     # The group's lineage: each replication history its masters were seen holding (as their own or as the one
@@ -355,6 +362,8 @@ class GroupHistory:
                     and v >= 0 for k, v in value.items())
             elif f.name == "ping_period":
                 ok = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 3600
+            elif f.name == "sync_delay":
+                ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 3600
             elif f.name in ("master_offset", "master_keys"):
                 ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
             else:

@@ -22,10 +22,8 @@ def _run(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout:
     return result.stdout
 
 
-@pytest.fixture(scope="module")
-def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tracked files at a real path .../ansible_collections/codis/ha (ansible-test refuses links)."""
-    base = tmp_path_factory.mktemp("collection")
+def copy_tree(base: Path) -> Path:
+    """The tracked files at a real path base/ansible_collections/codis/ha (ansible-test refuses links)."""
     dest = base / "ansible_collections" / "codis" / "ha"
     files = _run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], Path(ROOT)).split()
     for name in files:
@@ -34,6 +32,11 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / name)
     return dest
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return copy_tree(tmp_path_factory.mktemp("collection"))
 
 
 def test_build_install_and_ansible_doc(tree: Path, tmp_path: Path) -> None:

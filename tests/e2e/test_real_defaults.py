@@ -24,6 +24,7 @@ import redis
 
 from simulator.netfaults import dropped, group_id
 from simulator.real import RealCluster
+from simulator.real_codis import http
 from tests.helpers import pass_params, promotions, run_module, run_module_process, wait_for
 
 # The module's defaults, a state file as the role gives it, and a dashboard timeout for a loaded machine.
@@ -186,3 +187,48 @@ def test_a_frozen_master_at_the_default_ping_period_is_failed_over_once_its_wind
         [new] = promotions(results[-1])
         assert real.missing(new, keys) == []
         print("frozen master (Redis defaults) failed over after %.1f s, %d passes" % (elapsed, len(results)))
+
+
+def test_slaves_still_syncing_with_a_new_master_that_only_this_host_is_cut_off_from_are_waited_for(
+        tmp_path: Path) -> None:
+    """A soak with the real Codis 2 dashboard: a promotion while the old master was frozen; it thawed and took a
+    few more writes, which reached one slave; the pass then gave the new master its slaves, both of which needed a
+    full sync (Redis's diskless delay: 5 s in ROLE's `handshake`), and this host was cut off from the new master.
+    The pass found no witness and promoted the slave that held none of the new master's writes. It must wait for
+    the slaves to link; once they have, they are its witnesses."""
+    with RealCluster.start(groups=1, slaves=2, extra=["--repl-diskless-sync-delay", "5"]) as real:
+        old = real.master_of(1)
+        new, other = real.slaves_of(1)
+        args = _args(real, tmp_path)
+        real.write(1, 200)
+        real.wait_in_sync(1)
+        assert run_module(args)["changed"] is False  # records the master and learns its delay (5 s)
+        # The dashboard's promote (SLAVEOF NO ONE, the old master listed offline) while the old one still takes
+        # writes from a client that has not switched: they reach `other`, not `new`.
+        status, _text = http("POST", "%s/api/server_group/1/promote" % real.dashboard_url,
+                             {"group_id": 1, "addr": new, "type": "slave"})
+        assert status == 200 and real.role(new) == "master"
+        late = real.write(1, 50, prefix="late", addr=old)
+        wait_for(lambda: real.missing(other, late) == [], 10, what="the old master's late writes to reach a slave")
+        taken = real.write(1, 100, prefix="taken", addr=new)
+        gave = run_module(args)  # the new master's slaves: the old one re-added, the other repointed
+        assert sorted(a["action"] for a in gave["actions"]) == ["readd", "repoint"], gave["actions"]
+        wait_for(lambda: _role_state(real, other) == "handshake", 5, what="the repointed slave's full sync")
+        gid = group_id("codis-ha-cutoff")
+        with dropped([real.processes[new].port], gid):
+            waiting = run_module_process(args, gid)
+            group = waiting["groups"][0]
+            assert promotions(waiting) == [] and group["decision"] == "refused", group["reason"]
+            assert "full sync's handshake" in group["reason"] and other in group["reason"], group["reason"]
+            wait_for(lambda: real.linked(other, new) and real.linked(old, new), 20, what="both slaves to link")
+            linked = run_module_process(args, gid)
+            group = linked["groups"][0]
+            assert promotions(linked) == [] and "seen alive by" in group["reason"], group["reason"]
+        assert real.master_of(1) == new and real.role(new) == "master"
+        assert real.missing(new, taken) == [] and real.missing(other, taken) == []
+        assert run_module(args)["groups"][0]["decision"] == "healthy"
+
+
+def _role_state(real: RealCluster, addr: str) -> str:
+    role = real.processes[addr].role()
+    return str(role[3]) if len(role) > 3 else ""

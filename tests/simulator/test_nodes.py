@@ -229,10 +229,11 @@ def test_a_full_sync_waits_for_the_masters_sync_delay_and_the_slave_keeps_its_da
     codis2_cluster.set_replication(master, sync_delay=5)
     codis2_cluster.kill(master)
     codis2_cluster.revive(master)  # back empty on its port, as systemd or an operator restarts it
+    # As redis-server 7.0 reports it through the delay: still in the handshake, no sync in progress.
     info = _client(slave, decode_responses=True).info("replication")
-    assert info["master_sync_in_progress"] == 1 and info["master_link_status"] == "down"
+    assert info["master_sync_in_progress"] == 0 and info["master_link_status"] == "down"
     assert info["master_replid"] == replid and codis2_cluster.role(slave)["keys"] == 4
-    assert _client(slave).execute_command("ROLE")[3] == b"sync"
+    assert _client(slave).execute_command("ROLE")[3] == b"handshake"
     codis2_cluster.clock.advance(4)
     assert codis2_cluster.role(slave)["keys"] == 4
     codis2_cluster.clock.advance(1.5)

@@ -660,3 +660,34 @@ def test_without_a_record_slaves_all_cut_off_long_ago_are_not_promoted_blind() -
     # One slave that lost its link recently dates it too.
     p[S2] = slave_after_master_died(S2, 90, link_down_seconds=2)
     assert [a.server for a in plan_group(G3, p, POLICY).actions if a.action == PROMOTE] == [S2]
+
+
+def test_slaves_still_in_a_full_syncs_handshake_with_an_unreachable_master_are_waited_for() -> None:
+    """A soak: the watcher cut off from a master promoted and given its slaves seconds before, both slaves waiting
+    out its diskless sync delay (ROLE `handshake`, link down); the pass promoted one of them, which held none of
+    the master's writes since its promotion."""
+    silent = ProbeResult(M, DOWN, "Timeout", 2, down_for=2.2)
+    waiting = probes(slave_after_master_died(S1, link_state="handshake"),
+                     slave_after_master_died(S2, link_state="handshake"))
+    fresh = GroupHistory(master=M, seen_alive_at=97.0, sync_delay=5)
+    decision = plan_group(G3, dict(waiting, **{M: silent}), POLICY, fresh, now=100.0)
+    assert decision.decision == REFUSED and not decision.master_down, decision.reason
+    assert "%s, %s are in a full sync's handshake" % (S1, S2) in decision.reason, decision.reason
+    assert "waiting up to 10 s" in decision.reason, decision.reason
+    # A master that froze then is failed over once the delay and the grace have passed since it was last seen;
+    # the delay is the master's own (read while it was alive), Redis's 5 s when never read.
+    assert plan_group(G3, dict(waiting, **{M: silent}), POLICY, fresh, now=107.1).decision == FAILOVER
+    slow = GroupHistory(master=M, seen_alive_at=97.0, sync_delay=30)
+    assert plan_group(G3, dict(waiting, **{M: silent}), POLICY, slow, now=120.0).decision == REFUSED
+    unknown = GroupHistory(master=M, seen_alive_at=97.0)
+    assert plan_group(G3, dict(waiting, **{M: silent}), POLICY, unknown, now=106.0).decision == REFUSED
+    # Not waited for: a refused connection (the process is dead), slaves merely reconnecting (`connect`), no record
+    # of the master alive, and force.
+    killed = ProbeResult(M, DOWN, "Connection refused", 2, refused=True, down_for=2.2)
+    assert plan_group(G3, dict(waiting, **{M: killed}), POLICY, fresh, now=100.0).decision == FAILOVER
+    reconnecting = probes(slave_after_master_died(S1, link_state="connect"),
+                          slave_after_master_died(S2, link_state="connecting"))
+    assert plan_group(G3, dict(reconnecting, **{M: silent}), POLICY, fresh, now=100.0).decision == FAILOVER
+    assert plan_group(G3, dict(waiting, **{M: silent}), POLICY, None, now=100.0).decision == FAILOVER
+    forced = Policy(force=True)
+    assert plan_group(G3, dict(waiting, **{M: silent}), forced, fresh, now=100.0).decision == FAILOVER

@@ -7,11 +7,10 @@ from typing import Any
 
 import pytest
 
-from ansible.module_utils.testing import patch_module_args
-
 from ansible_collections.codis.ha.plugins.module_utils import _front, _pass
 from ansible_collections.codis.ha.plugins.module_utils._report import PassResult
 from ansible_collections.codis.ha.plugins.modules import codis_ha
+from tests.helpers import patch_module_args
 
 
 def run(capsys: pytest.CaptureFixture[str], **args: Any) -> dict[str, Any]:
