@@ -106,3 +106,34 @@ def test_ansible_test_integration_target(tree: Path) -> None:
                 "codis_ha_module"], tree, env={"PATH": "%s:%s" % (BIN, os.environ.get("PATH", ""))})
     recap = [line for line in out.splitlines() if line.startswith("testhost")]
     assert recap and "failed=0" in recap[-1] and "ok=20" in recap[-1], out[-3000:]
+
+
+def test_galaxy_importer_accepts_the_built_tarball_without_a_warning(tree: Path, tmp_path: Path) -> None:
+    """Galaxy's own import checks (galaxy-importer in .venv-galaxy, scripts/setup_matrix.sh): the content found, the
+    docs ansible-doc reads, ansible-lint over everything. Its ansible-test step runs in a container, which CI does
+    not have: sanity runs above instead."""
+    venv = Path(ROOT) / ".venv-galaxy"
+    assert (venv / "bin" / "python").exists(), "no %s: run scripts/setup_matrix.sh (setup.sh does)" % venv
+    _run([str(BIN / "ansible-galaxy"), "collection", "build", "--output-path", str(tmp_path)], tree)
+    [artifact] = tmp_path.glob("codis-ha-*.tar.gz")
+    config = tmp_path / "galaxy-importer.cfg"
+    config.write_text("[galaxy-importer]\nRUN_ANSIBLE_TEST = False\nRUN_ANSIBLE_LINT = True\nRUN_ANSIBLE_DOC = True\n")
+    out = _run([str(venv / "bin" / "python"), "-m", "galaxy_importer.main", str(artifact)], tmp_path, timeout=900,
+               env={"GALAXY_IMPORTER_CONFIG": str(config), "PATH": "%s:%s" % (venv / "bin", os.environ["PATH"])})
+    assert "Importer processing completed successfully" in out, out[-3000:]
+    assert "Loading role codis_ha" in out and "Loading module codis_ha" in out, out[-3000:]
+    complaints = [line for line in out.splitlines() if line.startswith(("WARNING", "ERROR"))]
+    assert complaints == [], complaints
+
+
+def test_the_docs_site_builds_offline_with_warnings_as_errors() -> None:
+    """docs/site/build.sh: the module's page, the role's argument specs and the guides, as HTML."""
+    _run(["bash", str(Path(ROOT) / "docs" / "site" / "build.sh")], Path(ROOT), timeout=600)
+    html = Path(ROOT) / "build" / "docsite" / "html"
+    pages = {"collections/codis/ha/codis_ha_module.html": ("dashboard_url", "skipped_groups"),
+             "collections/codis/ha/codis_ha_role.html": ("codis_ha_interval", "codis_ha_scheduler"),
+             "guide/user-guide.html": ("codis_ha",), "guide/safety.html": ("Second opinion",),
+             "index.html": ("guide/user-guide.html", "collections/index.html")}
+    for page, needles in pages.items():
+        text = (html / page).read_text()
+        assert all(n in text for n in needles), (page, [n for n in needles if n not in text])
