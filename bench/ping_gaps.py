@@ -78,7 +78,7 @@ def measure(period: int, seconds: float, hogs: int, poll: float) -> dict[str, An
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--period", type=int, action="append", help="repl-ping-replica-period (repeatable)")
     parser.add_argument("--seconds", type=float, default=120.0)
     parser.add_argument("--hogs", type=int, action="append", help="CPU-bound processes beside (repeatable)")
