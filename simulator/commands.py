@@ -165,10 +165,10 @@ def _cmd_config(world: World, node: Node, session: Session, args: list[str]) -> 
                 return Error("ERR CONFIG SET failed (possibly related to argument '%s') - argument "
                              "couldn't be parsed into an integer" % args[1])
             return Status("OK")
-        if args[1].lower() in ("repl-ping-replica-period", "repl-diskless-sync-delay"):
+        if args[1].lower() in ("repl-ping-replica-period", "repl-ping-slave-period", "repl-diskless-sync-delay"):
             try:
                 value = int(args[2])
-                if args[1].lower() == "repl-ping-replica-period":
+                if args[1].lower() != "repl-diskless-sync-delay":  # Redis 7 takes the old name as an alias
                     world.set_replication(node.addr, ping_period=value)
                 else:
                     world.set_replication(node.addr, sync_delay=value)

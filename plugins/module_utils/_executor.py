@@ -27,6 +27,7 @@ from ansible_collections.codis.ha.plugins.module_utils._deadline import NO_DEADL
 from ansible_collections.codis.ha.plugins.module_utils._planner import (
     PROMOTE,
     REMOVE_PROXY,
+    SET_PING_PERIOD,
     Action,
     GroupDecision,
     Plan,
@@ -139,6 +140,8 @@ class Executor:
                 result = self._promote(action)
             elif action.action == REMOVE_PROXY:
                 result = self._remove_proxy(action)
+            elif action.action == SET_PING_PERIOD:
+                result = self._set_ping_period(action)
             else:
                 result = self._add_slave(action)
             outcome.results.append(result)
@@ -217,6 +220,17 @@ class Executor:
                 answer + "; " if answer else "", action.proxy))
         return ActionResult(action, DONE, "the dashboard no longer lists proxy %s%s" % (
             action.proxy, " (it answered: %s)" % answer if answer else ""))
+
+    # ------------------------------------------------------------------ a master's ping period
+    def _set_ping_period(self, action: Action) -> ActionResult:
+        problem = self.prober.set_ping_period(action.server, action.period or 0)
+        if problem:
+            return ActionResult(action, FAILED, "%s did not take the ping period: %s" % (action.server, problem))
+        seen = self.prober.probe(action.server)
+        if seen.ping_period != action.period:
+            return ActionResult(action, FAILED, "%s answered OK but reports %s" % (
+                action.server, "a ping period of %s s" % seen.ping_period if seen.alive else _describe(seen)))
+        return ActionResult(action, DONE, "%s pings its slaves every %d s" % (action.server, action.period))
 
     # ------------------------------------------------------------------ repoint / readd
     def _add_slave(self, action: Action) -> ActionResult:

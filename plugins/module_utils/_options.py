@@ -52,6 +52,7 @@ def argument_spec() -> dict[str, Any]:
         max_failovers_per_pass=dict(type="int", no_log=False),
         force=dict(type="bool", default=policy.force),
         remove_dead_proxies=dict(type="bool", default=policy.remove_dead_proxies),
+        max_ping_period=dict(type="int", default=policy.max_ping_period),
         pass_timeout=dict(type="float", default=options.pass_timeout, no_log=False),
         parallel_groups=dict(type="int", default=options.parallel_groups),
     )
@@ -78,6 +79,7 @@ NUMBER_RANGES = (
     ("max_data_loss_bytes", 0, 2 ** 62, False),
     ("max_failovers_per_pass", 1, 100000, False),
     ("parallel_groups", 1, 256, False),
+    ("max_ping_period", 0, 3600, False),
 )
 
 
@@ -146,4 +148,4 @@ class PassOptions:
 
 # The Policy fields that are module options of the same name, with a default.
 POLICY_OPTIONS = ("repoint_slaves", "reuse_offline", "down_after", "min_failover_interval", "stale_margin", "force",
-                  "remove_dead_proxies")
+                  "remove_dead_proxies", "max_ping_period")

@@ -33,6 +33,7 @@ class ActionKind(Word):
     REPOINT = "repoint"
     READD = "readd"
     REMOVE_PROXY = "remove_proxy"
+    SET_PING_PERIOD = "set_ping_period"  # the only one sent to Redis itself (CONFIG SET), not to the dashboard
 
 
 class Verdict(Word):
@@ -48,6 +49,7 @@ class Verdict(Word):
 
 PROMOTE, REPOINT, READD, REMOVE_PROXY = (ActionKind.PROMOTE, ActionKind.REPOINT, ActionKind.READD,
                                          ActionKind.REMOVE_PROXY)
+SET_PING_PERIOD = ActionKind.SET_PING_PERIOD
 HEALTHY, DEGRADED, REPAIR, FAILOVER = Verdict.HEALTHY, Verdict.DEGRADED, Verdict.REPAIR, Verdict.FAILOVER
 NO_CANDIDATE, SKIPPED, REFUSED = Verdict.NO_CANDIDATE, Verdict.SKIPPED, Verdict.REFUSED
 
@@ -69,6 +71,7 @@ class Policy:
     max_failovers_per_pass: Optional[int] = None
     force: bool = False
     remove_dead_proxies: bool = True
+    max_ping_period: int = 0
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,7 @@ class Action:
     master: str  # the master of the group once this action is done
     reason: str
     proxy: Optional[str] = None  # the proxy's token, for remove_proxy
+    period: Optional[int] = None  # the ping period to set, for set_ping_period
 
     def as_dict(self) -> dict[str, object]:
         return {"group": self.group, "action": str(self.action), "server": self.server,
@@ -342,7 +346,21 @@ def _plan_live_master(group: ServerGroup, master: str, seen: ProbeResult, probes
     lost = lost_history(group, master, seen, probes, record)
     if lost is not None:
         return _plan_lost_history(group, master, seen, probes, policy, lost, lineage)
-    return _plan_healthy_master(group, master, seen, probes, policy, lineage)
+    return with_ping_period(_plan_healthy_master(group, master, seen, probes, policy, lineage), seen, policy)
+
+
+def with_ping_period(decision: GroupDecision, seen: ProbeResult, policy: Policy) -> GroupDecision:
+    """The decision for a live master, with its ping period brought down to max_ping_period when it is above. Only
+    where the pass knows the server is the group's working master (healthy, degraded, repaired) and read its
+    period: a server it cannot identify, or whose CONFIG it cannot read, is left alone."""
+    if (not policy.max_ping_period or seen.ping_period is None or seen.ping_period <= policy.max_ping_period
+            or decision.decision not in (HEALTHY, DEGRADED, REPAIR)):
+        return decision
+    action = Action(decision.group, SET_PING_PERIOD, seen.addr, seen.addr, seen.addr,
+                    "its repl-ping-replica-period is %d s: a frozen master's silence is told from an idle one's only "
+                    "after a period and a half; set to %d s (max_ping_period)"
+                    % (seen.ping_period, policy.max_ping_period), period=policy.max_ping_period)
+    return replace(decision, actions=decision.actions + (action,))
 
 
 def _plan_healthy_master(group: ServerGroup, master: str, seen: ProbeResult, probes: dict[str, ProbeResult],
@@ -859,7 +877,7 @@ def predict(topology: Topology, the_plan: Plan) -> Topology:
             if action.action == PROMOTE:
                 types[action.previous_master or ""] = topology.demoted_type
                 types[action.server] = "master"
-            elif action.action != REMOVE_PROXY:
+            elif action.action in (REPOINT, READD):
                 types[action.server] = "slave"
         groups.append(group.with_types(types))
     return topology.with_groups(tuple(groups))

@@ -19,6 +19,7 @@ from ansible_collections.codis.ha.plugins.module_utils._planner import (
     REFUSED,
     REMOVE_PROXY,
     REPAIR,
+    SET_PING_PERIOD,
     Plan,
 )
 from ansible_collections.codis.ha.plugins.module_utils._topology import (
@@ -106,6 +107,10 @@ def report(topology: Topology, probes: dict[str, ProbeResult], the_plan: Plan, o
         for r in outcome.results:
             if r.status in (DONE, PLANNED) and r.action.action == PROMOTE:
                 roles_after[r.action.server] = "role master"
+            elif r.status in (DONE, PLANNED) and r.action.action == SET_PING_PERIOD:
+                seen = probes.get(r.action.server)
+                roles_before[r.action.server] += ", pings every %s s" % (seen.ping_period if seen else "?")
+                roles_after[r.action.server] += ", pings every %s s" % r.action.period
             elif r.status in (DONE, PLANNED) and r.action.action != REMOVE_PROXY:
                 roles_after[r.action.server] = "follows %s" % r.action.master
         result["diff"] = {"before": _diff_text(before, roles_before), "after": _diff_text(after_t, roles_after)}

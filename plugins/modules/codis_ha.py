@@ -251,6 +251,18 @@ options:
     description: When more groups than this would fail over in one pass, none is (many masters down at
       once usually means this host is cut off), unless O(force). No limit when omitted.
     type: int
+  max_ping_period:
+    description:
+      - Keep every live master's C(repl-ping-replica-period) at or below this many seconds (C(CONFIG SET
+        repl-ping-slave-period), the name Redis 3.2 and 7 both take), reported as a C(set_ping_period) action and
+        in the diff; check mode only plans it. V(0) leaves the masters' period alone.
+      - A frozen or powered-off master is told from a live one only by its slaves' silence, which a live idle
+        master breaks only once a period (Redis's default 10 s); at 1 s its silence is evidence within about two
+        seconds. The price is one 14-byte PING a second in each master's replication stream.
+      - The setting is not written to the server's config file; a restarted server is set again by the next pass.
+      - The role sets it to V(1) unless told otherwise.
+    type: int
+    default: 0
   remove_dead_proxies:
     description:
       - Codis 3. A proxy that the dashboard still lists but that is dead (the dashboard's fresh poll of it failed

@@ -232,3 +232,53 @@ def test_slaves_still_syncing_with_a_new_master_that_only_this_host_is_cut_off_f
 def _role_state(real: RealCluster, addr: str) -> str:
     role = real.processes[addr].role()
     return str(role[3]) if len(role) > 3 else ""
+
+
+def _ping_period(real: RealCluster, addr: str) -> int:
+    with contextlib.closing(real.processes[addr].client()) as c:
+        return int(c.config_get("repl-ping-replica-period")["repl-ping-replica-period"])
+
+
+def test_max_ping_period_caps_the_masters_period_and_a_frozen_master_is_failed_over_within_its_window(
+        tmp_path: Path) -> None:
+    """max_ping_period 1 (the role's default) on Redis's default 10 s: check mode plans the change, a pass makes
+    it (a change with a diff), the next one has nothing to do; a frozen master is then failed over in the window
+    of a 1 s period, where at 10 s no rule may do it before 15 s. A live master only this host is cut off from is
+    still refused: its slaves hear a ping every second."""
+    with RealCluster.start(groups=1, slaves=2) as real:
+        master = real.master_of(1)
+        args = _args(real, tmp_path, max_ping_period=1)
+        assert _ping_period(real, master) == 10
+        planned = run_module(args, check=True, diff=True)
+        assert [(a["action"], a["status"]) for a in planned["actions"]] == [("set_ping_period", "planned")]
+        assert _ping_period(real, master) == 10
+        done = run_module(args, diff=True)
+        assert done["changed"] and [a["status"] for a in done["actions"]] == ["done"], done["actions"]
+        assert "%s: master (role master, pings every 10 s)" % master in done["diff"]["before"], done["diff"]
+        assert "%s: master (role master, pings every 1 s)" % master in done["diff"]["after"], done["diff"]
+        assert _ping_period(real, master) == 1 and all(_ping_period(real, s) == 10 for s in real.slaves_of(1))
+        assert run_module(args)["changed"] is False
+        gid = group_id("codis-ha-cutoff")
+        wait_for(lambda: all(_last_io(real, s) <= 1 for s in real.slaves_of(1)), 5, what="pings every second")
+        with dropped([real.processes[master].port], gid):
+            cut = run_module_process(args, gid)
+        assert promotions(cut) == [] and "seen alive by" in cut["groups"][0]["reason"], cut["groups"][0]["reason"]
+        keys = real.write(1, 200)
+        real.wait_in_sync(1)
+        results: list[dict[str, Any]] = []
+        real.pause(master)
+        try:
+            with dropped([real.processes[master].port]):
+                frozen_at = time.monotonic()
+
+                def failed_over() -> bool:
+                    results.append(run_module(args))
+                    return bool(promotions(results[-1]))
+
+                wait_for(failed_over, 12, interval=0.5, what="a failover within a 1 s period's window")
+                elapsed = time.monotonic() - frozen_at
+        finally:
+            real.resume(master)
+        [new] = promotions(results[-1])
+        assert real.missing(new, keys) == []
+        print("frozen master (period capped at 1 s) failed over after %.1f s, %d passes" % (elapsed, len(results)))

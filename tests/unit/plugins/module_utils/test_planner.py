@@ -13,6 +13,7 @@ from ansible_collections.codis.ha.plugins.module_utils._planner import (
     REFUSED,
     REPAIR,
     REPOINT,
+    SET_PING_PERIOD,
     SKIPPED,
     Policy,
     plan,
@@ -691,3 +692,26 @@ def test_slaves_still_in_a_full_syncs_handshake_with_an_unreachable_master_are_w
     assert plan_group(G3, dict(waiting, **{M: silent}), POLICY, None, now=100.0).decision == FAILOVER
     forced = Policy(force=True)
     assert plan_group(G3, dict(waiting, **{M: silent}), forced, fresh, now=100.0).decision == FAILOVER
+
+
+def test_a_live_masters_ping_period_is_brought_down_to_max_ping_period() -> None:
+    capped = Policy(max_ping_period=1)
+    healthy = probes(master(M, ping_period=10), slave(S1), slave(S2))
+    decision = plan_group(G3, healthy, capped, None)
+    [action] = decision.actions
+    assert decision.decision == HEALTHY and action.action == SET_PING_PERIOD and action.period == 1
+    assert action.server == M and "repl-ping-replica-period is 10 s" in action.reason
+    # Nothing to do: at or below the cap, a period the pass could not read, the option off.
+    for seen, policy in ((master(M, ping_period=1), capped), (master(M), capped), (master(M, ping_period=10), POLICY)):
+        assert plan_group(G3, dict(healthy, **{M: seen}), policy, None).actions == ()
+    # A degraded master is capped too (it is the group's working master); a master the pass fails over is not.
+    alone = probes(master(M, ping_period=10), slave_after_master_died(S1), slave_after_master_died(S2))
+    assert [a.action for a in plan_group(G3, alone, capped, None).actions] == [SET_PING_PERIOD]
+    gone = probes(ProbeResult(M, DOWN, "refused", 2, refused=True, down_for=2.0), slave_after_master_died(S1),
+                  slave_after_master_died(S2, offset=90))
+    failover = plan_group(G3, gone, capped, None, now=100.0)
+    assert failover.decision == FAILOVER and SET_PING_PERIOD not in [a.action for a in failover.actions]
+    # Check mode's predicted topology keeps the master a master.
+    topology = Topology((G3,))
+    predicted = predict(topology, plan(topology, healthy, capped))
+    assert predicted.groups[0].snapshot() == G3.snapshot()
