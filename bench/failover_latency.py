@@ -58,19 +58,24 @@ class Contender:
     observers: int
     quorum: int
     margin: float  # codis.ha down_after (s) or Sentinel down-after-milliseconds (as s)
+    max_ping_period: int = 0  # codis.ha: the pass keeps the master's repl-ping-replica-period at or below it
 
 
 CONTENDERS = (
     Contender("codis.ha down_after 0", "codis.ha", 1, 1, 0.0),
     Contender("codis.ha down_after 1", "codis.ha", 1, 1, 1.0),
     Contender("codis.ha 3 watchers q2", "codis.ha", 3, 2, 0.0),
+    Contender("codis.ha cap 1", "codis.ha", 1, 1, 0.0, max_ping_period=1),
+    Contender("codis.ha 3 watchers q2 cap 1", "codis.ha", 3, 2, 0.0, max_ping_period=1),
     Contender("sentinel 1 q1 200ms", "sentinel", 1, 1, 0.2),
     Contender("sentinel 1 q1 1000ms", "sentinel", 1, 1, 1.0),
     Contender("sentinel 3 q2 1000ms", "sentinel", 3, 2, 1.0),
 )
 # Which Sentinel row each codis.ha row is compared with: the same margin, the same number of observers.
 PAIRS = {"codis.ha down_after 0": "sentinel 1 q1 200ms", "codis.ha down_after 1": "sentinel 1 q1 1000ms",
-         "codis.ha 3 watchers q2": "sentinel 3 q2 1000ms"}
+         "codis.ha 3 watchers q2": "sentinel 3 q2 1000ms",
+         # The role's default (max_ping_period 1), held to issue 26's target: three sentinels at quorum 2.
+         "codis.ha cap 1": "sentinel 3 q2 1000ms", "codis.ha 3 watchers q2 cap 1": "sentinel 3 q2 1000ms"}
 
 
 def redis_extra(failure: str) -> list[str]:
@@ -85,7 +90,8 @@ class CodisHa:
                  zookeeper: Optional[CoordinatorProcess]) -> None:
         self.cluster = cluster
         root = "/bench-%d" % random.getrandbits(40)
-        args: dict[str, Any] = {"dashboard_url": cluster.dashboard_url, "down_after": c.margin}
+        args: dict[str, Any] = {"dashboard_url": cluster.dashboard_url, "down_after": c.margin,
+                                "max_ping_period": c.max_ping_period}
         if c.observers > 1:
             assert zookeeper is not None
             args.update(coordinator=zookeeper.url(root), quorum=c.quorum)
@@ -96,6 +102,14 @@ class CodisHa:
             w.start()
         wait_until(lambda: all((w.dir.parent / ("%s.prom" % w.name)).exists() for w in self.watchers), 30,
                    "every watcher's first pass", interval=0.02)
+        if c.max_ping_period:
+            # The first pass set the master's period; a pass after that has read and recorded it.
+            master = cluster.processes[cluster.master_of(1) or ""]
+            wait_until(lambda: _ping_period(master) == c.max_ping_period, 30, "the pass to cap the ping period",
+                       interval=0.02)
+            capped_at = time.time()
+            wait_until(lambda: all(_last_pass(w) > capped_at for w in self.watchers), 30,
+                       "every watcher's pass after the cap", interval=0.02)
 
     @property
     def gids(self) -> list[int]:
@@ -145,6 +159,20 @@ class Sentinels:
             proc.wait(timeout=10)
         for client in self.clients:
             client.close()
+
+
+def _ping_period(server: Any) -> int:
+    with contextlib.closing(server.client()) as client:
+        return int(client.config_get("repl-ping-replica-period").get("repl-ping-replica-period", 0))
+
+
+def _last_pass(watcher: Watcher) -> float:
+    """When the watcher's last pass ended (its metrics file), or 0."""
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        text = (watcher.dir.parent / ("%s.prom" % watcher.name)).read_text()
+        values = dict(line.split() for line in text.splitlines() if line and not line.startswith("#"))
+        return float(values["codis_ha_last_pass_timestamp_seconds"])
+    return 0.0
 
 
 def _knows_everyone(client: "redis.Redis[Any]", count: int) -> bool:
@@ -295,8 +323,10 @@ def main() -> int:
     parser.add_argument("--failures", default=",".join(FAILURES))
     parser.add_argument("--out", type=Path, default=Path("bench/results/failover_latency.json"))
     parser.add_argument("--plot", type=Path, default=None)
+    parser.add_argument("--contenders", default="", help="names, comma-separated (default: every one)")
     args = parser.parse_args()
-    data = run(args.runs, failures=tuple(args.failures.split(",")))
+    chosen = tuple(c for c in CONTENDERS if not args.contenders or c.name in args.contenders.split(","))
+    data = run(args.runs, failures=tuple(args.failures.split(",")), contenders=chosen)
     write_json(args.out, data)
     if args.plot:
         plot(data, args.plot)
