@@ -94,7 +94,7 @@ class Cluster(Closing):
             self.world.refresh(node)
             return {"role": node.role, "master": node.master, "link_up": node.link_up,
                     "offset": node.offset, "alive": not node.killed, "hung": node.hung,
-                    "keys": len(node.keys), "replid": node.replid}
+                    "keys": len(node.keys), "replid": node.replid, "ping_period": node.ping_period}
 
     def lost_writes(self, gid: int) -> list[int]:
         """Writes acknowledged to the group's clients that its current master does not hold."""

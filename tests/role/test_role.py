@@ -146,7 +146,15 @@ def test_cron_runner_fails_a_killed_master_over_and_the_role_is_idempotent_and_r
             # cron starts the first runner at the next minute.
             wait_for(metrics.exists, 75, interval=0.1, what="the first pass of the cron runner")
             assert "codis_ha_last_pass_success 1" in metrics.read_text()
-            assert syslog.lines == [], "healthy passes must not log"
+            # The first pass brings each master's ping period down to the role's 1 s (codis_ha_max_ping_period):
+            # a change, logged once; the passes after it find everything healthy and log nothing.
+            [capped] = wait_for(lambda: [m for m in syslog.lines if "set_ping_period" in m], 5,
+                                what="the first pass's line")
+            assert "2 set_ping_period done" in capped and "2 healthy" in capped, capped
+            assert all(cluster.role(cluster.master_of(g) or "")["ping_period"] == 1 for g in cluster.group_ids())
+            quiet_since = _last_pass(metrics)
+            wait_for(lambda: _last_pass(metrics) > quiet_since + 1.5, 10, what="two more passes")
+            assert syslog.lines == [capped], "healthy passes must not log"
 
             group = cluster.group_ids()[0]
             old = cluster.master_of(group)
@@ -221,3 +229,11 @@ def test_systemd_units_pass_systemd_analyze_verify_and_absent_removes_them(workd
         finally:
             apply_role(workdir, dict(variables, codis_ha_state="absent"))
         assert not any(Path(u).exists() for u in units) and not Path(state_dir).exists()
+
+
+def _last_pass(metrics: Path) -> float:
+    """When the runner's last pass ended, from its node_exporter textfile (0 while it has none)."""
+    for line in metrics.read_text().splitlines() if metrics.exists() else []:
+        if line.startswith("codis_ha_last_pass_timestamp_seconds "):
+            return float(line.split()[1])
+    return 0.0
