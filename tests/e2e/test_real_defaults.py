@@ -161,6 +161,26 @@ def test_a_master_whose_slaves_already_copied_its_empty_data_set_fails_the_pass_
         assert not again.get("failed") and again["groups"][0]["decision"] == "healthy", again["msg"]
 
 
+def _passes_until_the_frozen_master_is_failed_over(real: RealCluster, master: str, args: dict[str, Any],
+                                                   deadline: float) -> tuple[list[dict[str, Any]], float]:
+    """The master's process stopped and every packet to its port dropped (a frozen host); passes half a second
+    apart until one promotes. Their results, and the seconds from the freeze to that pass's end."""
+    results: list[dict[str, Any]] = []
+    real.pause(master)
+    try:
+        with dropped([real.processes[master].port]):
+            frozen_at = time.monotonic()
+
+            def failed_over() -> bool:
+                results.append(run_module(args))
+                return bool(promotions(results[-1]))
+
+            wait_for(failed_over, deadline, interval=0.5, what="a failover of the frozen master")
+            return results, time.monotonic() - frozen_at
+    finally:
+        real.resume(master)
+
+
 def test_a_frozen_master_at_the_default_ping_period_is_failed_over_once_its_window_passes(tmp_path: Path) -> None:
     with RealCluster.start(groups=1, slaves=2) as real:
         master = real.master_of(1)
@@ -168,20 +188,7 @@ def test_a_frozen_master_at_the_default_ping_period_is_failed_over_once_its_wind
         real.wait_in_sync(1)
         args = _args(real, tmp_path)
         assert run_module(args)["changed"] is False
-        results: list[dict[str, Any]] = []
-        real.pause(master)
-        try:
-            with dropped([real.processes[master].port]):
-                frozen_at = time.monotonic()
-
-                def failed_over() -> bool:
-                    results.append(run_module(args))
-                    return bool(promotions(results[-1]))
-
-                wait_for(failed_over, 60, interval=0.5, what="a failover of the frozen master")
-                elapsed = time.monotonic() - frozen_at
-        finally:
-            real.resume(master)
+        results, elapsed = _passes_until_the_frozen_master_is_failed_over(real, master, args, 60)
         # Until the slaves' silence outlasts a ping period and half of it (15 s), they vouch for the master.
         assert "seen alive by" in results[0]["groups"][0]["reason"]
         [new] = promotions(results[-1])
@@ -265,20 +272,7 @@ def test_max_ping_period_caps_the_masters_period_and_a_frozen_master_is_failed_o
         assert promotions(cut) == [] and "seen alive by" in cut["groups"][0]["reason"], cut["groups"][0]["reason"]
         keys = real.write(1, 200)
         real.wait_in_sync(1)
-        results: list[dict[str, Any]] = []
-        real.pause(master)
-        try:
-            with dropped([real.processes[master].port]):
-                frozen_at = time.monotonic()
-
-                def failed_over() -> bool:
-                    results.append(run_module(args))
-                    return bool(promotions(results[-1]))
-
-                wait_for(failed_over, 12, interval=0.5, what="a failover within a 1 s period's window")
-                elapsed = time.monotonic() - frozen_at
-        finally:
-            real.resume(master)
+        results, elapsed = _passes_until_the_frozen_master_is_failed_over(real, master, args, 12)
         [new] = promotions(results[-1])
         assert real.missing(new, keys) == []
         print("frozen master (period capped at 1 s) failed over after %.1f s, %d passes" % (elapsed, len(results)))
