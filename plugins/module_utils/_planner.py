@@ -613,9 +613,9 @@ def slaves_still_syncing(group: ServerGroup, master: str, probes: dict[str, Prob
     since = now - record.seen_alive_at
     if since >= delay + SYNC_GRACE:
         return ""
-    pending = sorted(s.addr for s in group.of_type("slave") if probes[s.addr].alive
-                     and probes[s.addr].replicates_from(master) and not probes[s.addr].link_up
-                     and probes[s.addr].link_state in ("handshake", "sync"))
+    slaves = [probes[s.addr] for s in group.of_type("slave")]
+    pending = sorted(p.addr for p in slaves if p.alive and p.replicates_from(master) and not p.link_up
+                     and p.link_state in ("handshake", "sync"))
     if not pending:
         return ""
     return ("%s %s in a full sync's handshake or transfer with it (its repl-diskless-sync-delay is %d s), and it "

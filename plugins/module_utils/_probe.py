@@ -11,12 +11,13 @@ master.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from ansible_collections.codis.ha.plugins.module_utils._checks import (
     ca_file_problem,
@@ -226,12 +227,12 @@ class Prober:
         OK, else what went wrong, in a sentence. Never raises."""
         try:
             host, port = parse_addr(addr)
-            connection = self._connection_class(host=host, port=port, **self._kwargs)
         except ValueError as exc:
             return "not a host:port address (%s)" % exc
         try:
-            connection.send_command("CONFIG", "SET", "repl-ping-slave-period", str(int(seconds)))
-            reply = _reply(connection)
+            with self._connected(host, port) as connection:
+                connection.send_command("CONFIG", "SET", "repl-ping-slave-period", str(int(seconds)))
+                reply = _reply(connection)
             if isinstance(reply, Exception):
                 return "CONFIG SET answered %s" % _text(reply)
             return "" if reply in ("OK", b"OK", True) else "CONFIG SET answered %s" % _kind(reply)
@@ -239,6 +240,13 @@ class Prober:
             return _text(exc)
         except Exception as exc:  # pylint: disable=broad-exception-caught
             return "unparsable reply: %s" % _text(exc)
+
+    @contextlib.contextmanager
+    def _connected(self, host: str, port: int) -> Iterator[Any]:
+        """One connection, closed quietly whatever happens: a probe's and a CONFIG SET's."""
+        connection = self._connection_class(host=host, port=port, **self._kwargs)
+        try:
+            yield connection
         finally:
             try:
                 connection.disconnect()
@@ -250,15 +258,15 @@ class Prober:
             host, port = parse_addr(addr)
         except ValueError as exc:
             return ProbeResult(addr, ERROR, "not a host:port address (%s)" % exc, attempt)
-        connection = self._connection_class(host=host, port=port, **self._kwargs)
         try:
-            # One round trip. No client-side callbacks: INFO is parsed here (redis-py's parser crashes on a
-            # reply of the wrong type), CONFIG GET comes as the flat list. Redis 7 names the period
-            # repl-ping-replica-period, codis-server (Redis 3.2) repl-ping-slave-period; both have
-            # repl-diskless-sync-delay. One pattern: Redis 3.2 takes no more.
-            connection.send_packed_command(connection.pack_commands(
-                [("INFO",), ("ROLE",), ("CONFIG", "GET", "repl-*")]))
-            info, role, config = (_reply(connection) for _command in range(3))
+            with self._connected(host, port) as connection:
+                # One round trip. No client-side callbacks: INFO is parsed here (redis-py's parser crashes on a
+                # reply of the wrong type), CONFIG GET comes as the flat list. Redis 7 names the period
+                # repl-ping-replica-period, codis-server (Redis 3.2) repl-ping-slave-period; both have
+                # repl-diskless-sync-delay. One pattern: Redis 3.2 takes no more.
+                connection.send_packed_command(connection.pack_commands(
+                    [("INFO",), ("ROLE",), ("CONFIG", "GET", "repl-*")]))
+                info, role, config = [_reply(connection) for _command in range(3)]
             # BusyLoadingError is a ConnectionError in redis-py, but a loading server is alive.
             if isinstance(info, BusyLoadingError):
                 return ProbeResult(addr, ALIVE, "loading", attempt, loading=True)
@@ -283,11 +291,6 @@ class Prober:
             # A reply redis-py cannot even parse (not UTF-8, a number where INFO goes): this server's problem,
             # never the pass's.
             return ProbeResult(addr, ERROR, "unparsable reply: %s" % _text(exc), attempt)
-        finally:
-            try:
-                connection.disconnect()
-            except Exception:  # pylint: disable=broad-exception-caught
-                pass
 
 
 def _linked(seen: ProbeResult, master: str) -> bool:
