@@ -44,7 +44,7 @@ from simulator.coordinators import CoordinatorProcess
 from simulator.coordinators import start as start_coordinator
 from simulator.netfaults import dropped, group_id
 from simulator.real import RealCluster, free_port
-from simulator.watchers import Watcher
+from simulator.watchers import Watcher, runner_metrics
 
 FAILURES = ("kill", "freeze", "freeze10", "cutoff")
 CUTOFF_WINDOW = 8.0  # seconds a cut-off observer is watched for a false failover
@@ -168,11 +168,8 @@ def _ping_period(server: Any) -> int:
 
 def _last_pass(watcher: Watcher) -> float:
     """When the watcher's last pass ended (its metrics file), or 0."""
-    with contextlib.suppress(OSError, ValueError, KeyError):
-        text = (watcher.dir.parent / ("%s.prom" % watcher.name)).read_text()
-        values = dict(line.split() for line in text.splitlines() if line and not line.startswith("#"))
-        return float(values["codis_ha_last_pass_timestamp_seconds"])
-    return 0.0
+    metrics = runner_metrics(watcher.dir.parent / ("%s.prom" % watcher.name))
+    return metrics.get("codis_ha_last_pass_timestamp_seconds", 0.0)
 
 
 def _knows_everyone(client: "redis.Redis[Any]", count: int) -> bool:

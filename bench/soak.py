@@ -66,7 +66,7 @@ if str(ROOT) not in sys.path:
 
 from bench._common import ensure_collection_path, plot_to, write_json  # noqa: E402
 from simulator.waiting import wait_until  # noqa: E402
-from simulator.watchers import runner_command, runner_env  # noqa: E402
+from simulator.watchers import runner_command, runner_env, runner_metrics  # noqa: E402
 
 SUBNET = "10.77.0"
 CTL, WATCHER = 2, 3  # host numbers of the driver's and the (first) runner's namespaces
@@ -587,11 +587,10 @@ class Soak:
         """Each runner's metrics file says when its last pass ended and how long it took: read every sample (a
         tenth of a second; passes are a second apart), it gives every pass."""
         for index in range(len(self.runners)):
-            with contextlib.suppress(OSError, ValueError):
-                text = (self.runner_dir(index) / "metrics.prom").read_text()
-                values = dict(line.split() for line in text.splitlines() if line and not line.startswith("#"))
-                ended = float(values["codis_ha_last_pass_timestamp_seconds"]) - self.wall0
-                self.passes.add((ended - float(values["codis_ha_last_pass_duration_seconds"]), ended))
+            values = runner_metrics(self.runner_dir(index) / "metrics.prom")
+            if "codis_ha_last_pass_timestamp_seconds" in values and "codis_ha_last_pass_duration_seconds" in values:
+                ended = values["codis_ha_last_pass_timestamp_seconds"] - self.wall0
+                self.passes.add((ended - values["codis_ha_last_pass_duration_seconds"], ended))
 
     def runner_dir(self, index: int) -> Path:
         return self.workdir / ("runner" if index == 0 else "runner-%d" % (index + 1))

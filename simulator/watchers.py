@@ -24,6 +24,16 @@ def runner_command(config: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "codis_ha_runner", str(config)] + list(args)
 
 
+def runner_metrics(path: Path) -> dict[str, float]:
+    """A runner's node_exporter textfile as {metric: value}; {} while it has none or is half written."""
+    try:
+        lines = path.read_text().splitlines()
+        return {name: float(value) for name, value in (line.split() for line in lines
+                                                        if line and not line.startswith("#"))}
+    except (OSError, ValueError):
+        return {}
+
+
 def runner_env() -> dict[str, str]:
     return dict(os.environ, PYTHONPATH=str(RUNNER_HOME))
 

@@ -24,6 +24,7 @@ import pytest
 
 from simulator import Cluster
 from simulator.coordinators import start as start_coordinator
+from simulator.watchers import runner_metrics
 from tests.helpers import process_running, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -233,7 +234,4 @@ def test_systemd_units_pass_systemd_analyze_verify_and_absent_removes_them(workd
 
 def _last_pass(metrics: Path) -> float:
     """When the runner's last pass ended, from its node_exporter textfile (0 while it has none)."""
-    for line in metrics.read_text().splitlines() if metrics.exists() else []:
-        if line.startswith("codis_ha_last_pass_timestamp_seconds "):
-            return float(line.split()[1])
-    return 0.0
+    return runner_metrics(metrics).get("codis_ha_last_pass_timestamp_seconds", 0.0)
