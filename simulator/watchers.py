@@ -27,9 +27,8 @@ def runner_command(config: Path, *args: str) -> list[str]:
 def runner_metrics(path: Path) -> dict[str, float]:
     """A runner's node_exporter textfile as {metric: value}; {} while it has none or is half written."""
     try:
-        lines = path.read_text().splitlines()
-        return {name: float(value) for name, value in (line.split() for line in lines
-                                                        if line and not line.startswith("#"))}
+        pairs = [line.split() for line in path.read_text().splitlines() if line and not line.startswith("#")]
+        return {name: float(value) for name, value in pairs}
     except (OSError, ValueError):
         return {}
 
