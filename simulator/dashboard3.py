@@ -24,6 +24,8 @@ from .model import World
 from .ports import bound_socket
 
 MAX_GROUP_ID = 9999
+# The real dashboard's stats loop gives each proxy a second to answer (RefreshProxyStats(time.Second)).
+PROXY_POLL_TIMEOUT = 1.0
 
 
 def xauth(product_name: str) -> str:
@@ -48,6 +50,7 @@ class Codis3Dashboard(DashboardHTTP):
         self.proxy_ports: dict[str, socket.socket] = {}
         self.proxy_stats: dict[str, dict[str, Any]] = {}
         self.hung_proxies: set[str] = set()
+        self.hung_since: dict[str, float] = {}
         self.sentinels: list[str] = []  # Redis Sentinels registered (sentinels.model.servers)
         # Right after a promote, the new master's stats show an EOF for about a second: the promote's CLIENT KILL
         # cut the dashboard's own connection.
@@ -121,6 +124,7 @@ class Codis3Dashboard(DashboardHTTP):
         with self._state_lock:
             if hung:
                 self.hung_proxies.add(token)
+                self.hung_since[token] = time.monotonic()
             else:
                 self.hung_proxies.discard(token)
 
@@ -183,14 +187,27 @@ class Codis3Dashboard(DashboardHTTP):
         for addr in addrs:
             if self.eof_until.get(addr, 0) > time.monotonic():
                 seen[addr] = {"error": {"Cause": "EOF"}, "unixtime": now}
-        with self._state_lock:
-            self.stats_cache = seen
-            self.proxy_stats = {
-                token: ({"timeout": True, "unixtime": now} if token in self.hung_proxies else
-                        {"stats": {"online": True, "closed": False}, "unixtime": now} if token in self.proxy_ports
-                        else {"error": {"Cause": "dial tcp %s: connect: connection refused" % model["admin_addr"]},
-                              "unixtime": now})
-                for token, model in self.proxies.items()}
+        # The real loops store what they saw under the topom lock: while a call to a hung proxy holds it, the
+        # stats stand still (and the next poll stores newer ones); an ordinary call holds it for milliseconds.
+        if not self._topom_lock.acquire(timeout=0.5):
+            return
+        try:
+            with self._state_lock:
+                self.stats_cache = seen
+                self.proxy_stats = {token: self._proxy_poll(token, model, now) for token, model in self.proxies.items()}
+        finally:
+            self._topom_lock.release()
+
+    def _proxy_poll(self, token: str, model: dict[str, Any], now: int) -> dict[str, Any]:
+        """The dashboard's poll of one proxy. A hung one is given PROXY_POLL_TIMEOUT: until it has been hung that
+        long, the dashboard still shows its last answer (fresh), as the real one does for up to three seconds."""
+        if token in self.hung_proxies:
+            if time.monotonic() - self.hung_since.get(token, 0.0) < PROXY_POLL_TIMEOUT and token in self.proxy_stats:
+                return self.proxy_stats[token]
+            return {"timeout": True, "unixtime": now}
+        if token in self.proxy_ports:
+            return {"stats": {"online": True, "closed": False}, "unixtime": now}
+        return {"error": {"Cause": "dial tcp %s: connect: connection refused" % model["admin_addr"]}, "unixtime": now}
 
     # ------------------------------------------------------------------ API
     def handle(self, method: str, path: str, body: bytes) -> tuple[int, str]:

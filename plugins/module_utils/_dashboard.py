@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from dataclasses import replace
 from typing import Any, Callable, Optional
@@ -112,6 +113,10 @@ class DashboardClient:
 
     def remove_proxy(self, token: str) -> None:
         raise DashboardError("this dashboard lists no proxies to remove")
+
+    def dashboard_time(self) -> float:
+        """Now on the dashboard's clock: the Date of its last answer (whole seconds), or ours if it sent none."""
+        return now_or(self._transport.last_date)
 
     def proxy_states(self) -> Optional[dict[str, str]]:
         """Each proxy's state as the dashboard lists it (Codis 2: online, offline, mark_offline); None when this
@@ -230,7 +235,7 @@ class Codis3Client(DashboardClient):
         path = "/api/topom/stats/%s" % self.xauth
         data = self._request("GET", path)
         # Freshness is judged by the dashboard's own clock (its Date header), not by ours.
-        return parse_stats(data, "GET /api/topom/stats", now_or(self._transport.last_date))
+        return parse_stats(data, "GET /api/topom/stats", self.dashboard_time())
 
     def group(self, gid: int) -> ServerGroup:
         group = self.topology().group(gid)
@@ -372,7 +377,9 @@ def _proxies(section: Any, now: Optional[float]) -> tuple[Proxy, ...]:
         if not isinstance(model, dict) or not isinstance(model.get("token"), str) \
                 or not isinstance(model.get("admin_addr"), str):
             continue
-        out.append(Proxy(model["token"], model["admin_addr"], _polled_alive(stats.get(model["token"]), now)))
+        seen = stats.get(model["token"])
+        alive = _polled_alive(seen, now)
+        out.append(Proxy(model["token"], model["admin_addr"], alive, _poll_time(seen) if alive is not None else None))
     return tuple(out)
 
 
@@ -386,6 +393,14 @@ def _polled_alive(seen: Any, now: Optional[float]) -> Optional[bool]:
     if seen.get("timeout") or seen.get("error"):
         return False
     return True if isinstance(seen.get("stats"), dict) and seen["stats"] else None
+
+
+def _poll_time(seen: Any) -> Optional[float]:
+    """When the dashboard's poll ended (its unixtime), or None when it did not say in a number."""
+    polled = seen.get("unixtime") if isinstance(seen, dict) else None
+    if isinstance(polled, bool) or not isinstance(polled, (int, float)) or not math.isfinite(polled):
+        return None
+    return float(polled)
 
 
 def _migrating_slots(slots: Any) -> str:

@@ -32,6 +32,7 @@ from ansible_collections.codis.ha.plugins.module_utils._executor import DONE, Ex
 from ansible_collections.codis.ha.plugins.module_utils._http import Transport
 from ansible_collections.codis.ha.plugins.module_utils._options import PassOptions
 from ansible_collections.codis.ha.plugins.module_utils._planner import (
+    FAILOVER,
     HEALTHY,
     PROMOTE,
     REFUSED,
@@ -62,6 +63,7 @@ from ansible_collections.codis.ha.plugins.module_utils._topology import (
     HANG_EVIDENCE,
     GroupHistory,
     ProbeResult,
+    Proxy,
     ServerGroup,
     Topology,
     clip,
@@ -119,16 +121,50 @@ def check_proxies(topology: Topology, timeout: float) -> Topology:
     """Our own look at each proxy the dashboard says is not answering: does its admin port refuse, or take the
     connection and say nothing? Dead or hung takes both opinions; a proxy that only the dashboard cannot reach is
     not removed."""
-    doubtful = [p for p in topology.proxies if p.dashboard_alive is False]
-    if not doubtful:
-        return topology
+    return _look_at_proxies(topology, [p for p in topology.proxies if p.dashboard_alive is False], timeout)
+
+
+def _look_at_proxies(topology: Topology, proxies: list[Proxy], timeout: float) -> Topology:
     checked = {}
-    for proxy in doubtful:
+    for proxy in proxies:
         refused = port_refuses(proxy.admin_addr, timeout)
         checked[proxy.token] = replace(proxy, refused=refused, silent=http_silent(proxy.admin_addr, timeout,
                                                                                   HANG_EVIDENCE)
                                        if refused is False else None)
     return replace(topology, proxies=tuple(checked.get(p.token, p) for p in topology.proxies))
+
+
+def confirm_proxies(client: DashboardClient, topology: Topology, timeout: float) -> Topology:
+    """Before a promotion, our own look at the proxies the dashboard's poll did not call failed. One that does
+    not answer here is asked of the dashboard once more: its poll failing since makes it dead or hung (removed
+    first); a poll that ended a second into our look and got an answer clears our doubt (the dashboard reaches
+    it, a promote will not wait on it); anything else leaves it doubtful, and the planner holds the failover back
+    for a pass."""
+    began = time.monotonic()
+    topology = _look_at_proxies(topology, [p for p in topology.proxies if p.dashboard_alive is not False], timeout)
+    if not any(p.doubtful for p in topology.proxies):
+        return topology
+    try:
+        again = {p.token: p for p in client.topology().proxies}
+    except DashboardError:
+        return topology
+    # When our look began on the dashboard's clock (its Date header, whole seconds, read after the look ended):
+    # at most a second before the true moment, never after it.
+    began_there = client.dashboard_time() - (time.monotonic() - began)
+    return replace(topology, proxies=tuple(_second_poll(p, again.get(p.token), began_there) if p.doubtful else p
+                                           for p in topology.proxies))
+
+
+def _second_poll(proxy: Proxy, again: Optional[Proxy], began: float) -> Proxy:
+    if again is None:  # no longer registered: a promote does not call it
+        return replace(proxy, refused=None, silent=None)
+    if again.dashboard_alive is False:
+        return replace(proxy, dashboard_alive=False, polled_at=again.polled_at)
+    # Its poll time is whole seconds and `began` may be a second early: two seconds past it is a poll that ended
+    # at least a second into our look, and it got an answer.
+    if again.dashboard_alive and again.polled_at is not None and again.polled_at >= began + 2:
+        return replace(proxy, dashboard_alive=True, polled_at=again.polled_at, refused=None, silent=None)
+    return proxy
 
 
 def read_topology(client: DashboardClient, options: PassOptions) -> tuple[Topology, list[ServerGroup]]:
@@ -230,6 +266,9 @@ class _Pass:
             self.first.update(self.prober.probe_all([s.addr for g in look.selected for s in g.servers]))
             probes = self.prober.look_again_at_witnesses(look.selected, self.first)
         the_plan = self.planner(look.topology, probes, self.options.policy, history, now)
+        if any(d.decision == FAILOVER for d in the_plan.decisions) and look.topology.proxies:
+            look = replace(look, topology=confirm_proxies(self.client, look.topology, self.options.probe.timeout))
+            the_plan = self.planner(look.topology, probes, self.options.policy, history, now)
         return replace(look, probes=probes, plan=stand_aside_for_sentinel(look.topology, the_plan), now=now)
 
     def decide_and_act(self, look: _Look, history: dict[int, GroupHistory]) -> PassResult:

@@ -163,8 +163,16 @@ def clear_dead_proxies(decisions: list[GroupDecision], topology: Topology, polic
     'promoting' for an operator (measured on the real binaries). Codis 3's own codis-ha removes it first; so
     does this pass, before its first promotion, unless remove_dead_proxies is off: then nothing is promoted."""
     dead = [p for p in topology.proxies if p.dead or p.hung]
+    doubtful = [p for p in topology.proxies if p.doubtful]
     failovers = [d for d in decisions if d.decision == FAILOVER]
-    if not dead or not failovers:
+    if not failovers:
+        return decisions
+    if doubtful:
+        why = ("proxy %s: a promote now could wait on it with the dashboard's whole API for a minute, or fail and "
+               "leave the group promoting; the failover waits for the dashboard's next poll of it (a few seconds)"
+               % "; ".join("%s (%s) is %s" % (p.token, p.admin_addr, p.state) for p in doubtful))
+        return [held_back(d, why) if d.decision == FAILOVER else d for d in decisions]
+    if not dead:
         return decisions
     names = "; ".join("%s (%s) is %s" % (p.token, p.admin_addr, p.state) for p in dead)
     if not policy.remove_dead_proxies:

@@ -156,6 +156,8 @@ class Proxy:
     admin_addr: str
     # The dashboard's fresh poll of it: True answered, False an error or a timeout, None no fresh view.
     dashboard_alive: Optional[bool] = None
+    # When that poll ended (the dashboard's unixtime, whole seconds), if it is fresh.
+    polled_at: Optional[float] = None
     # This host's own check of its admin port: True refused (nothing listens), None not checked.
     refused: Optional[bool] = None
     # The port took this host's connection but sent no byte of an answer to an HTTP request in HANG_EVIDENCE
@@ -173,9 +175,20 @@ class Proxy:
         return self.dashboard_alive is False and self.silent is True
 
     @property
+    def doubtful(self) -> bool:
+        """Not answering this host while the dashboard's poll has not (yet) failed: the dashboard polls a proxy
+        every second or two and gives a silent one a second, so a proxy that just stopped looks alive to it for up
+        to three seconds, and a promote sent then waits on it with the dashboard's whole API (a minute)."""
+        return not (self.dead or self.hung) and (self.refused is True or self.silent is True)
+
+    @property
     def state(self) -> str:
         if self.dead:
             return "dead (the dashboard's poll failed and its admin port refuses)"
+        if self.doubtful:
+            return "%s this host, and the dashboard's last poll of it %s" % (
+                "refusing" if self.refused else "silent to an HTTP request (%g s) from" % HANG_EVIDENCE,
+                "answered" if self.dashboard_alive else "is not fresh (the dashboard was busy or has not polled it)")
         return "hung (the dashboard's poll failed and its admin port takes a connection but answers nothing in " \
                "%g s)" % HANG_EVIDENCE
 

@@ -230,7 +230,8 @@ def test_a_hung_proxy_is_removed_by_force_once_and_the_next_pass_the_dashboard_a
         cluster3: Cluster, args3: dict[str, Any]) -> None:
     """The real dashboard holds its API while its call to a hung proxy lasts (a minute): the pass that removes it
     may end at its deadline before the answer; passes meanwhile cannot read and send nothing; the first pass that
-    reads again promotes."""
+    reads again promotes. The master dies right after the proxy stops, while the dashboard still shows the proxy's
+    last answer: the pass's own look at it, and the dashboard's next poll, keep it from promoting first."""
     cluster3.add_proxy()
     hung = cluster3.add_proxy()
     cluster3.dashboard_fault("hung_proxy_wait", 3.0)

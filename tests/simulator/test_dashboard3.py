@@ -201,8 +201,12 @@ def test_a_hung_proxy_times_out_in_the_stats_and_holds_the_whole_api_while_a_cal
             sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
             assert sock.recv(12).startswith(b"HTTP/1.0 200")
         c.dashboard_fault("hung_proxy_wait", 0.4)
+        hung_at = time.monotonic()
         c.hang_proxy(token)
-        assert _stats(c)["proxy"]["stats"][token]["timeout"] is True
+        # The real poll gives a proxy a second: until then the dashboard still shows its last answer.
+        assert _stats(c)["proxy"]["stats"][token]["stats"]["online"] is True
+        wait_for(lambda: _stats(c)["proxy"]["stats"][token].get("timeout") is True, 5, what="the poll to time out")
+        assert time.monotonic() - hung_at >= 1.0
         with socket.create_connection((host, int(port)), timeout=1) as sock:  # taken, never answered
             sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
             sock.settimeout(0.3)

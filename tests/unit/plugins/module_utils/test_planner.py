@@ -11,6 +11,7 @@ from ansible_collections.codis.ha.plugins.module_utils._planner import (
     PROMOTE,
     READD,
     REFUSED,
+    REMOVE_PROXY,
     REPAIR,
     REPOINT,
     SET_PING_PERIOD,
@@ -26,6 +27,7 @@ from ansible_collections.codis.ha.plugins.module_utils._topology import (
     DOWN,
     ERROR,
     ProbeResult,
+    Proxy,
     Server,
     ServerGroup,
     Topology,
@@ -715,3 +717,39 @@ def test_a_live_masters_ping_period_is_brought_down_to_max_ping_period() -> None
     topology = Topology((G3,))
     predicted = predict(topology, plan(topology, healthy, capped))
     assert predicted.groups[0].snapshot() == G3.snapshot()
+
+
+# ------------------------------------------------------------------ proxies (Codis 3)
+def _proxy_topology(**proxy: Any) -> Topology:
+    return Topology((G3,), proxies=(Proxy("p1", "10.0.0.9:11080", **proxy),), demoted_type="slave")
+
+
+MASTER_DIED = probes(dead(M), slave_after_master_died(S1, 90), slave_after_master_died(S2, 100))
+
+
+def test_a_proxy_silent_here_while_the_dashboards_poll_has_not_failed_holds_the_failover_back() -> None:
+    """The dashboard gives a silent proxy a second and polls every second or two: a proxy that just stopped still
+    looks alive to it, and a promote sent then waits on it with the dashboard's whole API (seen in CI)."""
+    for view in (True, None):
+        [d] = plan(_proxy_topology(dashboard_alive=view, refused=False, silent=True), MASTER_DIED, POLICY).decisions
+        assert (d.decision, d.actions) == (REFUSED, ()), d
+        assert "proxy p1 (10.0.0.9:11080) is silent to an HTTP request" in d.reason
+        assert "waits for the dashboard's next poll" in d.reason
+
+
+def test_a_proxy_silent_here_and_failed_in_the_dashboards_poll_is_removed_before_the_promote() -> None:
+    [d] = plan(_proxy_topology(dashboard_alive=False, refused=False, silent=True), MASTER_DIED, POLICY).decisions
+    assert [(a.action, a.server) for a in d.actions][:2] == [(REMOVE_PROXY, "10.0.0.9:11080"), (PROMOTE, S2)]
+    assert "is hung" in d.actions[0].reason
+
+
+def test_a_proxy_that_answers_here_or_was_not_looked_at_does_not_hold_a_failover() -> None:
+    for checked in ({}, {"dashboard_alive": True, "refused": False, "silent": False}):
+        [d] = plan(_proxy_topology(**checked), MASTER_DIED, POLICY).decisions
+        assert [a.action for a in d.actions][0] == PROMOTE, d
+
+
+def test_a_doubtful_proxy_leaves_a_healthy_group_alone() -> None:
+    [d] = plan(_proxy_topology(dashboard_alive=True, refused=True),
+               probes(master(M), slave(S1), slave(S2)), POLICY).decisions
+    assert d.decision == HEALTHY
