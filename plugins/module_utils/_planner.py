@@ -281,9 +281,11 @@ def _plan_failover(group: ServerGroup, master_addr: str, down: str, probes: dict
         why = ("%s; %s already answers role master with the newest data (offset %d, continued from the master's "
                "history): finishing a half-done promotion" % (down, finishing, probes[finishing].offset or 0))
     elif candidate is None:
-        return GroupDecision(group.id, NO_CANDIDATE, "%s and no slave can take over: %s"
-                             % (down, _explain(exclusions) or "the group has no slave"), master_addr,
-                             master_down=True)
+        why = "%s and no slave can take over: %s" % (down, _explain(exclusions) or "the group has no slave")
+        former = former_master(group, master_addr, probes, lineage)
+        if former is None:
+            return GroupDecision(group.id, NO_CANDIDATE, why, master_addr, master_down=True)
+        return _promote_former_master(group, master_addr, probes, policy, lineage, why, probes[former])
     elif (richer := _richer_unplaced(group, probes, probes[candidate])):
         # Another tool promoted it from a history this pass cannot place (INFO shows one generation back): the
         # promotion would re-point it into a full sync from a server with less (the long chaos run: a slave
@@ -305,6 +307,41 @@ def _plan_failover(group: ServerGroup, master_addr: str, down: str, probes: dict
     actions, why = _promotion(group, master_addr, probes[candidate], probes, policy, why, exclude=(master_addr,),
                               lineage=lineage)
     return GroupDecision(group.id, FAILOVER, why, candidate, actions, master_down=True)
+
+
+def former_master(group: ServerGroup, master: str, probes: dict[str, ProbeResult],
+                  lineage: dict[str, int]) -> Optional[str]:
+    """A server of the group that the dashboard no longer lists as master (Codis 2: offline; Codis 3: a slave)
+    and that still answers role master with a history the group's masters held, all of it the group is known to
+    have had: the master a promotion set aside (a frozen one that thawed), not yet re-added. It is the one to
+    promote back when the listed master is down and no slave can take over, provided every other server of the
+    group is down or replicates from it: then nothing alive holds data it lacks (the real Codis 2 soak: the
+    server being promoted was killed while its promote waited 47 s for a proxy, and the group sat without a
+    master beside its thawed old master and that one's slave, both holding every write)."""
+    found = [p for p in (probes[s.addr] for s in group.servers if s.addr != master and s.type in ("offline", "slave"))
+             if p.alive and p.role == "master" and not p.loading and p.offset is not None and p.priority != 0
+             and p.replid in lineage and p.offset >= lineage[p.replid]]
+    if len(found) != 1:
+        return None
+    [former] = found
+    others = [probes[s.addr] for s in group.servers if s.addr not in (master, former.addr)]
+    if not all(not p.alive or p.replicates_from(former.addr) for p in others):
+        return None
+    return former.addr
+
+
+def _promote_former_master(group: ServerGroup, master: str, probes: dict[str, ProbeResult], policy: Policy,
+                           lineage: dict[str, int], why: str, former: ProbeResult) -> GroupDecision:
+    why = ("%s; %s, a master of the group before it, answers role master with its history (%s) to offset %d, all "
+           "of it the group is known to have held, and every other live server replicates from it: promoting it "
+           "back" % (why, former.addr, former.replid, former.offset or 0))
+    # Offsets run on from one history to the next: a later history seen further than this one holds is the
+    # dead master's writes since the group went on from it, gone unless it comes back with them.
+    further = max(lineage.values(), default=0) - (former.offset or 0)
+    loss = ("the writes master %s took after the group went on from %s (at least %d bytes of replication "
+            "stream) are gone unless it comes back with them" % (master, former.addr, further)) if further > 0 else None
+    actions, why = _promotion(group, master, former, probes, policy, why, exclude=(master,), lineage=lineage)
+    return GroupDecision(group.id, FAILOVER, why, former.addr, actions, master_down=True, data_loss=loss)
 
 
 def _promotion(group: ServerGroup, old_master: str, candidate: ProbeResult, probes: dict[str, ProbeResult],

@@ -239,6 +239,34 @@ def test_codis3_with_sentinels_registered_the_pass_stands_aside_while_sentinel_a
     assert final["actions"] == [] and not final.get("failed"), final
 
 
+def test_codis2_a_former_master_is_promoted_back_when_the_server_promoted_over_it_dies() -> None:
+    """The compound fault of the real Codis 2 soak: a promote of a slave (held by the dashboard for a proxy), the
+    server being promoted killed before any pass re-added the old master, which still answers role master, listed
+    offline, with every write and a slave of its own. The passes said "no candidate" and left the group without a
+    master beside it; the pass promotes it back, and nothing acknowledged is lost."""
+    with RealCodis2.start(groups=1, slaves=2, proxies=1) as codis:
+        try:
+            old = codis.master_of(1)
+            promoted, follower = codis.slaves_of(1)
+            keys = codis.write(1, 500, prefix="before")
+            codis.wait_in_sync(1)
+            assert not one_pass(codis)["changed"]  # healthy: the state file records the group's history
+            codis.api("POST", "/api/server_group/1/promote", {"type": "slave", "group_id": 1, "addr": promoted})
+            assert codis.servers(1)[old] == "offline" and codis.role(old) == "master"
+            codis.kill(promoted)
+            result = passes_until_promoted(codis, 20)
+            assert promotions(result) == [old], result
+            assert "promoting it back" in result["actions"][0]["reason"]
+            assert codis.master_of(1) == old and codis.role(old) == "master"
+            codis.wait_linked(follower, old)
+            assert codis.missing(old, keys) == [] and codis.missing(follower, keys) == []
+            wait_for(lambda: codis.proxy_serves(0), 30, what="the proxy to serve")
+            assert codis.proxy_client(0).get(keys[0]) == keys[0]
+        except BaseException:
+            print(codis.logs()[-6000:])
+            raise
+
+
 def test_a_dead_registered_proxy_is_dealt_with_and_the_group_fails_over(codis: Any) -> None:
     """A proxy killed while registered: Codis 3 fails every promote until it is removed (the pass removes it
     first); the Codis 2 dashboard holds its lock about 30 s until the proxy's ZooKeeper session expires, then

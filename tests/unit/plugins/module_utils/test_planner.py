@@ -26,6 +26,7 @@ from ansible_collections.codis.ha.plugins.module_utils._topology import (
     AUTH_ERROR,
     DOWN,
     ERROR,
+    GroupHistory,
     ProbeResult,
     Proxy,
     Server,
@@ -753,3 +754,50 @@ def test_a_doubtful_proxy_leaves_a_healthy_group_alone() -> None:
     [d] = plan(_proxy_topology(dashboard_alive=True, refused=True),
                probes(master(M), slave(S1), slave(S2)), POLICY).decisions
     assert d.decision == HEALTHY
+
+
+# ------------------------------------------------------------------ a former master promoted back
+# The real Codis 2 soak: group 3's master S2 froze; the promote of S1 waited 47 s for a proxy, and S1 was killed
+# meanwhile. S2 thawed (listed offline, still role master with every write) and S3 followed it; the passes said
+# "no candidate" for 5 s, then skipped the group while S1 loaded, beside a second writable master.
+FORMER = group((S1, "master"), (S2, "offline"), (S3, "slave"))
+R_OLD = "a" * 40
+
+
+def _former_probes(**former: Any) -> dict[str, ProbeResult]:
+    former.setdefault("replid", R_OLD)
+    return probes(dead(S1), master(S2, former.pop("offset", 1000), **former),
+                  slave(S3, of=S2, offset=1000, replid=R_OLD))
+
+
+def test_a_former_master_holding_the_groups_history_is_promoted_back_when_no_slave_can_take_over() -> None:
+    history = GroupHistory(master=S1, lineage={R_OLD: 990})
+    d = plan_group(FORMER, _former_probes(), POLICY, history)
+    assert d.decision == FAILOVER and [(a.action, a.server) for a in d.actions] == [(PROMOTE, S2)], d
+    assert "no slave can take over" in d.reason and "promoting it back" in d.reason and d.data_loss is None
+
+
+def test_the_dead_masters_writes_since_the_former_master_are_reported_lost() -> None:
+    d = plan_group(FORMER, _former_probes(), POLICY, GroupHistory(master=S1, lineage={R_OLD: 990, "b" * 40: 1500}))
+    assert d.decision == FAILOVER and "at least 500 bytes" in (d.data_loss or ""), d
+
+
+def test_a_former_master_is_not_promoted_back_without_proof_that_it_holds_the_groups_history() -> None:
+    cases = {
+        "its history is not the group's (restarted without its data)": (_former_probes(replid="c" * 40), {R_OLD: 990}),
+        "it holds less of it than the group had": (_former_probes(offset=500), {R_OLD: 990}),
+        "no record of the group's histories": (_former_probes(), {}),
+        "still loading": (_former_probes(loading=True), {R_OLD: 990}),
+    }
+    for what, (seen, lineage) in cases.items():
+        d = plan_group(FORMER, seen, POLICY, GroupHistory(master=S1, lineage=lineage))
+        assert d.decision == NO_CANDIDATE and d.actions == (), what
+
+
+def test_a_former_master_is_not_promoted_back_over_a_live_server_that_does_not_follow_it() -> None:
+    """A slave of the dead master that is alive (here: its link down since long before, stale) may hold the
+    dead master's writes that the former master lacks."""
+    seen = _former_probes()
+    seen[S3] = slave_after_master_died(S3, of=S1, offset=1200, link_down_seconds=500)
+    d = plan_group(FORMER, seen, POLICY, GroupHistory(master=S1, seen_alive_at=998.0, lineage={R_OLD: 990}), 1000.0)
+    assert d.decision == NO_CANDIDATE and d.actions == () and "stale" in d.reason, d
