@@ -349,8 +349,9 @@ def snapshot(acked: dict[str, tuple[float, str]]) -> list[tuple[str, tuple[float
 class Soak:
     def __init__(self, net: Network, groups: int, seed: int, seconds: float, every: float, workdir: Path,
                  faults: tuple[str, ...], contender: str = "codis.ha", watchers: int = 1,
-                 dashboard: str = "simulator") -> None:
+                 dashboard: str = "simulator", max_ping_period: int = 1) -> None:
         self.net = net
+        self.max_ping_period = max_ping_period
         self.contender = contender
         self.watchers = watchers
         self.rng = random.Random(seed)
@@ -456,7 +457,8 @@ class Soak:
             wdir = self.runner_dir(index)
             wdir.mkdir(parents=True, exist_ok=True)
             config = wdir / "runner.json"
-            args = dict(coordination, dashboard_url=self.dashboard_url, state_path=str(wdir / "state.json"))
+            args = dict(coordination, dashboard_url=self.dashboard_url, state_path=str(wdir / "state.json"),
+                        max_ping_period=self.max_ping_period)
             if coordination:
                 args["observer_id"] = "w%d" % (index + 1)
             config.write_text(json.dumps({
@@ -898,6 +900,7 @@ class Soak:
         return {
             "contender": self.contender, "watchers": self.watchers if self.contender == "codis.ha" else 0,
             "dashboard": "real Codis 2 and codis-proxy" if self.real else "simulator (real mode)",
+            "max_ping_period": self.max_ping_period if self.contender == "codis.ha" else None,
             "proxy_exits": [round(t, 1) for t in self.dashboard.proxy_exits] if self.real else [],
             "seconds": round(self.now(), 1), "groups": len(self.groups),
             "acknowledged": sum(len(v) for v in self.acked.values()),
@@ -945,7 +948,8 @@ def inner(options: argparse.Namespace) -> int:
     net = Network(options.tag, [])
     workdir = Path(options.workdir)
     soak = Soak(net, options.groups, options.seed, options.seconds, options.every, workdir,
-                tuple(options.faults.split(",")), options.contender, options.watchers, options.dashboard)
+                tuple(options.faults.split(",")), options.contender, options.watchers, options.dashboard,
+                options.max_ping_period)
     try:
         data = soak.run()
     finally:
@@ -991,6 +995,8 @@ def main() -> int:
                              "lists; or the real Codis 2 dashboard and a real codis-proxy in the write path")
     parser.add_argument("--watchers", type=int, choices=[1, 3], default=1,
                         help="codis.ha: one runner, or three agreeing through ZooKeeper (quorum 2)")
+    parser.add_argument("--max-ping-period", type=int, default=1,
+                        help="codis.ha: the module's max_ping_period (1, the role's default; 0 leaves Redis's 10)")
     parser.add_argument("--json", default=str(ROOT / "docs" / "bench-results" / "soak.json"))
     parser.add_argument("--plot", default=str(ROOT / "docs" / "img" / "soak.png"))
     parser.add_argument("--keep", default="", help="a directory to copy the runner's log and state file into")
@@ -1018,7 +1024,8 @@ def main() -> int:
             sys.executable, str(Path(__file__).resolve()), "--inner", "--tag", tag, "--workdir", tmp,
             "--seconds", str(options.seconds), "--seed", str(options.seed), "--groups", str(options.groups),
             "--every", str(options.every), "--faults", options.faults, "--contender", options.contender,
-            "--watchers", str(options.watchers), "--dashboard", options.dashboard, "--json", str(out)], check=False)
+            "--watchers", str(options.watchers), "--dashboard", options.dashboard,
+            "--max-ping-period", str(options.max_ping_period), "--json", str(out)], check=False)
         if done.returncode != 0 or not out.exists():
             print("the soak failed (exit %d); runner log: %s" % (done.returncode, (
                 Path(tmp) / "runner" / "runner.log").read_text(errors="replace")[-3000:] if (
