@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import threading
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
@@ -144,12 +145,57 @@ def connection_kwargs(settings: ProbeSettings) -> dict[str, Any]:
     return kwargs
 
 
+class KeptConnections:
+    """Connections kept open between passes, one per server, for a process that runs pass after pass (the role's
+    runner's worker): a probe on a kept connection is one round trip, without the connect, the socket's setup and
+    teardown and AUTH, which were half of a probe's CPU. A connection is kept only after an exchange whose every
+    reply was read (a timed-out one may still deliver a late reply, which the next probe would take for its own);
+    one that fails with anything but a timeout is dropped and the probe tries a new one at once, within the same
+    attempt (a restarted server closed it; that says nothing about the server now)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._idle: dict[tuple[ProbeSettings, str], Any] = {}
+        self._lock = threading.Lock()
+
+    def take(self, settings: ProbeSettings, addr: str) -> Any:
+        with self._lock:
+            return self._idle.pop((settings, addr), None)
+
+    def keep(self, settings: ProbeSettings, addr: str, connection: Any) -> bool:
+        with self._lock:
+            if len(self._idle) >= self.limit or (settings, addr) in self._idle:
+                return False
+            self._idle[(settings, addr)] = connection
+            return True
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, {}
+        for connection in idle.values():
+            _disconnect(connection)
+
+
+# None: every probe opens its own connection (the module run by Ansible, one pass a process).
+_KEPT: Optional[KeptConnections] = None
+
+
+def keep_connections(limit: int) -> KeptConnections:
+    """From now on, probes in this process keep up to `limit` connections between passes (the runner's worker)."""
+    global _KEPT  # pylint: disable=global-statement
+    if _KEPT is None:
+        _KEPT = KeptConnections(limit)
+    return _KEPT
+
+
 class Prober:
-    def __init__(self, settings: ProbeSettings, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(self, settings: ProbeSettings, sleep: Callable[[float], None] = time.sleep,
+                 kept: Optional[KeptConnections] = None) -> None:
         self.settings = settings
         self._kwargs = connection_kwargs(settings)
         self._connection_class = SSLConnection if settings.tls else Connection
         self._sleep = sleep
+        self._kept = kept if kept is not None else _KEPT
 
     def probe_all(self, addrs: list[str]) -> dict[str, ProbeResult]:
         addrs = sorted(set(addrs))
@@ -243,54 +289,89 @@ class Prober:
 
     @contextlib.contextmanager
     def _connected(self, host: str, port: int) -> Iterator[Any]:
-        """One connection, closed quietly whatever happens: a probe's and a CONFIG SET's."""
+        """One connection of its own, closed quietly whatever happens (a CONFIG SET's)."""
         connection = self._connection_class(host=host, port=port, **self._kwargs)
         try:
             yield connection
         finally:
-            try:
-                connection.disconnect()
-            except Exception:  # pylint: disable=broad-exception-caught
-                pass
+            _disconnect(connection)
 
     def _probe_once(self, addr: str, attempt: int) -> ProbeResult:
         try:
             host, port = parse_addr(addr)
         except ValueError as exc:
             return ProbeResult(addr, ERROR, "not a host:port address (%s)" % exc, attempt)
+        kept = self._kept.take(self.settings, addr) if self._kept is not None else None
+        if kept is not None:
+            result, failure = self._ask(kept, addr, attempt)
+            # A timeout is this attempt's answer (the server said nothing in time, as on a new connection); a
+            # connection closed under us (a restart, a reset) says nothing of the server now: ask on a new one.
+            if failure is None or result.status != DOWN or isinstance(failure, RedisTimeoutError):
+                return self._done_with(kept, addr, result, failure is None)
+            _disconnect(kept)
+        connection = self._connection_class(host=host, port=port, **self._kwargs)
+        result, failure = self._ask(connection, addr, attempt)
+        return self._done_with(connection, addr, result, failure is None)
+
+    def _done_with(self, connection: Any, addr: str, result: ProbeResult, clean: bool) -> ProbeResult:
+        if not (clean and self._kept is not None and self._kept.keep(self.settings, addr, connection)):
+            _disconnect(connection)
+        return result
+
+    @staticmethod
+    def _ask(connection: Any, addr: str, attempt: int) -> tuple[ProbeResult, Optional[Exception]]:
+        """The probe's one round trip, and what interrupted it (None: every reply was read, the connection may be
+        kept)."""
         try:
-            with self._connected(host, port) as connection:
-                # One round trip. No client-side callbacks: INFO is parsed here (redis-py's parser crashes on a
-                # reply of the wrong type), CONFIG GET comes as the flat list. Redis 7 names the period
-                # repl-ping-replica-period, codis-server (Redis 3.2) repl-ping-slave-period; both have
-                # repl-diskless-sync-delay. One pattern: Redis 3.2 takes no more.
-                connection.send_packed_command(connection.pack_commands(
-                    [("INFO",), ("ROLE",), ("CONFIG", "GET", "repl-*")]))
-                info, role, config = [_reply(connection) for _command in range(3)]
-            # BusyLoadingError is a ConnectionError in redis-py, but a loading server is alive.
-            if isinstance(info, BusyLoadingError):
-                return ProbeResult(addr, ALIVE, "loading", attempt, loading=True)
-            for reply in (info, role):
-                if isinstance(reply, Exception) and not isinstance(reply, ResponseError):
-                    raise reply
-            if isinstance(info, ResponseError):
-                return _error_result(addr, info, attempt)
-            result = parse_info(addr, info_fields(info) if isinstance(info, str) else info, role, attempt)
-            return replace(result, **_replication_config(config)) if result.alive else result
-        except BusyLoadingError:
-            return ProbeResult(addr, ALIVE, "loading", attempt, loading=True)
-        except AuthenticationError as exc:
-            return ProbeResult(addr, AUTH_ERROR, _text(exc), attempt)
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-            return ProbeResult(addr, DOWN, _text(exc), attempt, refused=_refused(exc))
-        except ResponseError as exc:
-            return _error_result(addr, exc, attempt)
-        except RedisError as exc:
-            return ProbeResult(addr, ERROR, _text(exc), attempt)
+            # No client-side callbacks: INFO is parsed here (redis-py's parser crashes on a reply of the wrong
+            # type), CONFIG GET comes as the flat list. Redis 7 names the period repl-ping-replica-period,
+            # codis-server (Redis 3.2) repl-ping-slave-period; both have repl-diskless-sync-delay. One pattern:
+            # Redis 3.2 takes no more.
+            connection.send_packed_command(connection.pack_commands(
+                [("INFO",), ("ROLE",), ("CONFIG", "GET", "repl-*")]))
+            info, role, config = [_reply(connection) for _command in range(3)]
         except Exception as exc:  # pylint: disable=broad-exception-caught
-            # A reply redis-py cannot even parse (not UTF-8, a number where INFO goes): this server's problem,
-            # never the pass's.
-            return ProbeResult(addr, ERROR, "unparsable reply: %s" % _text(exc), attempt)
+            return _failed_probe(addr, exc, attempt), exc
+        return _answered(addr, attempt, info, role, config), None
+
+
+def _failed_probe(addr: str, exc: Exception, attempt: int) -> ProbeResult:
+    """What an exception during a probe says of the server."""
+    # BusyLoadingError is a ConnectionError in redis-py, but a loading server is alive.
+    if isinstance(exc, BusyLoadingError):
+        return ProbeResult(addr, ALIVE, "loading", attempt, loading=True)
+    if isinstance(exc, AuthenticationError):
+        return ProbeResult(addr, AUTH_ERROR, _text(exc), attempt)
+    if isinstance(exc, (RedisConnectionError, RedisTimeoutError, OSError)):
+        return ProbeResult(addr, DOWN, _text(exc), attempt, refused=_refused(exc))
+    if isinstance(exc, ResponseError):
+        return _error_result(addr, exc, attempt)
+    if isinstance(exc, RedisError):
+        return ProbeResult(addr, ERROR, _text(exc), attempt)
+    # A reply redis-py cannot even parse (not UTF-8, a number where INFO goes): this server's problem, never the
+    # pass's.
+    return ProbeResult(addr, ERROR, "unparsable reply: %s" % _text(exc), attempt)
+
+
+def _answered(addr: str, attempt: int, info: Any, role: Any, config: Any) -> ProbeResult:
+    """What the three replies say; an error reply of INFO is the server's answer."""
+    for reply in (info, role):
+        if isinstance(reply, Exception) and not isinstance(reply, ResponseError):
+            return _failed_probe(addr, reply, attempt)
+    if isinstance(info, ResponseError):
+        return _failed_probe(addr, info, attempt)
+    try:
+        result = parse_info(addr, info_fields(info) if isinstance(info, str) else info, role, attempt)
+        return replace(result, **_replication_config(config)) if result.alive else result
+    except Exception as exc:  # pylint: disable=broad-exception-caught
+        return _failed_probe(addr, exc, attempt)
+
+
+def _disconnect(connection: Any) -> None:
+    try:
+        connection.disconnect()
+    except Exception:  # pylint: disable=broad-exception-caught
+        pass
 
 
 def _linked(seen: ProbeResult, master: str) -> bool:

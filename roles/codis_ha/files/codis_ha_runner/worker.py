@@ -51,7 +51,32 @@ def import_pass(collections_path: str) -> PassFunction:
     from ansible_collections.codis.ha.plugins.module_utils._front import (  # pylint: disable=import-outside-toplevel
         pass_without_ansible,
     )
+    from ansible_collections.codis.ha.plugins.module_utils._probe import (  # pylint: disable=import-outside-toplevel
+        keep_connections,
+    )
+    # A worker runs pass after pass: its probes keep one connection per server between them.
+    keep_connections(_connections_allowed())
     return pass_without_ansible
+
+
+# File descriptors the worker leaves for everything but kept connections: a pass's new probe connections (up to
+# probe_concurrency), the dashboard's, the state file's, a coordinator's.
+_RESERVED_FDS = 2048
+_WANTED_FDS = 65536
+
+
+def _connections_allowed() -> int:
+    """How many connections the worker may keep: its open-file limit raised toward the hard limit (systemd's
+    default soft limit of 1024 would not hold one per server of a large cluster), less what a pass needs besides."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = _WANTED_FDS if hard == resource.RLIM_INFINITY else min(hard, _WANTED_FDS)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+        except (ValueError, OSError):
+            pass
+    return max(0, (_WANTED_FDS if soft == resource.RLIM_INFINITY else soft) - _RESERVED_FDS)
 
 
 def _guarded(one_pass: PassFunction, args: dict[str, Any], check: bool) -> dict[str, Any]:

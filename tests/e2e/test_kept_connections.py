@@ -1,0 +1,82 @@
+"""Probes on connections kept between passes (the runner's worker), on real redis-server processes: a kept
+connection is used again, and every way it can go bad (a restart, a kill, a freeze) ends as a probe on a new
+connection would, never as a reply read from an earlier exchange."""
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+import pytest
+import redis
+
+from ansible_collections.codis.ha.plugins.module_utils._probe import KeptConnections, Prober, ProbeSettings
+from ansible_collections.codis.ha.plugins.module_utils._topology import ALIVE, DOWN
+from simulator.real import RealCluster
+
+SETTINGS = ProbeSettings(timeout=0.5, attempts=2, interval=0.05)
+
+
+@pytest.fixture
+def real() -> Iterator[RealCluster]:
+    with RealCluster.start(groups=1, slaves=1) as cluster:
+        yield cluster
+
+
+def connections_received(client: "redis.Redis[str]") -> int:
+    return int(client.info("stats")["total_connections_received"])
+
+
+def test_a_kept_connection_is_used_again_and_only_once_it_answered_in_full(real: RealCluster) -> None:
+    master = real.master_of(1) or ""
+    kept = KeptConnections(limit=10)
+    prober = Prober(SETTINGS, kept=kept)
+    with contextlib.closing(real.processes[master].client()) as watcher:
+        before = connections_received(watcher)
+        first = prober.probe(master)
+        second = prober.probe(master)
+        assert first.status == second.status == ALIVE and second.role == "master"
+        assert connections_received(watcher) - before == 1  # the second probe asked on the first's connection
+        assert second.ping_period == 10 and second.attempts == 1
+    assert KeptConnections(limit=0).keep(SETTINGS, master, object()) is False  # a full cache keeps nothing
+
+
+def test_a_server_restarted_under_a_kept_connection_is_asked_on_a_new_one_within_the_attempt(
+        real: RealCluster) -> None:
+    master = real.master_of(1) or ""
+    prober = Prober(SETTINGS, kept=KeptConnections(limit=10))
+    before = prober.probe(master)
+    real.restart(master)  # the same port, empty: the kept connection was closed by the old process
+    after = prober.probe(master)
+    assert after.status == ALIVE and after.attempts == 1, after
+    assert after.replid != before.replid  # the new process answered, not anything left on the old connection
+
+
+def test_a_killed_server_is_down_and_refused_as_on_a_new_connection(real: RealCluster) -> None:
+    master = real.master_of(1) or ""
+    kept = KeptConnections(limit=10)
+    prober = Prober(SETTINGS, kept=kept)
+    assert prober.probe(master).status == ALIVE
+    real.kill(master)
+    gone = prober.probe(master)
+    assert gone.status == DOWN and gone.refused is True and gone.attempts == SETTINGS.attempts, gone
+    assert kept.take(SETTINGS, master) is None
+
+
+def test_a_frozen_server_times_out_and_its_late_replies_never_reach_a_later_probe(real: RealCluster) -> None:
+    master = real.master_of(1) or ""
+    [slave] = real.slaves_of(1)
+    kept = KeptConnections(limit=10)
+    prober = Prober(SETTINGS, kept=kept)
+    assert prober.probe(master).role == "master" and prober.probe(slave).role == "slave"
+    real.pause(master)
+    try:
+        frozen = prober.probe(master)
+        assert frozen.status == DOWN and not frozen.refused and frozen.attempts == SETTINGS.attempts, frozen
+        assert kept.take(SETTINGS, master) is None  # a timed-out exchange's connection is never kept
+    finally:
+        real.resume(master)
+    with contextlib.closing(real.processes[master].client()) as watcher:
+        before = connections_received(watcher)
+        again = prober.probe(master)
+        assert again.status == ALIVE and again.role == "master"
+        assert connections_received(watcher) - before == 1  # a new connection: nothing late read off the old
