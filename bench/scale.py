@@ -151,6 +151,32 @@ def in_worker(servers: int, repeat: int) -> dict[str, Any]:
             "cpu_s": statistics.median(r["cpu"] for r in rows)}
 
 
+def lost_rack_in_worker(servers: int) -> dict[str, Any]:
+    """10% of the masters killed after a healthy pass in the runner's worker (its connections kept): the one pass
+    that must fail every one of them over. Target of issue 26: within the probe budget plus 1 s."""
+    sim = SimulatorProcess(servers)
+    passes = Passes(RunnerConfig(module_args=dict(PROBE, dashboard_url=sim.dashboard),
+                                 collections_path=str(COLLECTIONS), passes_per_worker=5))
+    try:
+        healthy, _seconds = passes.run()
+        assert not healthy.get("failed") and not healthy["changed"], healthy.get("msg")
+        groups = _groups(sim)
+        masters = sorted(addr for g in groups.values() for addr, s in g.items() if s["type"] == "master")
+        killed = masters[:max(1, len(masters) // 10)]
+        for addr in killed:
+            sim.op("kill", addr=addr)
+        result, seconds = passes.run()
+        after = _groups(sim)
+        still = [gid for gid, g in after.items() if any(s["type"] == "master" and addr in killed
+                                                        for addr, s in g.items())]
+    finally:
+        passes.stop()
+        sim.close()
+    promoted = sum(1 for a in result["actions"] if a["action"] == "promote" and a["status"] == "done")
+    return {"servers": servers, "killed_masters": len(killed), "promoted": promoted, "not_failed_over": len(still),
+            "pass_s": result.get("pass_seconds"), "wall_s": seconds, "cpu_s": passes.last_usage.get("cpu")}
+
+
 def run(sizes: list[int], repeat: int = 3, rack_sizes: tuple[int, ...] = (1000, 2000),
         pool_case: tuple[int, int] = (2000, 400)) -> dict[str, Any]:
     ensure_collection_path()
@@ -196,11 +222,17 @@ def main() -> int:
     if args.worker:
         ensure_collection_path()
         worker = [in_worker(int(n), args.repeat) for n in args.sizes.split(",")]
-        write_json(args.out, {"probe": PROBE, "in_worker": worker, "targets": {"servers": 2000, "wall_s": 0.5,
-                                                                                "cpu_s": 0.25}})
+        racks = [lost_rack_in_worker(int(n)) for n in args.sizes.split(",")]
+        budget = PROBE["probe_timeout"] * PROBE["probe_attempts"]
+        write_json(args.out, {"probe": PROBE, "in_worker": worker, "lost_rack_in_worker": racks, "targets": {
+            "servers": 2000, "wall_s": 0.5, "cpu_s": 0.25, "lost_rack_s": budget + 1.0}})
         for r in worker:
             print("%5d servers, in the runner's worker: wall %.3f s, CPU %.3f s (median of %d passes)" % (
                 r["servers"], r["wall_s"], r["cpu_s"], r["passes"]))
+        for r in racks:
+            print("lost rack in the worker: %5d servers, %d masters killed: %d promoted, %d not failed over, pass "
+                  "%.3f s (wall %.3f s, CPU %.3f s)" % (r["servers"], r["killed_masters"], r["promoted"],
+                                                       r["not_failed_over"], r["pass_s"], r["wall_s"], r["cpu_s"]))
         return 0
     data = run([int(s) for s in args.sizes.split(",")], args.repeat)
     write_json(args.out, data)
