@@ -231,8 +231,9 @@ def main() -> int:
                 r["servers"], r["wall_s"], r["cpu_s"], r["passes"]))
         for r in racks:
             print("lost rack in the worker: %5d servers, %d masters killed: %d promoted, %d not failed over, pass "
-                  "%.3f s (wall %.3f s, CPU %.3f s)" % (r["servers"], r["killed_masters"], r["promoted"],
-                                                       r["not_failed_over"], r["pass_s"], r["wall_s"], r["cpu_s"]))
+                  "%.3f s (wall %.3f s, CPU %.3f s)" % (
+                      r["servers"], r["killed_masters"], r["promoted"], r["not_failed_over"], r["pass_s"],
+                      r["wall_s"], r["cpu_s"]))
         return 0
     data = run([int(s) for s in args.sizes.split(",")], args.repeat)
     write_json(args.out, data)
