@@ -283,6 +283,13 @@ def _plan_failover(group: ServerGroup, master_addr: str, down: str, probes: dict
     elif candidate is None:
         why = "%s and no slave can take over: %s" % (down, _explain(exclusions) or "the group has no slave")
         former = former_master(group, master_addr, probes, lineage)
+        if former is not None and not probes[master_addr].refused:
+            # No slave follows the listed master here, so none can say it lives: only a refused connection (the
+            # host answered, nothing listens) proves it dead. A silent one may be alive and cut off from here.
+            why += ("; %s, a master of the group before it, holds the group's history, but master %s did not "
+                    "refuse the connection (it timed out): it may be alive and cut off from here, so %s is not "
+                    "promoted back" % (former, master_addr, former))
+            former = None
         if former is None:
             return GroupDecision(group.id, NO_CANDIDATE, why, master_addr, master_down=True)
         return _promote_former_master(group, master_addr, probes, policy, lineage, why, probes[former])

@@ -766,8 +766,8 @@ R_OLD = "a" * 40
 
 def _former_probes(**former: Any) -> dict[str, ProbeResult]:
     former.setdefault("replid", R_OLD)
-    return probes(dead(S1), master(S2, former.pop("offset", 1000), **former),
-                  slave(S3, of=S2, offset=1000, replid=R_OLD))
+    return probes(ProbeResult(S1, DOWN, "Connection refused", 2, refused=True),
+                  master(S2, former.pop("offset", 1000), **former), slave(S3, of=S2, offset=1000, replid=R_OLD))
 
 
 def test_a_former_master_holding_the_groups_history_is_promoted_back_when_no_slave_can_take_over() -> None:
@@ -792,6 +792,14 @@ def test_a_former_master_is_not_promoted_back_without_proof_that_it_holds_the_gr
     for what, (seen, lineage) in cases.items():
         d = plan_group(FORMER, seen, POLICY, GroupHistory(master=S1, lineage=lineage))
         assert d.decision == NO_CANDIDATE and d.actions == (), what
+
+
+def test_a_former_master_is_not_promoted_back_while_the_listed_master_may_be_alive_and_cut_off() -> None:
+    """No slave follows the listed master, so none can witness it: only a refused connection proves it dead."""
+    seen = _former_probes()
+    seen[S1] = ProbeResult(S1, DOWN, "Timeout connecting to server", 2)
+    d = plan_group(FORMER, seen, POLICY, GroupHistory(master=S1, lineage={R_OLD: 990}))
+    assert d.decision == NO_CANDIDATE and d.actions == () and "may be alive and cut off from here" in d.reason, d
 
 
 def test_a_former_master_is_not_promoted_back_over_a_live_server_that_does_not_follow_it() -> None:
