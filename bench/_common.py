@@ -127,3 +127,27 @@ def plot_to(path: Path) -> Iterator[Any]:
 def write_json(path: Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def worker_passes(args: dict[str, Any], repeat: int, passes_per_worker: int) -> list[dict[str, Any]]:
+    """`repeat` healthy passes in the role's runner's worker (forked once, passes one after another): each one's
+    usage (CPU seconds, peak RSS) and wall time. One pass more runs first and is left out: it also paid for the
+    runner's one-time imports, its worker's start and the probes' first connections."""
+    from simulator.watchers import RUNNER_HOME  # pylint: disable=import-outside-toplevel
+
+    if str(RUNNER_HOME) not in sys.path:
+        sys.path.insert(0, str(RUNNER_HOME))
+    from codis_ha_runner.config import RunnerConfig  # pylint: disable=import-outside-toplevel
+    from codis_ha_runner.worker import Passes  # pylint: disable=import-outside-toplevel
+
+    passes = Passes(RunnerConfig(module_args=args, collections_path=str(COLLECTIONS),
+                                 passes_per_worker=passes_per_worker))
+    rows = []
+    try:
+        for _run in range(repeat + 1):
+            result, seconds = passes.run()
+            assert not result.get("failed") and not result["changed"], result.get("msg")
+            rows.append(dict(passes.last_usage, wall=seconds))
+    finally:
+        passes.stop()
+    return rows[1:]

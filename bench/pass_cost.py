@@ -21,15 +21,11 @@ from typing import Any
 
 import yaml
 
-from _common import COLLECTIONS, ROOT, direct_pass, ensure_collection_path, measured, module_env, write_json
+from _common import (COLLECTIONS, ROOT, direct_pass, ensure_collection_path, measured, module_env, worker_passes,
+                     write_json)
 
 from simulator import Cluster
-from simulator.watchers import RUNNER_HOME, runner_command, runner_env
-
-if str(RUNNER_HOME) not in sys.path:
-    sys.path.insert(0, str(RUNNER_HOME))
-from codis_ha_runner.config import RunnerConfig  # noqa: E402  (the role's runner package, from the checkout)
-from codis_ha_runner.worker import Passes  # noqa: E402
+from simulator.watchers import runner_command, runner_env
 
 TARGET_CPU_S = 0.060
 TARGET_RSS_MB = 60.0
@@ -64,21 +60,8 @@ def run(repeat: int = 20, ansible_repeat: int = 5, period: float = ROLE_PERIOD_S
             assert not result.get("failed") and not result["changed"], result.get("msg")
             direct.append(usage)
 
-        def runner_passes(passes_per_worker: int) -> list[dict[str, Any]]:
-            passes = Passes(RunnerConfig(module_args=args, collections_path=str(COLLECTIONS),
-                                         passes_per_worker=passes_per_worker))
-            rows = []
-            try:
-                for _run in range(repeat + 1):
-                    result, seconds = passes.run()
-                    assert not result.get("failed") and not result["changed"], result.get("msg")
-                    rows.append(dict(passes.last_usage, wall=seconds))
-            finally:
-                passes.stop()
-            return rows[1:]  # the first pass also paid for the runner's one-time imports and its worker's start
-
-        forked = runner_passes(repeat + 1)
-        forked_each = runner_passes(1)
+        forked = worker_passes(args, repeat, repeat + 1)
+        forked_each = worker_passes(args, repeat, 1)
         env = dict(module_env(), ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS), ANSIBLE_LOCALHOST_WARNING="false",
                    ANSIBLE_INVENTORY_UNPARSED_WARNING="false")
         ansible_bin = str(Path(sys.executable).parent / "ansible")

@@ -24,7 +24,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from _common import COLLECTIONS, direct_pass, ensure_collection_path, plot_to, wait_until, write_json
+from _common import COLLECTIONS, direct_pass, ensure_collection_path, plot_to, wait_until, worker_passes, write_json
 
 from simulator.watchers import RUNNER_HOME
 
@@ -135,18 +135,10 @@ def in_worker(servers: int, repeat: int) -> dict[str, Any]:
     kernel's work for both ends of each exchange is charged to the sender: the worker's system CPU is above what a
     network would cost it."""
     sim = SimulatorProcess(servers)
-    passes = Passes(RunnerConfig(module_args=dict(PROBE, dashboard_url=sim.dashboard),
-                                 collections_path=str(COLLECTIONS), passes_per_worker=repeat + 2))
-    rows = []
     try:
-        for _run in range(repeat + 1):
-            result, seconds = passes.run()
-            assert not result.get("failed") and not result["changed"], result.get("msg")
-            rows.append(dict(passes.last_usage, wall=seconds))
+        rows = worker_passes(dict(PROBE, dashboard_url=sim.dashboard), repeat, repeat + 2)
     finally:
-        passes.stop()
         sim.close()
-    rows = rows[1:]
     return {"servers": servers, "passes": len(rows), "wall_s": statistics.median(r["wall"] for r in rows),
             "cpu_s": statistics.median(r["cpu"] for r in rows)}
 
