@@ -22,13 +22,23 @@ def real() -> Iterator[RealCluster]:
         yield cluster
 
 
+@pytest.fixture
+def kept() -> Iterator[KeptConnections]:
+    """Closed at the end: an open socket left to the garbage collector warns in whatever test runs then."""
+    connections = KeptConnections(limit=10)
+    try:
+        yield connections
+    finally:
+        connections.close()
+
+
 def connections_received(client: "redis.Redis[str]") -> int:
     return int(client.info("stats")["total_connections_received"])
 
 
-def test_a_kept_connection_is_used_again_and_only_once_it_answered_in_full(real: RealCluster) -> None:
+def test_a_kept_connection_is_used_again_and_only_once_it_answered_in_full(
+        real: RealCluster, kept: KeptConnections) -> None:
     master = real.master_of(1) or ""
-    kept = KeptConnections(limit=10)
     prober = Prober(SETTINGS, kept=kept)
     with contextlib.closing(real.processes[master].client()) as watcher:
         before = connections_received(watcher)
@@ -41,9 +51,9 @@ def test_a_kept_connection_is_used_again_and_only_once_it_answered_in_full(real:
 
 
 def test_a_server_restarted_under_a_kept_connection_is_asked_on_a_new_one_within_the_attempt(
-        real: RealCluster) -> None:
+        real: RealCluster, kept: KeptConnections) -> None:
     master = real.master_of(1) or ""
-    prober = Prober(SETTINGS, kept=KeptConnections(limit=10))
+    prober = Prober(SETTINGS, kept=kept)
     before = prober.probe(master)
     real.restart(master)  # the same port, empty: the kept connection was closed by the old process
     after = prober.probe(master)
@@ -51,9 +61,9 @@ def test_a_server_restarted_under_a_kept_connection_is_asked_on_a_new_one_within
     assert after.replid != before.replid  # the new process answered, not anything left on the old connection
 
 
-def test_a_killed_server_is_down_and_refused_as_on_a_new_connection(real: RealCluster) -> None:
+def test_a_killed_server_is_down_and_refused_as_on_a_new_connection(
+        real: RealCluster, kept: KeptConnections) -> None:
     master = real.master_of(1) or ""
-    kept = KeptConnections(limit=10)
     prober = Prober(SETTINGS, kept=kept)
     assert prober.probe(master).status == ALIVE
     real.kill(master)
@@ -62,10 +72,10 @@ def test_a_killed_server_is_down_and_refused_as_on_a_new_connection(real: RealCl
     assert kept.take(SETTINGS, master) is None
 
 
-def test_a_frozen_server_times_out_and_its_late_replies_never_reach_a_later_probe(real: RealCluster) -> None:
+def test_a_frozen_server_times_out_and_its_late_replies_never_reach_a_later_probe(
+        real: RealCluster, kept: KeptConnections) -> None:
     master = real.master_of(1) or ""
     [slave] = real.slaves_of(1)
-    kept = KeptConnections(limit=10)
     prober = Prober(SETTINGS, kept=kept)
     assert prober.probe(master).role == "master" and prober.probe(slave).role == "slave"
     real.pause(master)
