@@ -98,20 +98,28 @@ def lost_rack(servers: int, parallel: int) -> dict[str, Any]:
     """10% of the masters killed at once; one pass must fail every one of those groups over."""
     sim = SimulatorProcess(servers)
     try:
-        groups = _groups(sim)
-        masters = sorted(addr for g in groups.values() for addr, s in g.items() if s["type"] == "master")
-        killed = masters[:max(1, len(masters) // 10)]
-        for addr in killed:
-            sim.op("kill", addr=addr)
+        killed = _kill_a_tenth_of_the_masters(sim)
         result, usage = direct_pass(dict(PROBE, dashboard_url=sim.dashboard, parallel_groups=parallel))
-        after = _groups(sim)
-        still = [gid for gid, g in after.items() if any(s["type"] == "master" and addr in killed
-                                                        for addr, s in g.items())]
+        outcome = _rack_outcome(sim, killed, result)
     finally:
         sim.close()
+    return dict(outcome, servers=servers, parallel_groups=parallel, pass_s=result["pass_seconds"], wall_s=usage["wall"])
+
+
+def _kill_a_tenth_of_the_masters(sim: SimulatorProcess) -> list[str]:
+    masters = sorted(addr for g in _groups(sim).values() for addr, s in g.items() if s["type"] == "master")
+    killed = masters[:max(1, len(masters) // 10)]
+    for addr in killed:
+        sim.op("kill", addr=addr)
+    return killed
+
+
+def _rack_outcome(sim: SimulatorProcess, killed: list[str], result: dict[str, Any]) -> dict[str, Any]:
+    """How many the pass promoted, and how many groups the dashboard still lists on a killed master."""
+    still = [gid for gid, g in _groups(sim).items() if any(s["type"] == "master" and addr in killed
+                                                           for addr, s in g.items())]
     promoted = sum(1 for a in result["actions"] if a["action"] == "promote" and a["status"] == "done")
-    return {"servers": servers, "killed_masters": len(killed), "parallel_groups": parallel, "promoted": promoted,
-            "not_failed_over": len(still), "pass_s": result["pass_seconds"], "wall_s": usage["wall"]}
+    return {"killed_masters": len(killed), "promoted": promoted, "not_failed_over": len(still)}
 
 
 def hung_beyond_pool(servers: int, hung: int, concurrency: int) -> dict[str, Any]:
@@ -152,21 +160,14 @@ def lost_rack_in_worker(servers: int) -> dict[str, Any]:
     try:
         healthy, _seconds = passes.run()
         assert not healthy.get("failed") and not healthy["changed"], healthy.get("msg")
-        groups = _groups(sim)
-        masters = sorted(addr for g in groups.values() for addr, s in g.items() if s["type"] == "master")
-        killed = masters[:max(1, len(masters) // 10)]
-        for addr in killed:
-            sim.op("kill", addr=addr)
+        killed = _kill_a_tenth_of_the_masters(sim)
         result, seconds = passes.run()
-        after = _groups(sim)
-        still = [gid for gid, g in after.items() if any(s["type"] == "master" and addr in killed
-                                                        for addr, s in g.items())]
+        outcome = _rack_outcome(sim, killed, result)
     finally:
         passes.stop()
         sim.close()
-    promoted = sum(1 for a in result["actions"] if a["action"] == "promote" and a["status"] == "done")
-    return {"servers": servers, "killed_masters": len(killed), "promoted": promoted, "not_failed_over": len(still),
-            "pass_s": result.get("pass_seconds"), "wall_s": seconds, "cpu_s": passes.last_usage.get("cpu")}
+    return dict(outcome, servers=servers, pass_s=result.get("pass_seconds"), wall_s=seconds,
+                cpu_s=passes.last_usage.get("cpu"))
 
 
 def run(sizes: list[int], repeat: int = 3, rack_sizes: tuple[int, ...] = (1000, 2000),

@@ -386,9 +386,8 @@ def _proxies(section: Any, now: Optional[float]) -> tuple[Proxy, ...]:
 def _polled_alive(seen: Any, now: Optional[float]) -> Optional[bool]:
     if not isinstance(seen, dict):
         return None
-    polled = seen.get("unixtime")
-    if now is not None and (isinstance(polled, bool) or not isinstance(polled, (int, float))
-                            or not -FRESH_POLL_SECONDS <= now - polled <= FRESH_POLL_SECONDS):
+    polled = _poll_time(seen)
+    if now is not None and (polled is None or not -FRESH_POLL_SECONDS <= now - polled <= FRESH_POLL_SECONDS):
         return None  # a frozen (or future) poll says nothing about now
     if seen.get("timeout") or seen.get("error"):
         return False

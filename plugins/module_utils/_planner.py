@@ -19,6 +19,7 @@ from ansible_collections.codis.ha.plugins.module_utils._topology import (
     KNOWN_TYPES,
     GroupHistory,
     ProbeResult,
+    Proxy,
     Server,
     ServerGroup,
     Topology,
@@ -170,11 +171,11 @@ def clear_dead_proxies(decisions: list[GroupDecision], topology: Topology, polic
     if doubtful:
         why = ("proxy %s: a promote now could wait on it with the dashboard's whole API for a minute, or fail and "
                "leave the group promoting; the failover waits for the dashboard's next poll of it (a few seconds)"
-               % "; ".join("%s (%s) is %s" % (p.token, p.admin_addr, p.state) for p in doubtful))
+               % _named(doubtful))
         return [held_back(d, why) if d.decision == FAILOVER else d for d in decisions]
     if not dead:
         return decisions
-    names = "; ".join("%s (%s) is %s" % (p.token, p.admin_addr, p.state) for p in dead)
+    names = _named(dead)
     if not policy.remove_dead_proxies:
         why = ("proxy %s and still registered: a promote would fail (a hung one would also hold the dashboard's "
                "whole API about two minutes) and leave the group promoting; remove it, or set remove_dead_proxies"
@@ -187,6 +188,10 @@ def clear_dead_proxies(decisions: list[GroupDecision], topology: Topology, polic
                             "proxy %s at %s is %s and would make the promote fail; removed from the dashboard first"
                             % (p.token, p.admin_addr, p.state), proxy=p.token) for p in dead)
     return [replace(d, actions=removals + d.actions) if d is first else d for d in decisions]
+
+
+def _named(proxies: list[Proxy]) -> str:
+    return "; ".join("%s (%s) is %s" % (p.token, p.admin_addr, p.state) for p in proxies)
 
 
 def limit_failovers(decisions: list[GroupDecision], policy: Policy) -> list[GroupDecision]:
@@ -281,18 +286,8 @@ def _plan_failover(group: ServerGroup, master_addr: str, down: str, probes: dict
         why = ("%s; %s already answers role master with the newest data (offset %d, continued from the master's "
                "history): finishing a half-done promotion" % (down, finishing, probes[finishing].offset or 0))
     elif candidate is None:
-        why = "%s and no slave can take over: %s" % (down, _explain(exclusions) or "the group has no slave")
-        former = former_master(group, master_addr, probes, lineage)
-        if former is not None and not probes[master_addr].refused:
-            # No slave follows the listed master here, so none can say it lives: only a refused connection (the
-            # host answered, nothing listens) proves it dead. A silent one may be alive and cut off from here.
-            why += ("; %s, a master of the group before it, holds the group's history, but master %s did not "
-                    "refuse the connection (it timed out): it may be alive and cut off from here, so %s is not "
-                    "promoted back" % (former, master_addr, former))
-            former = None
-        if former is None:
-            return GroupDecision(group.id, NO_CANDIDATE, why, master_addr, master_down=True)
-        return _promote_former_master(group, master_addr, probes, policy, lineage, why, probes[former])
+        return _without_a_slave(group, master_addr, probes, policy, lineage, "%s and no slave can take over: %s" % (
+            down, _explain(exclusions) or "the group has no slave"))
     elif (richer := _richer_unplaced(group, probes, probes[candidate])):
         # Another tool promoted it from a history this pass cannot place (INFO shows one generation back): the
         # promotion would re-point it into a full sync from a server with less (the long chaos run: a slave
@@ -335,6 +330,22 @@ def former_master(group: ServerGroup, master: str, probes: dict[str, ProbeResult
     if not all(not p.alive or p.replicates_from(former.addr) for p in others):
         return None
     return former.addr
+
+
+def _without_a_slave(group: ServerGroup, master: str, probes: dict[str, ProbeResult], policy: Policy,
+                     lineage: dict[str, int], why: str) -> GroupDecision:
+    """No slave can take over from the dead master: its former master promoted back, or no candidate."""
+    former = former_master(group, master, probes, lineage)
+    if former is None:
+        return GroupDecision(group.id, NO_CANDIDATE, why, master, master_down=True)
+    if not probes[master].refused:
+        # No slave follows the listed master here, so none can say it lives: only a refused connection (the host
+        # answered, nothing listens) proves it dead. A silent one may be alive and cut off from here.
+        return GroupDecision(group.id, NO_CANDIDATE, "%s; %s, a master of the group before it, holds the group's "
+                             "history, but master %s did not refuse the connection (it timed out): it may be alive "
+                             "and cut off from here, so %s is not promoted back" % (why, former, master, former),
+                             master, master_down=True)
+    return _promote_former_master(group, master, probes, policy, lineage, why, probes[former])
 
 
 def _promote_former_master(group: ServerGroup, master: str, probes: dict[str, ProbeResult], policy: Policy,
