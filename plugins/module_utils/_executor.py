@@ -236,27 +236,64 @@ class Executor:
     def _add_slave(self, action: Action) -> ActionResult:
         if same_server(action.server, action.master):
             return ActionResult(action, FAILED, "refused: would demote the group's own master")
+        demoted = self._stop_a_second_master(action)
         applied = self._apply(action, lambda: self.dashboard.add_server(action.group, action.server, "slave"),
                               lambda: self.dashboard.group(action.group), "addServer", "the group")
         if isinstance(applied, ActionResult):
-            return applied
+            return _after(demoted, applied)
         group, answer = applied
         stored = group.snapshot().get(action.server)
         if stored != "slave":
-            return ActionResult(action, FAILED, "%sthe dashboard stores %s as %s" % (
-                answer + "; " if answer else "", action.server, stored))
+            return _after(demoted, ActionResult(action, FAILED, "%sthe dashboard stores %s as %s" % (
+                answer + "; " if answer else "", action.server, stored)))
         # Verified once it follows the master: waiting for its link to come up would hold the pass for a full sync
         # (Redis's default 5 s delay plus the transfer), and a soak saw a fault in that window go unseen until a
         # master restarted empty had wiped its slaves. The next pass sees the sync end.
         seen = self._wait_for(action.server, lambda p: p.replicates_from(action.master))
         if not seen.replicates_from(action.master):
-            return ActionResult(action, FAILED, "%s%s reports %s, not a slave of %s" % (
-                answer + "; " if answer else "", action.server, _describe(seen), action.master))
+            return _after(demoted, ActionResult(action, FAILED, "%s%s reports %s, not a slave of %s" % (
+                answer + "; " if answer else "", action.server, _describe(seen), action.master)))
         link = "link up" if seen.link_up else "link still down (sync in progress; later passes see it end)"
         detail = "%s replicates from %s, %s" % (action.server, action.master, link)
         if answer:
             detail = "the dashboard answered an error (%s) but stored the slave; %s" % (answer, detail)
-        return ActionResult(action, DONE, detail)
+        return _after(demoted, ActionResult(action, DONE, detail))
+
+    def _stop_a_second_master(self, action: Action) -> str:
+        """A server to be made a slave that answers role master is a second writable master beside the group's (an
+        old master back from a freeze or a partition): every write it takes is lost when it follows. It is made a
+        slave of the group's master here, directly (SLAVEOF: what the dashboard's own call sends), before the
+        dashboard is asked to record it, since the dashboard may refuse the call or hold it for a minute: the hour at
+        the role's defaults on the real Codis 2 saw 5.1 s of two writable masters while its lock, held by a promote
+        waiting on a proxy, refused the re-add twice. Returns what was done, in a sentence, or ""."""
+        seen = self.prober.probe(action.server)
+        if not (seen.alive and seen.role == "master"):
+            return ""
+        held = self._why_not_demote(action)
+        if held:
+            return "%s answers role master beside the group's master; not demoted directly: %s" % (action.server, held)
+        problem = self.prober.replicate_from(action.server, action.master)
+        if problem:
+            return "%s answers role master beside the group's master; SLAVEOF %s failed: %s" % (
+                action.server, action.master, problem)
+        return "%s answered role master beside the group's master %s (two writable masters): made its slave " \
+               "directly (SLAVEOF), before the dashboard's call" % (action.server, action.master)
+
+    def _why_not_demote(self, action: Action) -> str:
+        """Why demoting `action.server` directly could demote the group's real master, or "": the dashboard must
+        still list `action.master` as the group's only master (another runner or an operator may have promoted the
+        server since the plan was made) and `action.master` must answer role master now."""
+        try:
+            group = self.dashboard.group(action.group)
+        except DashboardError as exc:
+            return "the group could not be re-read: %s" % exc
+        masters = [s.addr for s in group.of_type("master")]
+        if len(masters) != 1 or not same_server(masters[0], action.master):
+            return "the dashboard now lists master(s) %s" % (masters or "none")
+        master = self.prober.probe(masters[0])
+        if not (master.alive and master.role == "master"):
+            return "the group's master %s reports %s" % (masters[0], _describe(master))
+        return ""
 
     def _wait_for(self, addr: str, condition: Callable[[ProbeResult], bool]) -> ProbeResult:
         deadline = self._clock() + self.deadline.cap(self.verify_timeout)
@@ -265,6 +302,13 @@ class Executor:
             if condition(seen) or self._clock() >= deadline:
                 return seen
             self._sleep(self.verify_interval)
+
+
+def _after(demoted: str, result: ActionResult) -> ActionResult:
+    """The result of the dashboard's call, after what was sent to Redis directly before it."""
+    if demoted:
+        result.detail = "%s; then %s" % (demoted, result.detail)
+    return result
 
 
 def _describe(seen: Optional[ProbeResult]) -> str:

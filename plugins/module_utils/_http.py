@@ -29,10 +29,12 @@ try:
     from requests.adapters import HTTPAdapter
     from urllib3.connection import HTTPConnection, HTTPSConnection
     from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+    from urllib3.exceptions import ReadTimeoutError
 except ImportError:
     HAS_REQUESTS = False
     REQUESTS_IMPORT_ERROR = traceback.format_exc()
     HTTPAdapter = HTTPConnection = HTTPSConnection = HTTPConnectionPool = HTTPSConnectionPool = object
+    ReadTimeoutError = OSError
 else:
     HAS_REQUESTS = True
     REQUESTS_IMPORT_ERROR = None
@@ -195,7 +197,8 @@ class Transport:
         except TransportError:
             raise
         except Exception as exc:  # requests, urllib3, ssl and socket errors alike: the answer is unusable
-            if exchange.fired:
+            # The socket's own read timeout (the same budget) may beat the watchdog to it: the same verdict.
+            if exchange.fired or _read_timed_out(exc):
                 raise TransportError("%s: no complete answer within %.3g s" % (what, budget)) from None
             raise TransportError("%s: %s" % (what, _short(exc, self._base, self.url))) from None
         finally:
@@ -203,6 +206,13 @@ class Transport:
             _CURRENT.exchange = None
             if response is not None:
                 response.close()
+
+
+def _read_timed_out(exc: BaseException) -> bool:
+    """A read timeout, as requests raises it, or as it raises it from inside a streamed body (wrapped)."""
+    if isinstance(exc, (requests.exceptions.ReadTimeout, ReadTimeoutError, socket.timeout)):
+        return True
+    return bool(exc.args) and isinstance(exc.args[0], (ReadTimeoutError, socket.timeout))
 
 
 def _date(value: Optional[str]) -> Optional[float]:

@@ -271,17 +271,34 @@ class Prober:
     def set_ping_period(self, addr: str, seconds: int) -> str:
         """CONFIG SET repl-ping-slave-period (the name Redis 3.2 and 7 both take) on one server: "" when it answered
         OK, else what went wrong, in a sentence. Never raises."""
+        return self._command(addr, "CONFIG", "SET", "repl-ping-slave-period", str(int(seconds)))
+
+    def replicate_from(self, addr: str, master: str) -> str:
+        """SLAVEOF `master` sent to `addr` (the command the dashboards' own addServer and sync action send): "" when
+        it answered OK, else what went wrong, in a sentence. Never raises."""
+        try:
+            host, port = parse_addr(master)
+        except ValueError as exc:
+            return "the master %r is not a host:port address (%s)" % (master, exc)
+        return self._command(addr, "SLAVEOF", host, str(port))
+
+    def _command(self, addr: str, *command: str) -> str:
+        """One command on a connection of its own, expecting OK: "" or what went wrong."""
+        name = " ".join(command[:2]) if command[0] == "CONFIG" else command[0]
         try:
             host, port = parse_addr(addr)
         except ValueError as exc:
             return "not a host:port address (%s)" % exc
         try:
             with self._connected(host, port) as connection:
-                connection.send_command("CONFIG", "SET", "repl-ping-slave-period", str(int(seconds)))
+                connection.send_command(*command)
                 reply = _reply(connection)
             if isinstance(reply, Exception):
-                return "CONFIG SET answered %s" % _text(reply)
-            return "" if reply in ("OK", b"OK", True) else "CONFIG SET answered %s" % _kind(reply)
+                return "%s answered %s" % (name, _text(reply))
+            # SLAVEOF to the master it already follows answers "OK Already connected to specified master".
+            if reply is True or (isinstance(reply, (str, bytes)) and _str(reply).startswith("OK")):
+                return ""
+            return "%s answered %s" % (name, _kind(reply))
         except (RedisError, OSError) as exc:
             return _text(exc)
         except Exception as exc:  # pylint: disable=broad-exception-caught
@@ -289,7 +306,7 @@ class Prober:
 
     @contextlib.contextmanager
     def _connected(self, host: str, port: int) -> Iterator[Any]:
-        """One connection of its own, closed quietly whatever happens (a CONFIG SET's)."""
+        """One connection of its own, closed quietly whatever happens (a CONFIG SET's, a SLAVEOF's)."""
         connection = self._connection_class(host=host, port=port, **self._kwargs)
         try:
             yield connection
@@ -446,6 +463,10 @@ def _int(value: Any) -> Optional[int]:
 def _replid(value: Any) -> Optional[str]:
     """A replication ID as INFO gives it, or None: absent, not a string, or all zeros (Redis's "no such history")."""
     return value if isinstance(value, str) and value and value.strip("0") else None
+
+
+def _str(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 def _kind(value: Any) -> str:

@@ -431,3 +431,48 @@ def test_codis3_the_xauth_token_is_in_no_message_of_a_failed_pass(codis3: RealCo
         codis3.dashboard_daemon.signal(signal.SIGCONT)
     assert result["failed"] is True and "/api/topom/stats/<xauth>" in result["msg"], result["msg"]
     assert xauth(codis3.product) not in json.dumps(result)
+
+
+def test_codis2_an_old_master_is_demoted_at_once_while_the_dashboards_lock_refuses_its_readd() -> None:
+    """The hour at the role's defaults (real Codis 2): a promote held the dashboard's lock waiting on a proxy, the old
+    master thawed (listed offline, answering role master, taking writes) and the pass's re-add was refused by the
+    lock twice: 5.1 s of two writable masters. Here a registered proxy is dead, so the dashboard stores a promote by
+    hand at once and then holds its lock about 30 s. The pass that meets the lock demotes the old master itself;
+    a later pass records it; nothing written to the new master is lost."""
+    with RealCodis2.start(groups=1, slaves=2, proxies=1) as codis:
+        try:
+            old = codis.master_of(1)
+            promoted = codis.slaves_of(1)[0]
+            keys = codis.write(1, 300, prefix="before")
+            codis.wait_in_sync(1)
+            assert not one_pass(codis)["changed"]  # healthy: the state file records the group's history
+            codis.add_proxy()
+            codis.kill_proxy(1)
+            holder = threading.Thread(target=_promote_by_hand, args=(codis, promoted), daemon=True)
+            holder.start()
+            wait_for(lambda: codis.servers(1).get(promoted) == "master", 20, what="the promote to be stored")
+            assert codis.role(old) == "master" and codis.servers(1)[old] == "offline"  # two writable masters
+            after = codis.write(1, 100, prefix="after", addr=promoted)
+            refused = one_pass(codis)
+            [readd] = [a for a in refused["actions"] if a["server"] == old]
+            assert readd["status"] == "failed" and "lock is held" in readd["detail"], refused
+            assert "made its slave directly (SLAVEOF)" in readd["detail"], readd
+            assert codis.role(old) == "slave" and holder.is_alive()  # demoted while the lock is still held
+            codis.wait_linked(old, promoted, timeout=30)
+            holder.join(90)
+            wait_for(lambda: _readd_done(codis, old), 60, interval=1.0, what="a pass to record the re-add")
+            assert codis.servers(1)[old] == "slave" and codis.master_of(1) == promoted
+            assert codis.missing(promoted, keys + after) == [] and codis.missing(old, keys + after) == []
+        except BaseException:
+            print(codis.logs()[-6000:])
+            raise
+
+
+def _promote_by_hand(codis: Any, addr: str) -> None:
+    with contextlib.suppress(Exception):  # the dashboard answers 500 once the dead proxy's session expires
+        codis.api("POST", "/api/server_group/1/promote", {"type": "slave", "group_id": 1, "addr": addr}, timeout=90)
+
+
+def _readd_done(codis: Any, addr: str) -> bool:
+    one_pass(codis)
+    return codis.servers(1).get(addr) == "slave"

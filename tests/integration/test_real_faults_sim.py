@@ -8,7 +8,11 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ansible_collections.codis.ha.plugins.module_utils._dashboard import Codis2Client
+from ansible_collections.codis.ha.plugins.module_utils._executor import Executor
 from ansible_collections.codis.ha.plugins.module_utils._pass import run_pass
+from ansible_collections.codis.ha.plugins.module_utils._planner import READD, REPAIR, Action, GroupDecision, Plan
+from ansible_collections.codis.ha.plugins.module_utils._probe import ProbeSettings, Prober
 from simulator import Cluster
 from tests.helpers import FAST, pass_params, promotions
 
@@ -159,3 +163,51 @@ def test_a_call_refused_for_the_lock_is_not_waited_for(codis2_cluster: Cluster, 
     assert repoint["status"] == "failed" and "not applied, the dashboard's lock is held" in repoint["detail"]
     assert result["pass_seconds"] < 30  # it did not sit out verify_timeout (600 s) or the pass deadline
     assert codis2_cluster.master_of(1) == old
+
+
+def test_a_thawed_old_master_is_demoted_directly_when_the_dashboard_refuses_to_readd_it(
+        codis2_cluster: Cluster, tmp_path: Path) -> None:
+    """The hour at the role's defaults on the real Codis 2: an old master back from a freeze, listed offline and
+    answering role master with every write, while the dashboard's lock (a promote waiting on a proxy) refused its
+    re-add twice: 5.1 s of two writable masters after the pass. Now it follows the group's master after the pass
+    that was refused, and the dashboard records it when it lets go."""
+    old = codis2_cluster.master_of(1)
+    codis2_cluster.write(1, 20)
+    assert _pass(codis2_cluster, tmp_path)["changed"] is False  # a record of the group
+    codis2_cluster.hang(old)
+    codis2_cluster.clock.advance(120)  # past repl-timeout: no slave hears from it
+    failover = _pass(codis2_cluster, tmp_path)
+    [new] = promotions(failover) or [failover["groups"]]
+    codis2_cluster.revive(old)  # thawed: role master, its data and its writers
+    assert codis2_cluster.role(old)["role"] == "master" and codis2_cluster.servers(1)[old] == "offline"
+    codis2_cluster.dashboard_fault("lock_conflict", 100)
+    refused = _pass(codis2_cluster, tmp_path, min_failover_interval=0)
+    [readd] = [a for a in refused["actions"] if a["server"] == old]
+    assert readd["action"] == "readd" and readd["status"] == "failed"
+    assert "made its slave directly (SLAVEOF)" in readd["detail"] and "lock is held" in readd["detail"], readd
+    assert (codis2_cluster.role(old)["role"], codis2_cluster.role(old)["master"]) == ("slave", new)
+    assert codis2_cluster.servers(1)[old] == "offline"  # the dashboard's record waits for its lock
+    codis2_cluster.clear_dashboard_faults()
+    recorded = _pass(codis2_cluster, tmp_path, min_failover_interval=0)
+    [readd] = [a for a in recorded["actions"] if a["server"] == old]
+    assert readd["status"] == "done" and "directly" not in readd["detail"], readd
+    assert codis2_cluster.servers(1)[old] == "slave" and codis2_cluster.master_of(1) == new
+
+
+def test_a_second_master_is_not_demoted_directly_once_the_dashboard_lists_it_master(
+        codis2_cluster: Cluster) -> None:
+    """The plan said: re-add the old master under the new one. Before the executor acted, another runner (or an
+    operator) promoted the old master back: it is now the group's master, and demoting it would leave the group
+    without one. The direct SLAVEOF is only sent while the dashboard still lists the plan's master."""
+    listed = codis2_cluster.master_of(1)
+    slave = codis2_cluster.slaves_of(1)[0]
+    codis2_cluster.slaveof(slave, None)  # answers role master, as a thawed old master does
+    action = Action(1, READD, slave, None, "127.0.0.1:1", "a plan whose master the dashboard no longer lists")
+    codis2_cluster.dashboard_fault("lock_conflict", 100)  # nor does the dashboard's own call go through
+    dashboard = Codis2Client(codis2_cluster.dashboard_url, timeout=2.0, lock_retries=0)
+    executor = Executor(dashboard, Prober(ProbeSettings()), verify_timeout=0.2)
+    plan = Plan((GroupDecision(1, REPAIR, "a test's plan", actions=(action,)),))
+    result = executor.run(plan, dashboard.topology(), check_mode=False)
+    [done] = result.results
+    assert "not demoted directly: the dashboard now lists master(s) ['%s']" % listed in done.detail, done.detail
+    assert codis2_cluster.role(slave)["role"] == "master"
