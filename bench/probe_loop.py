@@ -1,84 +1,45 @@
-"""What a probe loop on non-blocking sockets would cost (issue 26's next step), measured before it is built.
+"""The probe phase alone on kept connections: every server asked by the batch (`_batch.py`, one thread, poll) against
+the threaded probes on the same kept connections, in this process, rounds after the first (which connects).
 
-2,000 fake servers (the simulator in its own process); one connection kept to each; then, per round, the probe's
-three commands (INFO, ROLE, CONFIG GET repl-*) sent to every server at once and the replies read by one thread with
-a selector and a small RESP reader, INFO split into fields. No attempts, timeouts, AUTH or TLS: a floor for the
-probe phase, to set against the threaded redis-py probes of `bench/scale.py --worker` (docs/benchmarks.md 3b).
+2,000 fake servers by default (the simulator in its own process, as in `bench/scale.py`). Session 12 measured the
+floor of such a loop here with a prototype before the batch was built (docs/benchmarks.md 3b); this is the batch
+itself, and `--threads` the probes it replaced.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import resource
-import selectors
-import socket
 import statistics
 import sys
 import time
-from typing import Any, Optional
 
+from _common import COLLECTIONS, ensure_collection_path
 from scale import SimulatorProcess, _groups
 
-REQUEST = b"*1\r\n$4\r\nINFO\r\n*1\r\n$4\r\nROLE\r\n*3\r\n$6\r\nCONFIG\r\n$3\r\nGET\r\n$6\r\nrepl-*\r\n"
 
+def rounds(addrs: list[str], count: int, batch: bool) -> list[dict[str, float]]:
+    from ansible_collections.codis.ha.plugins.module_utils._probe import (  # pylint: disable=import-outside-toplevel
+        KeptConnections,
+        ProbeSettings,
+        Prober,
+    )
 
-def resp_value(buf: bytes, pos: int) -> Optional[tuple[Any, int]]:
-    """One RESP2 value of `buf` from `pos` and where the next begins, or None while it is incomplete."""
-    end = buf.find(b"\r\n", pos)
-    if end < 0:
-        return None
-    kind, line = buf[pos:pos + 1], buf[pos + 1:end]
-    if kind in (b"+", b"-"):
-        return (line.decode() if kind == b"+" else RuntimeError(line.decode())), end + 2
-    if kind == b":":
-        return int(line), end + 2
-    if kind == b"$":
-        size = int(line)
-        if size < 0:
-            return None, end + 2
-        if len(buf) < end + 4 + size:
-            return None
-        return buf[end + 2:end + 2 + size].decode(), end + 4 + size
-    if kind == b"*":
-        items, at = [], end + 2
-        for _index in range(int(line)):
-            got = resp_value(buf, at)
-            if got is None:
-                return None
-            items.append(got[0])
-            at = got[1]
-        return items, at
-    raise ValueError("not RESP: %r" % kind)
-
-
-def probe_round(connections: dict[str, socket.socket]) -> int:
-    """Every server asked at once, every answer read and INFO split into fields; how many answered in 1 s."""
-    selector = selectors.DefaultSelector()
-    received: dict[socket.socket, bytearray] = {}
-    for addr, sock in connections.items():
-        sock.send(REQUEST)
-        received[sock] = bytearray()
-        selector.register(sock, selectors.EVENT_READ, addr)
-    answered = 0
-    deadline = time.monotonic() + 1.0
-    while answered < len(connections) and time.monotonic() < deadline:
-        for key, _events in selector.select(0.1):
-            sock = key.fileobj
-            assert isinstance(sock, socket.socket)
-            received[sock] += sock.recv(65536)
-            replies, at = [], 0
-            while len(replies) < 3:
-                got = resp_value(bytes(received[sock]), at)
-                if got is None:
-                    break
-                replies.append(got[0])
-                at = got[1]
-            if len(replies) == 3:
-                dict(line.partition(":")[::2] for line in replies[0].split("\r\n") if ":" in line)
-                selector.unregister(sock)
-                answered += 1
-    selector.close()
-    return answered
+    kept = KeptConnections(limit=len(addrs))
+    prober = Prober(ProbeSettings(timeout=1.0, attempts=2), kept=kept, batch=batch)
+    rows = []
+    try:
+        prober.probe_all(addrs)  # connects: every server asked by a thread, its connection kept
+        for _round in range(count):
+            before, started = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
+            seen = prober.probe_all(addrs)
+            after = resource.getrusage(resource.RUSAGE_SELF)
+            rows.append({"alive": sum(1 for s in seen.values() if s.alive), "batched": prober.batched,
+                         "wall_s": time.monotonic() - started, "user_s": after.ru_utime - before.ru_utime,
+                         "sys_s": after.ru_stime - before.ru_stime})
+    finally:
+        kept.close()
+    return rows
 
 
 def main() -> int:
@@ -86,29 +47,21 @@ def main() -> int:
     parser.add_argument("--servers", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=5)
     options = parser.parse_args()
+    ensure_collection_path()
+    sys.path.insert(0, str(COLLECTIONS))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4 * options.servers + 1024)), hard))
     sim = SimulatorProcess(options.servers)
-    connections: dict[str, socket.socket] = {}
-    rows = []
     try:
-        for addr in sorted(a for g in _groups(sim).values() for a in g):
-            host, port = addr.rsplit(":", 1)
-            sock = socket.create_connection((host, int(port)), timeout=5)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            sock.setblocking(False)
-            connections[addr] = sock
-        for _round in range(options.rounds):
-            before, started = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
-            answered = probe_round(connections)
-            after = resource.getrusage(resource.RUSAGE_SELF)
-            rows.append({"answered": answered, "wall_s": time.monotonic() - started,
-                         "user_s": after.ru_utime - before.ru_utime, "sys_s": after.ru_stime - before.ru_stime})
+        addrs = sorted(a for g in _groups(sim).values() for a in g)
+        summary = {}
+        for name, batch in (("batch", True), ("threads", False)):
+            rows = rounds(addrs, options.rounds, batch)
+            summary[name] = {"rounds": rows, "median": {k: statistics.median(r[k] for r in rows)
+                                                         for k in ("wall_s", "user_s", "sys_s")}}
     finally:
-        for sock in connections.values():
-            sock.close()
         sim.close()
-    summary = {"servers": options.servers, "rounds": rows,
-               "median": {k: statistics.median(r[k] for r in rows) for k in ("wall_s", "user_s", "sys_s")}}
-    print(json.dumps(summary, indent=2))
+    print(json.dumps({"servers": options.servers, **summary}, indent=2))
     return 0
 
 

@@ -108,6 +108,7 @@ class ScriptedRedis(_Base):
 
     def __init__(self, reply: Callable[[list[bytes]], bytes]) -> None:
         self.reply = reply
+        self.connections = 0  # accepted so far
         super().__init__(_RedisHandler)
 
     @property
@@ -118,6 +119,7 @@ class ScriptedRedis(_Base):
 class _RedisHandler(socketserver.BaseRequestHandler):
     def handle(self) -> None:
         owner: ScriptedRedis = self.server.owner  # type: ignore[attr-defined]
+        owner.connections += 1
         sock: socket.socket = self.request
         sock.settimeout(10)
         reader = sock.makefile("rb")

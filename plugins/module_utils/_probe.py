@@ -12,6 +12,7 @@ master.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import socket
 import threading
 import time
@@ -20,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator, Optional
 
+from ansible_collections.codis.ha.plugins.module_utils._batch import Asked, Batch, pack
 from ansible_collections.codis.ha.plugins.module_utils._checks import (
     ca_file_problem,
     cert_pair_problem,
@@ -54,6 +56,18 @@ except ImportError:
 else:
     HAS_REDIS = True
     REDIS_IMPORT_ERROR = None
+
+# The probe's one round trip. INFO only in the three sections the planner reads (replication; persistence for
+# `loading`; keyspace for the key count): a fifth of the whole INFO (about 1 KB of Redis 7's 4.9 KB), which was most
+# of a probe's CPU on a kept connection; one section a command, as Redis 2.8 and 3.2 (Codis) take no more. No
+# client-side callbacks: INFO is parsed here (redis-py's parser crashes on a reply of the wrong type), CONFIG GET
+# comes as the flat list. Redis 7 names the period repl-ping-replica-period, codis-server (Redis 3.2)
+# repl-ping-slave-period; both have repl-diskless-sync-delay. One pattern, as Redis 3.2 takes no more: repl-ping-*
+# and repl-disk* (12 items on Redis 7, where repl-* gave 20).
+CONFIG_PATTERN = "repl-[pd]i[ns][gk]*"
+INFO_SECTIONS = ("replication", "persistence", "keyspace")
+PROBE_REQUEST = pack(*[("INFO", section) for section in INFO_SECTIONS], ("ROLE",), ("CONFIG", "GET", CONFIG_PATTERN))
+PROBE_REPLIES = len(INFO_SECTIONS) + 2
 
 AUTH_MARKERS = ("NOAUTH", "WRONGPASS", "invalid password", "invalid username-password",
                 "without any password configured", "Authentication required",
@@ -190,27 +204,61 @@ def keep_connections(limit: int) -> KeptConnections:
 
 class Prober:
     def __init__(self, settings: ProbeSettings, sleep: Callable[[float], None] = time.sleep,
-                 kept: Optional[KeptConnections] = None) -> None:
+                 kept: Optional[KeptConnections] = None, batch: bool = True) -> None:
         self.settings = settings
         self._kwargs = connection_kwargs(settings)
         self._connection_class = SSLConnection if settings.tls else Connection
         self._sleep = sleep
         self._kept = kept if kept is not None else _KEPT
+        self._batch = batch  # False: the threads make every attempt (the benchmark's comparison)
+        # How many servers the last probe_all's batch answered for (the rest went to the threads): for the tests
+        # and the benchmarks.
+        self.batched = 0
 
     def probe_all(self, addrs: list[str]) -> dict[str, ProbeResult]:
         addrs = sorted(set(addrs))
         if not addrs:
             return {}
-        workers = min(len(addrs), self.settings.concurrency)
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="codis-ha-probe") as pool:
-            return dict(zip(addrs, pool.map(self.probe, addrs)))
-
-    def probe(self, addr: str) -> ProbeResult:
-        settings = self.settings
         started = time.monotonic()
+        asked = self._ask_kept(addrs)
+        self.batched = len(asked.answered)
+        rest = [a for a in addrs if a not in asked.answered]
+        out = dict(asked.answered)
+        if rest:
+            workers = min(len(rest), self.settings.concurrency)
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="codis-ha-probe") as pool:
+                out.update(zip(rest, pool.map(lambda a: self.probe(a, asked.silent.get(a), started), rest)))
+        return {a: out[a] for a in addrs}
+
+    def _ask_kept(self, addrs: list[str]) -> Asked:
+        """The first attempt of every server this process keeps a plain connection to, asked by one thread
+        (`_batch`); what it leaves is probed by the threads."""
+        if self._kept is None or self.settings.tls or not self._batch:
+            return Asked()
+        connections = {}
+        for addr in addrs:
+            connection = self._kept.take(self.settings, addr)
+            if connection is not None:
+                connections[addr] = connection
+        if not connections:
+            return Asked()
+        batch = Batch(PROBE_REQUEST, PROBE_REPLIES, self.settings.timeout,
+                      lambda addr, replies, at: _answered(addr, 1, replies, at))
+        return batch.run(connections, self._give_back, _disconnect)
+
+    def _give_back(self, addr: str, connection: Any) -> None:
+        """A connection after a whole exchange: kept for the next pass, or closed when the pool is full."""
+        if self._kept is None or not self._kept.keep(self.settings, addr, connection):
+            _disconnect(connection)
+
+    def probe(self, addr: str, first: Optional[ProbeResult] = None, started: Optional[float] = None) -> ProbeResult:
+        """Every attempt at one server, or those after `first` (the batch's first attempt, timed out, begun at
+        `started`): within one probe budget either way."""
+        settings = self.settings
+        started = time.monotonic() if started is None else started
         deadline = started + settings.budget
-        last = ProbeResult(addr, DOWN, "not probed", 0)
-        for attempt in range(1, settings.attempts + 1):
+        last = first or ProbeResult(addr, DOWN, "not probed", 0)
+        for attempt in range(last.attempts + 1, settings.attempts + 1):
             attempt_started = time.monotonic()
             last = self._probe_once(addr, attempt)
             if last.status != DOWN:
@@ -331,7 +379,9 @@ class Prober:
         return self._done_with(connection, addr, result, failure is None)
 
     def _done_with(self, connection: Any, addr: str, result: ProbeResult, clean: bool) -> ProbeResult:
-        if not (clean and self._kept is not None and self._kept.keep(self.settings, addr, connection)):
+        if clean:
+            self._give_back(addr, connection)
+        else:
             _disconnect(connection)
         return result
 
@@ -340,16 +390,11 @@ class Prober:
         """The probe's one round trip, and what interrupted it (None: every reply was read, the connection may be
         kept)."""
         try:
-            # No client-side callbacks: INFO is parsed here (redis-py's parser crashes on a reply of the wrong
-            # type), CONFIG GET comes as the flat list. Redis 7 names the period repl-ping-replica-period,
-            # codis-server (Redis 3.2) repl-ping-slave-period; both have repl-diskless-sync-delay. One pattern:
-            # Redis 3.2 takes no more.
-            connection.send_packed_command(connection.pack_commands(
-                [("INFO",), ("ROLE",), ("CONFIG", "GET", "repl-*")]))
-            info, role, config = [_reply(connection) for _command in range(3)]
+            connection.send_packed_command([PROBE_REQUEST])
+            replies = [_reply(connection) for _command in range(PROBE_REPLIES)]
         except Exception as exc:  # pylint: disable=broad-exception-caught
             return _failed_probe(addr, exc, attempt), exc
-        return _answered(addr, attempt, info, role, config), None
+        return _answered(addr, attempt, replies), None
 
 
 def _failed_probe(addr: str, exc: Exception, attempt: int) -> ProbeResult:
@@ -370,8 +415,9 @@ def _failed_probe(addr: str, exc: Exception, attempt: int) -> ProbeResult:
     return ProbeResult(addr, ERROR, "unparsable reply: %s" % _text(exc), attempt)
 
 
-def _answered(addr: str, attempt: int, info: Any, role: Any, config: Any) -> ProbeResult:
-    """What the three replies say; an error reply of INFO is the server's answer."""
+def _answered(addr: str, attempt: int, replies: list[Any], answered_at: Optional[float] = None) -> ProbeResult:
+    """What the probe's replies say (received at `answered_at`); an error reply of INFO is the server's answer."""
+    info, role, config = _merged_info(replies[:len(INFO_SECTIONS)]), replies[-2], replies[-1]
     for reply in (info, role):
         if isinstance(reply, Exception) and not isinstance(reply, ResponseError):
             return _failed_probe(addr, reply, attempt)
@@ -379,9 +425,21 @@ def _answered(addr: str, attempt: int, info: Any, role: Any, config: Any) -> Pro
         return _failed_probe(addr, info, attempt)
     try:
         result = parse_info(addr, info_fields(info) if isinstance(info, str) else info, role, attempt)
-        return replace(result, **_replication_config(config)) if result.alive else result
+        extra: dict[str, Any] = _replication_config(config) if result.alive else {}
+        if answered_at is not None:
+            extra["answered_at"] = answered_at
+        return replace(result, **extra) if extra else result  # once: a frozen dataclass is costly to copy
     except Exception as exc:  # pylint: disable=broad-exception-caught
         return _failed_probe(addr, exc, attempt)
+
+
+def _merged_info(sections: list[Any]) -> Any:
+    """The INFO sections' texts as one; else the first reply that is not a text (an error, a wrong type), which
+    speaks for them all."""
+    for reply in sections:
+        if not isinstance(reply, str):  # None included: a null reply speaks too
+            return reply
+    return "\r\n".join(sections)
 
 
 def _disconnect(connection: Any) -> None:
@@ -429,15 +487,11 @@ def info_fields(text: str) -> dict[str, Any]:
     """INFO's text as a dict: `key:value` lines; `dbN` and `slaveN` values are `a=b,c=d` lists."""
     out: dict[str, Any] = {}
     for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
         key, sep, value = line.partition(":")
-        if not sep:
-            continue
-        if (key.startswith("db") and key[2:].isdigit()) or (key.startswith("slave") and key[5:].isdigit()):
-            out[key] = dict(item.partition("=")[::2] for item in value.split(","))
-        else:
+        if sep and key[:1] != "#":
             out[key] = value
+    for key in [k for k in out if (k[:2] == "db" and k[2:].isdigit()) or (k[:5] == "slave" and k[5:].isdigit())]:
+        out[key] = dict(item.partition("=")[::2] for item in out[key].split(","))
     return out
 
 
@@ -555,9 +609,18 @@ def server_identity(addr: str) -> str:
         host, port = parse_addr(addr)
     except ValueError:
         return addr
+    if _ipv4_literal(host):  # resolves to itself: 2,000 lookups were a tenth of a large pass's CPU
+        return canonical_addr(format_addr(host, port)) or format_addr(host, port)
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         resolved = sorted({str(info[4][0]).split("%", maxsplit=1)[0] for info in infos})
     except (OSError, UnicodeError, ValueError):
         resolved = []
     return (canonical_addr(format_addr(resolved[0], port)) if resolved else None) or format_addr(host, port)
+
+
+def _ipv4_literal(host: str) -> bool:
+    try:
+        return str(ipaddress.IPv4Address(host)) == host
+    except ValueError:
+        return False

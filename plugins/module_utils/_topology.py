@@ -24,10 +24,10 @@ class Word(str, Enum):
     prints and serialises as that text, so results and log lines read the same as plain strings did."""
 
     def __str__(self) -> str:
-        return str(self.value)
+        return str.__str__(self)  # the text itself, without the enum's `value` lookup (2,000 a pass)
 
     def __format__(self, spec: str) -> str:
-        return format(str(self.value), spec)
+        return format(str.__str__(self), spec)
 
 
 class ServerStatus(Word):

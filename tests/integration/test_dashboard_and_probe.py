@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 import pytest
 
@@ -13,16 +14,19 @@ from ansible_collections.codis.ha.plugins.module_utils._dashboard import (
     LockConflict,
     parse_group,
 )
-from ansible_collections.codis.ha.plugins.module_utils._probe import ProbeSettings, Prober, parse_info
+from ansible_collections.codis.ha.plugins.module_utils._probe import KeptConnections, ProbeSettings, Prober, parse_info
 from ansible_collections.codis.ha.plugins.module_utils._topology import canonical_addr
 from ansible_collections.codis.ha.plugins.module_utils._topology import (
     ALIVE,
     AUTH_ERROR,
     DOWN,
+    ERROR,
+    ProbeResult,
     Server,
     normalize_addr,
 )
 from simulator import Cluster
+from tests.stubs import MASTER_INFO, MASTER_ROLE, ScriptedRedis, redis_reply
 
 
 def client(c: Cluster, **kw) -> Codis2Client:
@@ -242,3 +246,48 @@ def test_settings_problems() -> None:
 def test_normalize_addr() -> None:
     assert normalize_addr("LOCALHOST:6379") == "127.0.0.1:6379"
     assert normalize_addr("[::1]:6379") == "[::1]:6379"
+
+
+# ------------------------------------------------------------------ the batch on kept connections, odd replies
+def _config_refused(command: list[bytes]) -> bytes:
+    name = command[0].upper() if command else b""
+    if name == b"CONFIG":
+        return b"-ERR unknown command 'CONFIG'\r\n"  # renamed away, as some operators do
+    return redis_reply(MASTER_INFO, MASTER_ROLE)(command)
+
+
+def _role_in_resp3_after_the_first() -> Callable[[list[bytes]], bytes]:
+    asked = []
+
+    def reply(command: list[bytes]) -> bytes:
+        if command and command[0].upper() == b"ROLE":
+            asked.append(command)
+            if len(asked) > 1:
+                return b"%1\r\n+role\r\n+master\r\n"  # a type of RESP3, which the batch does not read
+        return redis_reply(MASTER_INFO, MASTER_ROLE)(command)
+    return reply
+
+
+def _two_passes_on_kept_connections(odd: ScriptedRedis) -> tuple[Prober, ProbeResult, ProbeResult]:
+    """The threads' first look (its connection kept), then the batch's."""
+    connections = KeptConnections(limit=10)
+    try:
+        prober = Prober(settings(), kept=connections)
+        first = prober.probe_all([odd.addr])[odd.addr]
+        return prober, first, prober.probe_all([odd.addr])[odd.addr]
+    finally:
+        connections.close()
+
+
+def test_an_error_reply_in_the_batch_is_read_by_the_threads_on_the_same_connection() -> None:
+    with ScriptedRedis(_config_refused) as odd:
+        prober, first, second = _two_passes_on_kept_connections(odd)
+    assert first.status == second.status == ALIVE and second.role == "master" and second.ping_period is None
+    assert prober.batched == 0 and odd.connections == 1  # the batch left it to the threads, on the kept connection
+
+
+def test_a_reply_the_batch_cannot_read_is_asked_again_on_a_new_connection() -> None:
+    with ScriptedRedis(_role_in_resp3_after_the_first()) as odd:
+        prober, first, second = _two_passes_on_kept_connections(odd)
+    assert first.status == ALIVE and second.status == ERROR and "Protocol Error" in second.error, second
+    assert prober.batched == 0 and odd.connections == 2  # dropped by the batch, asked by a thread on a new one
