@@ -57,8 +57,8 @@ def main() -> int:
         summary = {}
         for name, batch in (("batch", True), ("threads", False)):
             rows = rounds(addrs, options.rounds, batch)
-            summary[name] = {"rounds": rows, "median": {k: statistics.median(r[k] for r in rows)
-                                                         for k in ("wall_s", "user_s", "sys_s")}}
+            medians = {k: statistics.median(r[k] for r in rows) for k in ("wall_s", "user_s", "sys_s")}
+            summary[name] = {"rounds": rows, "median": medians}
     finally:
         sim.close()
     print(json.dumps({"servers": options.servers, **summary}, indent=2))
