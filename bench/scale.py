@@ -151,6 +151,35 @@ def in_worker(servers: int, repeat: int) -> dict[str, Any]:
             "cpu_s": statistics.median(r["cpu"] for r in rows)}
 
 
+def in_worker_real(servers: int, repeat: int) -> dict[str, Any]:
+    """The same healthy passes in the runner's worker against real redis-server processes (Debian's, one a server,
+    groups of a master and a slave, the simulator's dashboard in real mode): fake servers in one Python process
+    answer one at a time, real ones side by side. The servers' own CPU over the measured passes (from /proc) says
+    how much of the two cores they took: what is left of the wall time is the pass's."""
+    from simulator.real import RealCluster  # pylint: disable=import-outside-toplevel
+
+    with RealCluster.start(groups=servers // 2, slaves=1) as cluster:
+        pids = [proc.proc.pid for proc in cluster.processes.values() if proc.proc is not None]
+        before = _cpu_of(pids)
+        rows = worker_passes(dict(PROBE, dashboard_url=cluster.dashboard_url), repeat, repeat + 2)
+        servers_cpu = _cpu_of(pids) - before
+    return {"servers": servers, "real": True, "passes": len(rows),
+            "wall_s": statistics.median(r["wall"] for r in rows), "cpu_s": statistics.median(r["cpu"] for r in rows),
+            # every pass, the first (connecting) included: per pass, what all the servers spent answering
+            "servers_cpu_per_pass_s": servers_cpu / (len(rows) + 1)}
+
+
+def _cpu_of(pids: list[int]) -> float:
+    """User and system CPU seconds the processes have used so far."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        with open("/proc/%d/stat" % pid, encoding="ascii") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of proc(5)
+    return total / ticks
+
+
 def lost_rack_in_worker(servers: int) -> dict[str, Any]:
     """10% of the masters killed after a healthy pass in the runner's worker (its connections kept): the one pass
     that must fail every one of them over. Target of issue 26: within the probe budget plus 1 s."""
@@ -211,17 +240,22 @@ def main() -> int:
     parser.add_argument("--plot", type=Path, default=None)
     parser.add_argument("--worker", action="store_true",
                         help="only healthy passes in the runner's worker (kept connections), at each size")
+    parser.add_argument("--real", action="store_true",
+                        help="with --worker: the healthy passes against real redis-server processes instead")
     args = parser.parse_args()
     if args.worker:
         ensure_collection_path()
-        worker = [in_worker(int(n), args.repeat) for n in args.sizes.split(",")]
-        racks = [lost_rack_in_worker(int(n)) for n in args.sizes.split(",")]
+        # Real servers on their own: a fake or real cluster just closed leaves its ports in TIME_WAIT for a minute.
+        sizes = [int(n) for n in args.sizes.split(",")]
+        worker = [(in_worker_real if args.real else in_worker)(n, args.repeat) for n in sizes]
+        racks = [] if args.real else [lost_rack_in_worker(n) for n in sizes]
         budget = PROBE["probe_timeout"] * PROBE["probe_attempts"]
         write_json(args.out, {"probe": PROBE, "in_worker": worker, "lost_rack_in_worker": racks, "targets": {
             "servers": 2000, "wall_s": 0.5, "cpu_s": 0.25, "lost_rack_s": budget + 1.0}})
         for r in worker:
-            print("%5d servers, in the runner's worker: wall %.3f s, CPU %.3f s (median of %d passes)" % (
-                r["servers"], r["wall_s"], r["cpu_s"], r["passes"]))
+            print("%5d %s servers, in the runner's worker: wall %.3f s, CPU %.3f s (median of %d passes)%s" % (
+                r["servers"], "real" if r.get("real") else "fake", r["wall_s"], r["cpu_s"], r["passes"],
+                "; the servers' CPU a pass %.3f s" % r["servers_cpu_per_pass_s"] if r.get("real") else ""))
         for r in racks:
             print("lost rack in the worker: %5d servers, %d masters killed: %d promoted, %d not failed over, pass "
                   "%.3f s (wall %.3f s, CPU %.3f s)" % (

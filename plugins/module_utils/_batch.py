@@ -186,7 +186,7 @@ class Batch:
                     drop(exchange.connection)
                     continue
                 exchange.sock.settimeout(self.timeout)  # blocking again, as redis-py left it
-                if not _has_error(exchange.replies):
+                if not _may_hold_an_error(exchange.received) or not _has_error(exchange.replies):
                     asked.answered[exchange.addr] = self._answered(exchange.addr, exchange.replies, self._clock())
                 keep(exchange.addr, exchange.connection)
 
@@ -215,6 +215,12 @@ class Batch:
             return False
         exchange.replies = replies
         return at == len(buf)
+
+
+def _may_hold_an_error(received: bytearray) -> bool:
+    """An error reply begins a line: without a line that begins with "-" there is none (a quick look; a bulk
+    string's text may also begin a line with "-", and `_has_error` then looks properly)."""
+    return received.startswith(b"-") or b"\r\n-" in received
 
 
 def _has_error(replies: list[Any]) -> bool:

@@ -12,6 +12,7 @@ master.
 from __future__ import annotations
 
 import contextlib
+import functools
 import ipaddress
 import socket
 import threading
@@ -619,6 +620,7 @@ def server_identity(addr: str) -> str:
     return (canonical_addr(format_addr(resolved[0], port)) if resolved else None) or format_addr(host, port)
 
 
+@functools.lru_cache(maxsize=16384)
 def _ipv4_literal(host: str) -> bool:
     try:
         return str(ipaddress.IPv4Address(host)) == host
