@@ -6,14 +6,15 @@
 
 The threaded probe on a kept connection costs about 0.3 ms of CPU a server, most of it switching among up to 1,024
 threads and redis-py's reading of the replies: 0.65 s for 2,000 servers, where issue 26 asks 0.25 s for the whole
-pass. Here one thread sends the probe's three commands to every server it holds a kept connection to, waits on a
-selector, and reads the replies with a small RESP reader. It decides nothing itself: three whole replies of the
-types the probe expects go to the same function that reads the threaded probe's (`_probe._answered`), so a server
-is judged by one set of rules either way. Anything else is left to the threaded probe, which has the rules for it:
-a closed or reset connection (the server restarted: a new connection, within the same attempt, as the threaded
-probe does), an error reply (AUTH, LOADING, a renamed command), a reply of another type or not UTF-8. A server that
-sends nothing within `probe_timeout` has had its first attempt: its connection is dropped (a late reply would be read
-as the next probe's) and the threaded probe goes on from the second, within the same probe budget.
+pass. Here one thread sends the probe's commands to every server it holds a kept connection to, waits with poll(2),
+and reads the replies with a small RESP reader. It decides nothing itself: whole replies of the types the probe
+expects go to the same function that reads the threaded probe's (`_probe._answered`), so a server is judged by one
+set of rules either way. Anything else is left to the threaded probe, which has the rules for it: a closed or reset
+connection (the server restarted: a new connection, within the same attempt, as the threaded probe does), an error
+reply (AUTH, LOADING, a renamed command: on the same connection, the exchange having been whole), bytes of another
+type or not UTF-8 (on a new one). A server that sends nothing within `probe_timeout` has had its first attempt: its
+connection is dropped (a late reply would be read as the next probe's) and the threaded probe goes on from the
+second, within the same probe budget.
 """
 
 from __future__ import annotations
