@@ -305,18 +305,29 @@ class Codis2Control:
 
     def forget_killed_dashboard(self) -> None:
         """A dashboard killed with -9 leaves its ZooKeeper node until its session expires; the next one refuses to
-        start over it. Removing it is the operator's step the Codis 2 documentation gives."""
+        start over it. And a dashboard killed during a call leaves that call's lock node for good (Codis 2's
+        `zkhelper.CreateMutex` locks are not ephemeral): every later change is refused with `zkutil: obtaining lock
+        timed out` (two hour-long soaks in session 13 lost their dashboard that way). Removing both is the operator's
+        step the Codis 2 documentation gives (`codis-config action remove-lock`)."""
         from kazoo.client import KazooClient
         from kazoo.exceptions import NoNodeError
         zk = KazooClient("%s:%d" % (self.zookeeper.host, self.zookeeper.port))
         zk.start(timeout=10)
         try:
-            zk.delete("/zk/codis/db_%s/dashboard" % self.product)
-        except NoNodeError:  # its session expired already
-            pass
+            for node in ["/zk/codis/db_%s/dashboard" % self.product] + self._locks(zk):
+                with contextlib.suppress(NoNodeError):  # its session expired already
+                    zk.delete(node)
         finally:
             zk.stop()
             zk.close()
+
+    def _locks(self, zk: Any) -> list[str]:
+        from kazoo.exceptions import NoNodeError
+        path = "/zk/codis/db_%s/LOCK" % self.product
+        try:
+            return ["%s/%s" % (path, child) for child in zk.get_children(path)]
+        except NoNodeError:
+            return []
 
     def api(self, method: str, path: str, body: Any = None, timeout: float = 40.0) -> Any:
         status, text = http(method, self.url + path, body, timeout)
