@@ -96,6 +96,8 @@ class Codis2Dashboard(DashboardHTTP):
                 if self.faults.lock_conflict > 0:
                     self.faults.lock_conflict -= 1
                     raise DashboardError(LOCK_TIMEOUT)
+                if self.faults.stale_lock:
+                    raise DashboardError(LOCK_TIMEOUT)
                 if not self._coordinator_lock.acquire(blocking=False):
                     raise DashboardError(LOCK_TIMEOUT)
                 try:
@@ -113,6 +115,10 @@ class Codis2Dashboard(DashboardHTTP):
 
     def _route(self, method: str, path: str, body: bytes) -> tuple[int, str]:
         path = path.split("?", 1)[0].rstrip("/")
+        if path == "/api/force_remove_locks" and method == "GET":
+            # Deletes every lock node, a running call's included; here only the one a killed dashboard left.
+            self.faults.stale_lock = False
+            return 200, _OK
         if path == "/api/proxy/list" and method == "GET":
             with self._state_lock:
                 return 200, json.dumps(self.state.proxies, indent="  ").replace("\n", "\n ")

@@ -36,6 +36,9 @@ class DashboardFaults:
     # 500 after its 30 s wait (`proxy_ack_seconds` stands for that wait here).
     proxies_hold: int = 0
     lock_conflict: int = 0
+    # Codis 2: the lock a dashboard killed during a call left in ZooKeeper (its lock nodes are not ephemeral): every
+    # mutating call is refused until GET /api/force_remove_locks (`codis-config action remove-lock`) removes it.
+    stale_lock: bool = False
     # Codis 3.x only
     promote_stuck: int = 0  # promote stops in "preparing" (proxies did not answer) and answers an error
     promote_slaveof_fails: int = 0  # the SLAVEOF NO ONE step fails; the real dashboard only logs it

@@ -321,6 +321,29 @@ class Codis2Control:
             zk.stop()
             zk.close()
 
+    def leave_a_lock(self) -> None:
+        """The lock node a dashboard killed during a call leaves behind (persistent, sequential, its content as the
+        dashboard writes it): every later change is refused until it is removed."""
+        from kazoo.client import KazooClient
+        zk = KazooClient("%s:%d" % (self.zookeeper.host, self.zookeeper.port))
+        zk.start(timeout=10)
+        try:
+            zk.create("/zk/codis/db_%s/LOCK/lock-" % self.product, b'{"desc": "promote server", "pid": 1}',
+                      sequence=True, makepath=True)
+        finally:
+            zk.stop()
+            zk.close()
+
+    def locks(self) -> list[str]:
+        from kazoo.client import KazooClient
+        zk = KazooClient("%s:%d" % (self.zookeeper.host, self.zookeeper.port))
+        zk.start(timeout=10)
+        try:
+            return self._locks(zk)
+        finally:
+            zk.stop()
+            zk.close()
+
     def _locks(self, zk: Any) -> list[str]:
         from kazoo.exceptions import NoNodeError
         path = "/zk/codis/db_%s/LOCK" % self.product

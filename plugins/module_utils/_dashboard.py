@@ -114,6 +114,10 @@ class DashboardClient:
     def remove_proxy(self, token: str) -> None:
         raise DashboardError("this dashboard lists no proxies to remove")
 
+    def force_remove_locks(self) -> None:
+        """Codis 2: delete the coordinator's lock nodes (what `codis-config action remove-lock` asks for)."""
+        raise DashboardError("this dashboard has no coordinator lock to remove")
+
     def dashboard_time(self) -> float:
         """Now on the dashboard's clock: the Date of its last answer (whole seconds), or ours if it sent none."""
         return now_or(self._transport.last_date)
@@ -193,6 +197,14 @@ class Codis2Client(DashboardClient):
             raise ValueError("refusing to send addServer with addr %r and type %r" % (addr, server_type))
         self._mutate("PUT", "/api/server_group/%d/addServer" % gid,
                      {"type": server_type, "group_id": gid, "addr": addr})
+
+    def force_remove_locks(self) -> None:
+        # A GET, as the dashboard routes it; it takes no lock itself.
+        self.mutations += 1
+        answer = self._request("GET", "/api/force_remove_locks")
+        if not isinstance(answer, dict) or answer.get("ret") != 0:
+            raise DashboardBadReply("GET /api/force_remove_locks: expected {\"ret\": 0, ...}, got %s"
+                                    % clip(repr(answer), 200))
 
     def _mutate(self, method: str, path: str, body: dict[str, Any], timeout: Optional[float] = None) -> None:
         for attempt in range(self.lock_retries + 1):

@@ -58,6 +58,8 @@ class ActionResult:
     action: Action
     status: Status
     detail: str = ""
+    # Refused by the Codis 2 dashboard's lock (`zkutil: obtaining lock timed out`): nothing was changed.
+    lock_refused: bool = False
 
     def as_dict(self) -> dict[str, object]:
         out = self.action.as_dict()
@@ -165,7 +167,7 @@ class Executor:
         except LockConflict as exc:
             # The lock was never taken: nothing was changed, and there is nothing to wait for.
             return ActionResult(action, FAILED, "not applied, the dashboard's lock is held by another client "
-                                "(%s); left for the next pass" % exc)
+                                "(%s); left for the next pass" % exc, lock_refused=True)
         except DashboardError as exc:
             answer = str(exc)
         try:

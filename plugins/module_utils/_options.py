@@ -55,6 +55,7 @@ def argument_spec() -> dict[str, Any]:
         max_ping_period=dict(type="int", default=policy.max_ping_period),
         pass_timeout=dict(type="float", default=options.pass_timeout, no_log=False),
         parallel_groups=dict(type="int", default=options.parallel_groups),
+        stale_lock_after=dict(type="float", default=options.stale_lock_after),
     )
     spec.update(redis_argument_spec())
     spec.update(coordinator_argument_spec())
@@ -80,6 +81,7 @@ NUMBER_RANGES = (
     ("max_failovers_per_pass", 1, 100000, False),
     ("parallel_groups", 1, 256, False),
     ("max_ping_period", 0, 3600, False),
+    ("stale_lock_after", 0, 86400, False),
 )
 
 
@@ -117,6 +119,8 @@ class PassOptions:
     ca_path: Optional[str] = None
     verify_timeout: float = 10.0
     parallel_groups: int = 8
+    # Codis 2: remove the dashboard's lock once it has refused every change a group needed for this long (0: never).
+    stale_lock_after: float = 90.0
     state_path: Optional[str] = None
     probe: ProbeSettings = field(default_factory=ProbeSettings)
     policy: Policy = field(default_factory=Policy)
@@ -137,6 +141,7 @@ class PassOptions:
             validate_certs=given(params, "validate_certs", defaults.validate_certs), ca_path=params.get("ca_path"),
             verify_timeout=given(params, "verify_timeout", defaults.verify_timeout),
             parallel_groups=given(params, "parallel_groups", defaults.parallel_groups),
+            stale_lock_after=given(params, "stale_lock_after", defaults.stale_lock_after),
             state_path=params.get("state_path"),
             probe=ProbeSettings.from_params(dict(params, redis_password=password)),
             policy=Policy(**{name: given(params, name, getattr(policy, name)) for name in POLICY_OPTIONS},

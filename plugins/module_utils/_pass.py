@@ -29,7 +29,7 @@ from ansible_collections.codis.ha.plugins.module_utils._dashboard import (
     detect_version,
 )
 from ansible_collections.codis.ha.plugins.module_utils._deadline import Deadline
-from ansible_collections.codis.ha.plugins.module_utils._executor import DONE, Executor, Outcome
+from ansible_collections.codis.ha.plugins.module_utils._executor import DONE, FAILED, ActionResult, Executor, Outcome
 from ansible_collections.codis.ha.plugins.module_utils._http import Transport
 from ansible_collections.codis.ha.plugins.module_utils._options import PassOptions
 from ansible_collections.codis.ha.plugins.module_utils._planner import (
@@ -37,7 +37,9 @@ from ansible_collections.codis.ha.plugins.module_utils._planner import (
     HEALTHY,
     PROMOTE,
     REFUSED,
+    REMOVE_STALE_LOCK,
     SKIPPED,
+    Action,
     Plan,
     another_is_acting,
     apply_quorum,
@@ -293,6 +295,7 @@ class _Pass:
             outcome = Executor(self.client, self.prober, verify_timeout=self.options.verify_timeout,
                                deadline=self.deadline, parallel_groups=self.options.parallel_groups).run(
                                    look.plan, look.topology, self.check_mode)
+            outcome.results.extend(self.remove_stale_lock(history, outcome, look.now))
             taken_offline = proxies_taken_offline(proxies_before, self.client.proxy_states()
                                                   if proxies_before else None)
         finally:
@@ -301,6 +304,30 @@ class _Pass:
         passed = self.result(look, history, outcome, [coordination_failed] if coordination_failed else [])
         passed.warnings.extend(taken_offline)
         return passed
+
+    def remove_stale_lock(self, history: dict[int, GroupHistory], outcome: Outcome, now: float) -> list[ActionResult]:
+        """Codis 2's lock nodes are not ephemeral: a dashboard killed during a call leaves its lock, and every later
+        change is refused for good (two hour-long soaks lost their dashboard that way). A lock that has refused every
+        change a group needed for `stale_lock_after` seconds, across passes (the state file's clock), is older than
+        any call holds it (a promote waiting on its proxies, 30 to 45 s on the real binaries): it is removed as
+        `codis-config action remove-lock` does, and the next pass makes the change."""
+        after = self.options.stale_lock_after
+        refused = sorted({r.action.group for r in outcome.results if r.lock_refused})
+        since = [(gid, history[gid].lock_refused_since) for gid in refused if gid in history]
+        aged = [(gid, t) for gid, t in since if t is not None and now - t >= after]
+        if not after or not aged:
+            return []
+        gid, first = aged[0]
+        action = Action(gid, REMOVE_STALE_LOCK, "", None, "", (
+            "the dashboard's lock has refused every change group %d needed for %.0f s, longer than any call holds it "
+            "(stale_lock_after %s s): a Codis 2 dashboard killed during a call leaves its lock for good; removed as "
+            "`codis-config action remove-lock` does, and the change is left to the next pass") % (
+                gid, now - first, after))
+        try:
+            self.client.force_remove_locks()
+        except DashboardError as exc:
+            return [ActionResult(action, FAILED, "GET /api/force_remove_locks failed: %s" % exc)]
+        return [ActionResult(action, DONE, "GET /api/force_remove_locks answered OK")]
 
     def coordinate(self, coordinator: Coordinator, settings: CoordinatorSettings, look: _Look,
                    history: dict[int, GroupHistory]) -> _Look:
@@ -328,7 +355,8 @@ class _Pass:
         result = report(look.topology, look.probes, look.plan, outcome, after, self.diff, self.started)
         remembered = next_history(history, look.selected, look.probes, look.plan.decisions,
                                   {r.action.group: r.action.server for r in outcome.results
-                                   if r.action.action == PROMOTE and r.status == DONE}, look.now)
+                                   if r.action.action == PROMOTE and r.status == DONE}, look.now,
+                                  {r.action.group for r in outcome.results if r.lock_refused})
         problems = problems + _problems(look, outcome)
         return PassResult(result, "; ".join(problems) or None, warnings=_warnings(look, self.options),
                           history=remembered)

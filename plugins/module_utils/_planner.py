@@ -35,6 +35,7 @@ class ActionKind(Word):
     READD = "readd"
     REMOVE_PROXY = "remove_proxy"
     SET_PING_PERIOD = "set_ping_period"  # the only one sent to Redis itself (CONFIG SET), not to the dashboard
+    REMOVE_STALE_LOCK = "remove_stale_lock"  # Codis 2: decided by the pass from its state file, not planned
 
 
 class Verdict(Word):
@@ -50,7 +51,7 @@ class Verdict(Word):
 
 PROMOTE, REPOINT, READD, REMOVE_PROXY = (ActionKind.PROMOTE, ActionKind.REPOINT, ActionKind.READD,
                                          ActionKind.REMOVE_PROXY)
-SET_PING_PERIOD = ActionKind.SET_PING_PERIOD
+SET_PING_PERIOD, REMOVE_STALE_LOCK = ActionKind.SET_PING_PERIOD, ActionKind.REMOVE_STALE_LOCK
 HEALTHY, DEGRADED, REPAIR, FAILOVER = Verdict.HEALTHY, Verdict.DEGRADED, Verdict.REPAIR, Verdict.FAILOVER
 NO_CANDIDATE, SKIPPED, REFUSED = Verdict.NO_CANDIDATE, Verdict.SKIPPED, Verdict.REFUSED
 

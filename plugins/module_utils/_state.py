@@ -190,7 +190,8 @@ def write_atomically(path: str, text: str, mode: int, durable: bool = True) -> N
 
 
 def next_history(history: dict[int, GroupHistory], groups: Iterable[ServerGroup], probes: dict[str, ProbeResult],
-                 decisions: Iterable[GroupDecision], promoted: dict[int, str], now: float) -> dict[int, GroupHistory]:
+                 decisions: Iterable[GroupDecision], promoted: dict[int, str], now: float,
+                 lock_refused: Iterable[int] = ()) -> dict[int, GroupHistory]:
     """The history the next pass starts from. Per group: the master's record (last seen alive, its offset,
     replication id and ping period), since when the pass has judged it down, and the last failover. The down
     clock runs only while the pass judges the master down after the second opinion: a pass that refused because
@@ -224,4 +225,13 @@ def next_history(history: dict[int, GroupHistory], groups: Iterable[ServerGroup]
         out[gid] = GroupHistory(master=server, master_offset=seen.offset if seen else None, seen_alive_at=now,
                                 last_failover_at=now, master_replid=None, ping_period=None, sync_delay=None,
                                 lineage=before.lineage if before else None)
-    return out
+    return _lock_clocks(out, set(lock_refused), now)
+
+
+def _lock_clocks(history: dict[int, GroupHistory], refused: set[int], now: float) -> dict[int, GroupHistory]:
+    """A group whose change the dashboard's lock refused keeps (or starts) its clock; any other group's stops: a
+    pass that changed it, or needed no change, says nothing of a lock held since."""
+    for gid in refused - set(history):
+        history[gid] = GroupHistory()
+    return {gid: replace(h, lock_refused_since=(h.lock_refused_since if h.lock_refused_since is not None else now)
+                         if gid in refused else None) for gid, h in history.items()}

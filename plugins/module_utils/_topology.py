@@ -350,6 +350,9 @@ class GroupHistory:
     # they went on from), with the furthest offset the group held it to. Kept across failovers; a master with a
     # history unrelated to it starts it again.
     lineage: Optional[dict[str, int]] = None
+    # Since when the Codis 2 dashboard's lock has refused every change this group needed (no change went through
+    # since): a lock older than any call holds it was left by a dashboard killed during a call.
+    lock_refused_since: Optional[float] = None
 
     @classmethod
     def from_dict(cls, data: Any, now: float, created_at: Optional[float] = 0.0) -> tuple["GroupHistory", list[str]]:

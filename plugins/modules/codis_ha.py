@@ -90,6 +90,18 @@ options:
         the verification of each promotion and re-point. From 1 to 256.
     type: int
     default: 8
+  stale_lock_after:
+    description:
+      - Codis 2 only. The dashboard's coordinator lock lives in ZooKeeper as nodes that are not ephemeral, so a dashboard
+        killed during a call leaves its lock, and every later change is refused (C(obtaining lock timed
+        out)) until an operator runs C(codis-config action remove-lock).
+      - Once the lock has refused every change a group needed for this many seconds, across passes (needs
+        O(state_path)), the pass removes it the same way (C(GET /api/force_remove_locks)), reports a
+        C(remove_stale_lock) action, and leaves the change to the next pass. The longest a call holds the lock on
+        the real binaries is a promote waiting for its proxies, 30 to 45 s.
+      - C(0) never removes it. From 0 to 86400.
+    type: float
+    default: 90.0
   coordinator:
     description:
       - Several watchers, one decision. The ZooKeeper or etcd that the Codis cluster already runs, as
@@ -327,7 +339,9 @@ actions:
       description: Group id.
       type: int
     action:
-      description: C(promote), C(repoint), C(readd), or C(remove_proxy) (Codis 3, a dead or hung proxy removed before the promotion).
+      description:
+        - C(promote), C(repoint), C(readd), C(remove_proxy) (Codis 3, a dead or hung proxy removed before the
+          promotion), C(set_ping_period), or C(remove_stale_lock) (Codis 2, see O(stale_lock_after)).
       type: str
     server:
       description: The server acted on.

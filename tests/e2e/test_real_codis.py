@@ -476,3 +476,32 @@ def _promote_by_hand(codis: Any, addr: str) -> None:
 def _readd_done(codis: Any, addr: str) -> bool:
     one_pass(codis)
     return codis.servers(1).get(addr) == "slave"
+
+
+def test_codis2_a_lock_a_killed_dashboard_left_is_removed_once_stale_and_the_group_fails_over() -> None:
+    """Two hour-long soaks on the real Codis 2 lost their dashboard for good: killed during a call, it left that
+    call's lock node in ZooKeeper (Codis 2's locks are not ephemeral) and every change was refused after its restart.
+    Here the node such a dashboard leaves is made by hand; the killed master's group is refused until the lock has
+    refused it for stale_lock_after, then the lock is removed through the dashboard and the next pass fails over."""
+    with RealCodis2.start(groups=1, slaves=2, proxies=1) as codis:
+        try:
+            old = codis.master_of(1)
+            codis.wait_in_sync(1)
+            assert not one_pass(codis)["changed"]
+            codis.control.leave_a_lock()
+            codis.kill(old)
+            refused = one_pass(codis, stale_lock_after=3)
+            assert "lock is held" in refused["actions"][0]["detail"] and codis.master_of(1) == old, refused
+            removed = wait_for(lambda: _removing_pass(codis), 30, interval=0.5, what="the stale lock to be removed")
+            assert codis.control.locks() == [] and removed["changed"] is True
+            result = passes_until_promoted(codis, 20)
+            assert codis.master_of(1) not in (None, old) and promotions(result) == [codis.master_of(1)]
+        except BaseException:
+            print(codis.logs()[-6000:])
+            raise
+
+
+def _removing_pass(codis: Any) -> Optional[dict[str, Any]]:
+    result = one_pass(codis, stale_lock_after=3)
+    done = [a for a in result["actions"] if a["action"] == "remove_stale_lock" and a["status"] == "done"]
+    return result if done else None

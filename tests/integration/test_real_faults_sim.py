@@ -211,3 +211,46 @@ def test_a_second_master_is_not_demoted_directly_once_the_dashboard_lists_it_mas
     [done] = result.results
     assert "not demoted directly: the dashboard now lists master(s) ['%s']" % listed in done.detail, done.detail
     assert codis2_cluster.role(slave)["role"] == "master"
+
+
+def test_a_lock_left_by_a_killed_codis2_dashboard_is_removed_once_older_than_any_call_and_the_group_fails_over(
+        codis2_cluster: Cluster, tmp_path: Path) -> None:
+    """Two hour-long soaks on the real Codis 2 lost their dashboard this way: killed during a call, it left its lock
+    node in ZooKeeper (not ephemeral), and every change after its restart was refused for the rest of the hour."""
+    old = codis2_cluster.master_of(1)
+    assert _pass(codis2_cluster, tmp_path)["changed"] is False
+    codis2_cluster.dashboard_fault("stale_lock", True)
+    codis2_cluster.kill(old)
+    refused = _pass(codis2_cluster, tmp_path)
+    assert [(a["action"], a["status"]) for a in refused["actions"]][:1] == [("promote", "failed")], refused["actions"]
+    codis2_cluster.clock.advance(60)  # a promote waiting on its proxies holds the lock up to 45 s: not yet
+    waiting = _pass(codis2_cluster, tmp_path)
+    assert "remove_stale_lock" not in [a["action"] for a in waiting["actions"]]
+    assert codis2_cluster.dashboard.faults.stale_lock is True
+    codis2_cluster.clock.advance(31)  # 91 s of refusals, past stale_lock_after (90 s)
+    removing = _pass(codis2_cluster, tmp_path)
+    [removed] = [a for a in removing["actions"] if a["action"] == "remove_stale_lock"]
+    held = re.search(r"needed for (\d+) s, longer than any call holds it", removed["reason"])
+    assert removed["status"] == "done" and held and 90 <= int(held.group(1)) < 100, removed
+    assert codis2_cluster.dashboard.faults.stale_lock is False
+    assert len(promotions(_pass(codis2_cluster, tmp_path))) == 1 and codis2_cluster.master_of(1) != old
+
+
+def test_a_lock_that_lets_changes_through_between_refusals_is_never_removed(
+        codis2_cluster: Cluster, tmp_path: Path) -> None:
+    """Refusals with a change that went through in between are another client's calls, not a stale lock; and
+    stale_lock_after 0 never removes it."""
+    stray = codis2_cluster.slaves_of(1)[0]
+    codis2_cluster.dashboard_fault("lock_conflict", 100)
+    codis2_cluster.slaveof(stray, codis2_cluster.master_of(2))  # a stray slave to re-point: one change a pass
+    assert _pass(codis2_cluster, tmp_path)["actions"][0]["status"] == "failed"
+    codis2_cluster.clock.advance(200)
+    never = _pass(codis2_cluster, tmp_path, stale_lock_after=0)
+    assert [a["action"] for a in never["actions"]] == ["repoint"] and codis2_cluster.dashboard.faults.lock_conflict
+    codis2_cluster.clear_dashboard_faults()
+    assert _pass(codis2_cluster, tmp_path)["actions"][0]["status"] == "done"  # a change went through: clock stops
+    codis2_cluster.dashboard_fault("lock_conflict", 100)
+    codis2_cluster.slaveof(stray, codis2_cluster.master_of(2))
+    assert _pass(codis2_cluster, tmp_path)["actions"][0]["status"] == "failed"
+    codis2_cluster.clock.advance(60)
+    assert [a["action"] for a in _pass(codis2_cluster, tmp_path)["actions"]] == ["repoint"]  # 60 s, not 260

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ansible_collections.codis.ha.plugins.module_utils._state import load_state, save_state
+from ansible_collections.codis.ha.plugins.module_utils._state import load_state, next_history, save_state
 from ansible_collections.codis.ha.plugins.module_utils._topology import GroupHistory
 
 
@@ -48,3 +48,24 @@ def test_times_before_the_file_was_created_or_a_down_clock_before_the_last_sight
                created)
     history, warnings, _created = load_state(str(path), now=1002.0)
     assert (history[1].seen_alive_at, history[1].down_since, warnings) == (1000.5, 1001.0, [])
+
+
+def test_the_lock_clock_starts_at_the_first_refusal_runs_across_passes_and_stops_at_any_other_pass() -> None:
+    first = next_history({}, [], {}, [], {}, 100.0, lock_refused=[1])
+    assert first[1].lock_refused_since == 100.0
+    later = next_history(first, [], {}, [], {}, 160.0, lock_refused=[1, 2])
+    assert later[1].lock_refused_since == 100.0 and later[2].lock_refused_since == 160.0
+    after = next_history(later, [], {}, [], {}, 170.0, lock_refused=[2])
+    assert after[1].lock_refused_since is None and after[2].lock_refused_since == 160.0
+
+
+def test_a_lock_clock_in_the_future_is_dropped_from_the_state_file(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    save_state(str(path), {1: GroupHistory(lock_refused_since=150.0)}, created_at=100.0)
+    history, _warnings, _created = load_state(str(path), now=200.0)
+    assert history[1].lock_refused_since == 150.0
+    data = json.loads(path.read_text())
+    data["groups"]["1"]["lock_refused_since"] = 10 ** 12
+    path.write_text(json.dumps(data))
+    history, warnings, _created = load_state(str(path), now=200.0)
+    assert history[1].lock_refused_since is None and "lock_refused_since" in " ".join(warnings)
