@@ -147,6 +147,10 @@ def in_worker(servers: int, repeat: int) -> dict[str, Any]:
         rows = worker_passes(dict(PROBE, dashboard_url=sim.dashboard), repeat, repeat + 2)
     finally:
         sim.close()
+    return _medians(servers, rows)
+
+
+def _medians(servers: int, rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {"servers": servers, "passes": len(rows), "wall_s": statistics.median(r["wall"] for r in rows),
             "cpu_s": statistics.median(r["cpu"] for r in rows)}
 
@@ -165,10 +169,8 @@ def in_worker_real(servers: int, repeat: int) -> dict[str, Any]:
         before = _cpu_of(pids)
         rows = worker_passes(dict(PROBE, dashboard_url=cluster.dashboard_url), repeat, repeat + 2)
         servers_cpu = _cpu_of(pids) - before
-    return {"servers": servers, "real": True, "passes": len(rows),
-            "wall_s": statistics.median(r["wall"] for r in rows), "cpu_s": statistics.median(r["cpu"] for r in rows),
-            # every pass, the first (connecting) included: per pass, what all the servers spent answering
-            "servers_cpu_per_pass_s": servers_cpu / (len(rows) + 1)}
+    # every pass, the first (connecting) included: per pass, what all the servers spent answering
+    return dict(_medians(servers, rows), real=True, servers_cpu_per_pass_s=servers_cpu / (len(rows) + 1))
 
 
 def _cpu_of(pids: list[int]) -> float:

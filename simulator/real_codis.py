@@ -26,7 +26,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import redis
 
@@ -313,37 +313,31 @@ class Codis2Control:
         `zkhelper.CreateMutex` locks are not ephemeral): every later change is refused with `zkutil: obtaining lock
         timed out` (two hour-long soaks in session 13 lost their dashboard that way). Removing both is the operator's
         step the Codis 2 documentation gives (`codis-config action remove-lock`)."""
-        from kazoo.client import KazooClient
         from kazoo.exceptions import NoNodeError
-        zk = KazooClient("%s:%d" % (self.zookeeper.host, self.zookeeper.port))
-        zk.start(timeout=10)
-        try:
+        with self._zk() as zk:
             for node in ["/zk/codis/db_%s/dashboard" % self.product] + self._locks(zk):
                 with contextlib.suppress(NoNodeError):  # its session expired already
                     zk.delete(node)
-        finally:
-            zk.stop()
-            zk.close()
 
     def leave_a_lock(self) -> None:
         """The lock node a dashboard killed during a call leaves behind (persistent, sequential, its content as the
         dashboard writes it): every later change is refused until it is removed."""
-        from kazoo.client import KazooClient
-        zk = KazooClient("%s:%d" % (self.zookeeper.host, self.zookeeper.port))
-        zk.start(timeout=10)
-        try:
+        with self._zk() as zk:
             zk.create("/zk/codis/db_%s/LOCK/lock-" % self.product, b'{"desc": "promote server", "pid": 1}',
                       sequence=True, makepath=True)
-        finally:
-            zk.stop()
-            zk.close()
 
     def locks(self) -> list[str]:
+        with self._zk() as zk:
+            return self._locks(zk)
+
+    @contextlib.contextmanager
+    def _zk(self) -> Iterator[Any]:
+        """A client of the cluster's ZooKeeper for one errand, closed after it."""
         from kazoo.client import KazooClient
         zk = KazooClient("%s:%d" % (self.zookeeper.host, self.zookeeper.port))
         zk.start(timeout=10)
         try:
-            return self._locks(zk)
+            yield zk
         finally:
             zk.stop()
             zk.close()

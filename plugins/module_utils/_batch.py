@@ -183,11 +183,11 @@ class Batch:
                     continue
                 poller.unregister(fd)
                 del waiting[fd]
-                if not done or exchange.replies is None:
+                if not done:
                     drop(exchange.connection)
                     continue
                 exchange.sock.settimeout(self.timeout)  # blocking again, as redis-py left it
-                if not _may_hold_an_error(exchange.received) or not _has_error(exchange.replies):
+                if not _may_hold_an_error(exchange.received) or not _has_error(exchange.replies or []):
                     asked.answered[exchange.addr] = self._answered(exchange.addr, exchange.replies, self._clock())
                 keep(exchange.addr, exchange.connection)
 

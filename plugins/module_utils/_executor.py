@@ -80,6 +80,11 @@ class Outcome:
     def failed(self) -> list[ActionResult]:
         return [r for r in self.results if r.status == FAILED]
 
+    @property
+    def lock_refused(self) -> set[int]:
+        """The groups a change of which the dashboard's lock refused."""
+        return {r.action.group for r in self.results if r.lock_refused}
+
 
 class Executor:
     def __init__(self, dashboard: DashboardClient, prober: Prober, verify_timeout: float = 10.0,
@@ -96,7 +101,9 @@ class Executor:
         self._clock = clock
         self._sleep = sleep
 
-    def run(self, plan: Plan, topology: Topology, check_mode: bool) -> Outcome:
+    def run(self, plan: Plan, topology: Topology, check_mode: bool,
+            probes: Optional[dict[str, ProbeResult]] = None) -> Outcome:
+        """`probes`: what the pass saw of each server when it planned."""
         outcome = Outcome([], [])
         acting = [d for d in plan.decisions if d.actions]
         if check_mode:
@@ -106,19 +113,20 @@ class Executor:
         # A dead proxy makes every promote fail: it is removed first, before any group acts.
         first = [d for d in acting if any(a.action == REMOVE_PROXY for a in d.actions)]
         rest = [d for d in acting if d not in first]
-        parts = [self._run_group(d, topology) for d in first]
+        seen = probes or {}
+        parts = [self._run_group(d, topology, seen) for d in first]
         if self.parallel_groups > 1 and len(rest) > 1:
             with ThreadPoolExecutor(max_workers=min(self.parallel_groups, len(rest)),
                                     thread_name_prefix="codis-ha-group") as pool:
-                parts.extend(pool.map(lambda d: self._run_group(d, topology), rest))
+                parts.extend(pool.map(lambda d: self._run_group(d, topology, seen), rest))
         else:
-            parts.extend(self._run_group(d, topology) for d in rest)
+            parts.extend(self._run_group(d, topology, seen) for d in rest)
         for part in parts:  # in the plan's order, whatever order the groups finished in
             outcome.results.extend(part.results)
             outcome.skipped.extend(part.skipped)
         return outcome
 
-    def _run_group(self, decision: GroupDecision, topology: Topology) -> Outcome:
+    def _run_group(self, decision: GroupDecision, topology: Topology, seen: dict[str, ProbeResult]) -> Outcome:
         outcome = Outcome([], [])
         if self.deadline.expired:
             outcome.results.extend(ActionResult(a, FAILED, "not attempted: the pass deadline (%s s) was reached"
@@ -145,7 +153,7 @@ class Executor:
             elif action.action == SET_PING_PERIOD:
                 result = self._set_ping_period(action)
             else:
-                result = self._add_slave(action)
+                result = self._add_slave(action, seen.get(action.server))
             outcome.results.append(result)
             if result.status == FAILED and action.action in (PROMOTE, REMOVE_PROXY):
                 outcome.results.extend(ActionResult(a, FAILED, "not attempted: %s failed" % (
@@ -235,40 +243,48 @@ class Executor:
         return ActionResult(action, DONE, "%s pings its slaves every %d s" % (action.server, action.period))
 
     # ------------------------------------------------------------------ repoint / readd
-    def _add_slave(self, action: Action) -> ActionResult:
+    def _add_slave(self, action: Action, planned: Optional[ProbeResult]) -> ActionResult:
         if same_server(action.server, action.master):
             return ActionResult(action, FAILED, "refused: would demote the group's own master")
-        demoted = self._stop_a_second_master(action)
+        demoted = self._stop_a_second_master(action, planned)
+        result = self._recorded_as_slave(action)
+        if demoted:
+            result.detail = "%s; then %s" % (demoted, result.detail)
+        return result
+
+    def _recorded_as_slave(self, action: Action) -> ActionResult:
+        """addServer as a slave, and proof that the dashboard stores it so and that it follows the master."""
         applied = self._apply(action, lambda: self.dashboard.add_server(action.group, action.server, "slave"),
                               lambda: self.dashboard.group(action.group), "addServer", "the group")
         if isinstance(applied, ActionResult):
-            return _after(demoted, applied)
+            return applied
         group, answer = applied
         stored = group.snapshot().get(action.server)
         if stored != "slave":
-            return _after(demoted, ActionResult(action, FAILED, "%sthe dashboard stores %s as %s" % (
-                answer + "; " if answer else "", action.server, stored)))
+            return ActionResult(action, FAILED, "%sthe dashboard stores %s as %s" % (
+                answer + "; " if answer else "", action.server, stored))
         # Verified once it follows the master: waiting for its link to come up would hold the pass for a full sync
         # (Redis's default 5 s delay plus the transfer), and a soak saw a fault in that window go unseen until a
         # master restarted empty had wiped its slaves. The next pass sees the sync end.
         seen = self._wait_for(action.server, lambda p: p.replicates_from(action.master))
         if not seen.replicates_from(action.master):
-            return _after(demoted, ActionResult(action, FAILED, "%s%s reports %s, not a slave of %s" % (
-                answer + "; " if answer else "", action.server, _describe(seen), action.master)))
+            return ActionResult(action, FAILED, "%s%s reports %s, not a slave of %s" % (
+                answer + "; " if answer else "", action.server, _describe(seen), action.master))
         link = "link up" if seen.link_up else "link still down (sync in progress; later passes see it end)"
         detail = "%s replicates from %s, %s" % (action.server, action.master, link)
         if answer:
             detail = "the dashboard answered an error (%s) but stored the slave; %s" % (answer, detail)
-        return _after(demoted, ActionResult(action, DONE, detail))
+        return ActionResult(action, DONE, detail)
 
-    def _stop_a_second_master(self, action: Action) -> str:
+    def _stop_a_second_master(self, action: Action, planned: Optional[ProbeResult]) -> str:
         """A server to be made a slave that answers role master is a second writable master beside the group's (an
         old master back from a freeze or a partition): every write it takes is lost when it follows. It is made a
         slave of the group's master here, directly (SLAVEOF: what the dashboard's own call sends), before the
         dashboard is asked to record it, since the dashboard may refuse the call or hold it for a minute: the hour at
         the role's defaults on the real Codis 2 saw 5.1 s of two writable masters while its lock, held by a promote
-        waiting on a proxy, refused the re-add twice. Returns what was done, in a sentence, or ""."""
-        seen = self.prober.probe(action.server)
+        waiting on a proxy, refused the re-add twice. `planned`: what the pass's probe saw of the server (a probe of
+        its own only without it: a repoint must not cost a probe more). Returns what was done, in a sentence, or ""."""
+        seen = planned if planned is not None else self.prober.probe(action.server)
         if not (seen.alive and seen.role == "master"):
             return ""
         held = self._why_not_demote(action)
@@ -304,13 +320,6 @@ class Executor:
             if condition(seen) or self._clock() >= deadline:
                 return seen
             self._sleep(self.verify_interval)
-
-
-def _after(demoted: str, result: ActionResult) -> ActionResult:
-    """The result of the dashboard's call, after what was sent to Redis directly before it."""
-    if demoted:
-        result.detail = "%s; then %s" % (demoted, result.detail)
-    return result
 
 
 def _describe(seen: Optional[ProbeResult]) -> str:

@@ -294,7 +294,7 @@ class _Pass:
             proxies_before = self.client.proxy_states() if promoting else None
             outcome = Executor(self.client, self.prober, verify_timeout=self.options.verify_timeout,
                                deadline=self.deadline, parallel_groups=self.options.parallel_groups).run(
-                                   look.plan, look.topology, self.check_mode)
+                                   look.plan, look.topology, self.check_mode, look.probes)
             outcome.results.extend(self.remove_stale_lock(history, outcome, look.now))
             taken_offline = proxies_taken_offline(proxies_before, self.client.proxy_states()
                                                   if proxies_before else None)
@@ -312,7 +312,7 @@ class _Pass:
         any call holds it (a promote waiting on its proxies, 30 to 45 s on the real binaries): it is removed as
         `codis-config action remove-lock` does, and the next pass makes the change."""
         after = self.options.stale_lock_after
-        refused = sorted({r.action.group for r in outcome.results if r.lock_refused})
+        refused = sorted(outcome.lock_refused)
         since = [(gid, history[gid].lock_refused_since) for gid in refused if gid in history]
         aged = [(gid, t) for gid, t in since if t is not None and now - t >= after]
         if not after or not aged:
@@ -356,7 +356,7 @@ class _Pass:
         remembered = next_history(history, look.selected, look.probes, look.plan.decisions,
                                   {r.action.group: r.action.server for r in outcome.results
                                    if r.action.action == PROMOTE and r.status == DONE}, look.now,
-                                  {r.action.group for r in outcome.results if r.lock_refused})
+                                  outcome.lock_refused)
         problems = problems + _problems(look, outcome)
         return PassResult(result, "; ".join(problems) or None, warnings=_warnings(look, self.options),
                           history=remembered)

@@ -320,7 +320,7 @@ class Prober:
     def set_ping_period(self, addr: str, seconds: int) -> str:
         """CONFIG SET repl-ping-slave-period (the name Redis 3.2 and 7 both take) on one server: "" when it answered
         OK, else what went wrong, in a sentence. Never raises."""
-        return self._command(addr, "CONFIG", "SET", "repl-ping-slave-period", str(int(seconds)))
+        return self._command(addr, "CONFIG SET", "CONFIG", "SET", "repl-ping-slave-period", str(int(seconds)))
 
     def replicate_from(self, addr: str, master: str) -> str:
         """SLAVEOF `master` sent to `addr` (the command the dashboards' own addServer and sync action send): "" when
@@ -329,11 +329,10 @@ class Prober:
             host, port = parse_addr(master)
         except ValueError as exc:
             return "the master %r is not a host:port address (%s)" % (master, exc)
-        return self._command(addr, "SLAVEOF", host, str(port))
+        return self._command(addr, "SLAVEOF", "SLAVEOF", host, str(port))
 
-    def _command(self, addr: str, *command: str) -> str:
-        """One command on a connection of its own, expecting OK: "" or what went wrong."""
-        name = " ".join(command[:2]) if command[0] == "CONFIG" else command[0]
+    def _command(self, addr: str, name: str, *command: str) -> str:
+        """One command (`name` in messages) on a connection of its own, expecting OK: "" or what went wrong."""
         try:
             host, port = parse_addr(addr)
         except ValueError as exc:
@@ -345,7 +344,7 @@ class Prober:
             if isinstance(reply, Exception):
                 return "%s answered %s" % (name, _text(reply))
             # SLAVEOF to the master it already follows answers "OK Already connected to specified master".
-            if reply is True or (isinstance(reply, (str, bytes)) and _str(reply).startswith("OK")):
+            if reply is True or (isinstance(reply, str) and reply.startswith("OK")):
                 return ""
             return "%s answered %s" % (name, _kind(reply))
         except (RedisError, OSError) as exc:
@@ -520,10 +519,6 @@ def _replid(value: Any) -> Optional[str]:
     return value if isinstance(value, str) and value and value.strip("0") else None
 
 
-def _str(value: Any) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-
-
 def _kind(value: Any) -> str:
     text = repr(value)
     return "%s %s" % (type(value).__name__, text if len(text) <= 60 else text[:60] + "...")
@@ -610,18 +605,21 @@ def server_identity(addr: str) -> str:
         host, port = parse_addr(addr)
     except ValueError:
         return addr
-    if _ipv4_literal(host):  # resolves to itself: 2,000 lookups were a tenth of a large pass's CPU
-        return canonical_addr(format_addr(host, port)) or format_addr(host, port)
+    resolved = [host] if _ipv4_literal(host) else _resolved(host, port)
+    return (canonical_addr(format_addr(resolved[0], port)) if resolved else None) or format_addr(host, port)
+
+
+def _resolved(host: str, port: int) -> list[str]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        resolved = sorted({str(info[4][0]).split("%", maxsplit=1)[0] for info in infos})
+        return sorted({str(info[4][0]).split("%", maxsplit=1)[0] for info in infos})
     except (OSError, UnicodeError, ValueError):
-        resolved = []
-    return (canonical_addr(format_addr(resolved[0], port)) if resolved else None) or format_addr(host, port)
+        return []
 
 
 @functools.lru_cache(maxsize=16384)
 def _ipv4_literal(host: str) -> bool:
+    """Resolves to itself: 2,000 lookups of such addresses were a tenth of a large pass's CPU."""
     try:
         return str(ipaddress.IPv4Address(host)) == host
     except ValueError:

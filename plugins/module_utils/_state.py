@@ -233,5 +233,8 @@ def _lock_clocks(history: dict[int, GroupHistory], refused: set[int], now: float
     pass that changed it, or needed no change, says nothing of a lock held since."""
     for gid in refused - set(history):
         history[gid] = GroupHistory()
-    return {gid: replace(h, lock_refused_since=(h.lock_refused_since if h.lock_refused_since is not None else now)
-                         if gid in refused else None) for gid, h in history.items()}
+    for gid, h in history.items():
+        since = (now if h.lock_refused_since is None else h.lock_refused_since) if gid in refused else None
+        if since != h.lock_refused_since:  # a copy only where it changes: a thousand groups a pass
+            history[gid] = replace(h, lock_refused_since=since)
+    return history
