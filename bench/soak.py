@@ -376,6 +376,7 @@ class Soak:
         self.restarted: dict[str, list[float]] = defaultdict(list)
         self.master_since: dict[str, float] = {}
         self.listed: dict[int, list[tuple[float, str]]] = {}  # per group: (since, the dashboard's master)
+        self.routes: dict[int, list[tuple[float, str]]] = defaultdict(list)  # real Codis 2: (since, the proxy's)
         self.members: dict[int, list[str]] = {}
         self.sentinels: list[subprocess.Popen[bytes]] = []
         self.view: dict[int, Optional[str]] = {}  # Sentinel's master of each group, refreshed every 50 ms
@@ -415,6 +416,20 @@ class Soak:
                     self.view[gid] = listed[0] if len(listed) == 1 else None
             self.stop.wait(0.05)
 
+    def _follow_proxy_routes(self) -> None:
+        """Real Codis 2: when the proxy began routing each group to a new master (its confirmation in ZooKeeper),
+        read every second: the dashboard lists a promoted master before its proxies route to it."""
+        control, after = self.dashboard.control, -1
+        while not self.stop.is_set():
+            try:
+                with control.zk_session() as zk:
+                    while not self.stop.wait(1.0):
+                        after, switches = control.proxy_switches(zk, after)
+                        for unix, gid, master in switches:
+                            self.routes[gid].append((unix - self.wall0, master))
+            except Exception:  # noqa: BLE001 - ZooKeeper away a moment: a new session, reading on from `after`
+                self.stop.wait(1.0)
+
     def start_cluster(self) -> None:
         self.start_dashboard()
         host = FIRST_REDIS
@@ -439,6 +454,7 @@ class Soak:
         if self.real:
             self.dashboard.start_proxy(len(self.groups))
             threading.Thread(target=self.dashboard.supervise_proxy, args=(self.stop, self.now), daemon=True).start()
+            threading.Thread(target=self._follow_proxy_routes, daemon=True).start()
 
     def _linked(self, slave: RedisHost, master: RedisHost) -> bool:
         with contextlib.suppress(Exception), contextlib.closing(slave.client(0.5)) as c:
@@ -780,11 +796,32 @@ class Soak:
         return bool(restarts) and not any(restarts[-1] <= since <= at for history in self.listed.values()
                                           for since, listed in history if listed != addr)
 
-    def _sample(self, keys: dict[int, set[str]]) -> list[dict[str, Any]]:
-        """The first 20 of those writes, each with when and by whom it was acknowledged."""
-        rows = ({"key": k, "acked_at": round(self.acked[g][k][0], 2), "by": self.acked[g][k][1]}
-                for g in self.groups for k in keys[g])
+    def _sample(self, keys: dict[int, set[str]],
+                routed: Optional[dict[int, dict[str, tuple[float, str]]]] = None) -> list[dict[str, Any]]:
+        """The first 20 of those writes, each with when and by whom it was acknowledged (`routed`: the proxy's
+        route where known)."""
+        rows = ({"key": k, "acked_at": round(self.acked[g][k][0], 2),
+                 "by": (routed[g] if routed else self.acked[g])[k][1]} for g in self.groups for k in keys[g])
         return sorted(rows, key=lambda r: r["acked_at"])[:20]
+
+    def _routed_to(self, gid: int, at: float, addr: str) -> str:
+        """The server the real proxy sent a write to. The writer names the master the dashboard listed when it began
+        the write, but Codis 2 lists a promoted master before its proxy routes to it (the promote writes the master's
+        node, then waits for the proxies to confirm): a write acknowledged before that confirmation went to the
+        master before (seed 17 of session 13: 5 writes taken by a master restarted from an old snapshot, 0.06 to
+        0.18 s after the dashboard listed its slave). Unchanged when no confirmation of this listing is on record,
+        or a proxy exited in between (a restarted proxy routes by the dashboard's nodes at once)."""
+        if not self.real:
+            return addr
+        history = self.listed.get(gid, [])
+        index = max((i for i, (since, a) in enumerate(history) if a == addr and since <= at + 0.2), default=None)
+        if not index:  # not on record, or the group's first master
+            return addr
+        since, before = history[index][0], history[index - 1][1]
+        confirmed = [t for t, a in self.routes.get(gid, []) if a == addr and since - 1.0 <= t <= since + 60.0]
+        if not confirmed or confirmed[0] <= at or any(since - 1.0 <= t <= at for t in self.dashboard.proxy_exits):
+            return addr
+        return before
 
     def _stale_route(self, gid: int, at: float, addr: str) -> bool:
         """Acknowledged by a server that was not the group's listed master at that moment."""
@@ -842,7 +879,9 @@ class Soak:
         # Writes acknowledged by a server the record no longer lists as the group's master: a restarted or thawed
         # old master within one sample of the promote (the record is stamped when a sample starts, up to a tenth
         # of a second before it reads the dashboard). Counted apart, never as lost beyond and never hidden.
-        stale = {gid: {k for k in lost[gid] - to_empty[gid] if self._stale_route(gid, *self.acked[gid][k])}
+        routed = {gid: {k: (self.acked[gid][k][0], self._routed_to(gid, *self.acked[gid][k])) for k in lost[gid]}
+                  for gid in self.groups}
+        stale = {gid: {k for k in lost[gid] - to_empty[gid] if self._stale_route(gid, *routed[gid][k])}
                  for gid in self.groups}
         beyond = {gid: lost[gid] - unavoidable[gid] - to_empty[gid] - stale[gid] for gid in self.groups}
         # Each sample is charged to the fault in progress in its group, or the one that most recently ended
@@ -908,7 +947,10 @@ class Soak:
             "unavoidable_lost": sum(len(lost[g] & unavoidable[g]) for g in self.groups),
             "lost_to_empty_restart": sum(len(v) for v in to_empty.values()),
             "lost_by_stale_route": sum(len(v) for v in stale.values()),
-            "stale_route_sample": self._sample(stale),
+            # of them: sent by the real proxy to the master before, the dashboard already listing the new one
+            "lost_before_proxy_switch": sum(1 for g in self.groups for k in stale[g]
+                                            if routed[g][k][1] != self.acked[g][k][1]),
+            "stale_route_sample": self._sample(stale, routed),
             "lost_beyond_unavoidable": sum(len(v) for v in beyond.values()),
             "unavailable_s": round(no_master, 1), "two_masters_s": round(two, 1),
             "two_masters_after_pass_s": round(two_after_pass, 1) if self.contender == "codis.ha" else None,
@@ -917,6 +959,7 @@ class Soak:
             "lost_beyond_sample": self._sample(beyond),
             "restarts": {a: [round(r, 2) for r in rs] for a, rs in self.restarted.items()},
             "listed": {g: [(round(t, 2), a) for t, a in v] for g, v in self.listed.items()},
+            "proxy_routes": {g: [(round(t, 3), a) for t, a in v] for g, v in self.routes.items()},
             "faults": [{"kind": f.kind, "group": f.group, "at": round(f.started, 1),
                         "for": round((f.ended or f.started) - f.started, 1), "note": f.note,
                         "unavoidable": len(f.unavoidable), "lost_beyond": f.lost,

@@ -22,6 +22,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -314,7 +315,7 @@ class Codis2Control:
         timed out` (two hour-long soaks in session 13 lost their dashboard that way). Removing both is the operator's
         step the Codis 2 documentation gives (`codis-config action remove-lock`)."""
         from kazoo.exceptions import NoNodeError
-        with self._zk() as zk:
+        with self.zk_session() as zk:
             for node in ["/zk/codis/db_%s/dashboard" % self.product] + self._locks(zk):
                 with contextlib.suppress(NoNodeError):  # its session expired already
                     zk.delete(node)
@@ -322,16 +323,48 @@ class Codis2Control:
     def leave_a_lock(self) -> None:
         """The lock node a dashboard killed during a call leaves behind (persistent, sequential, its content as the
         dashboard writes it): every later change is refused until it is removed."""
-        with self._zk() as zk:
+        with self.zk_session() as zk:
             zk.create("/zk/codis/db_%s/LOCK/lock-" % self.product, b'{"desc": "promote server", "pid": 1}',
                       sequence=True, makepath=True)
 
     def locks(self) -> list[str]:
-        with self._zk() as zk:
+        with self.zk_session() as zk:
             return self._locks(zk)
 
+    def proxy_switches(self, zk: Any, after: int) -> tuple[int, list[tuple[float, int, str]]]:
+        """The group changes a proxy has confirmed among the actions numbered above `after`, oldest first: (when the
+        first proxy confirmed it in Unix time, group, the master it lists), and the number to read on from. A proxy confirms once it
+        routes the group's slots to the new master (`Server.responseAction` after `fillSlot`), and that is later
+        than the dashboard lists it: `ServerGroup.Promote` writes the master's node first and then waits on the
+        proxies. `zk`: a client from `zk_session`."""
+        from kazoo.exceptions import NoNodeError
+        root = "/zk/codis/db_%s/ActionResponse" % self.product
+        found: list[tuple[float, int, str]] = []
+        try:
+            numbers = sorted(int(name) for name in zk.get_children(root) if name.isdigit() and int(name) > after)
+        except NoNodeError:
+            return after, []
+        for number in numbers:
+            node = "%s/%010d" % (root, number)
+            try:
+                data, made = zk.get(node)
+                action = json.loads(data or b"{}")
+                confirmed = [zk.exists("%s/%s" % (node, proxy)) for proxy in zk.get_children(node)]
+            except (NoNodeError, ValueError):
+                after = number
+                continue
+            confirmed = [stat for stat in confirmed if stat is not None]
+            target = action.get("target") or {}
+            masters = [s.get("addr") for s in target.get("servers") or [] if s.get("type") == "master"]
+            if not confirmed and time.time() - made.ctime / 1000.0 < 60:  # not yet: read again next time
+                break
+            after = number
+            if confirmed and action.get("type") == "group_changed" and len(masters) == 1:
+                found.append((min(stat.ctime for stat in confirmed) / 1000.0, int(target["id"]), masters[0]))
+        return after, found
+
     @contextlib.contextmanager
-    def _zk(self) -> Iterator[Any]:
+    def zk_session(self) -> Iterator[Any]:
         """A client of the cluster's ZooKeeper for one errand, closed after it."""
         from kazoo.client import KazooClient
         zk = KazooClient("%s:%d" % (self.zookeeper.host, self.zookeeper.port))

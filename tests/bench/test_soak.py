@@ -29,3 +29,25 @@ def test_a_short_soak_loses_no_acknowledged_write_it_could_keep_and_fails_over_n
     assert data["false_failovers"] == [], summary
     assert data["healthy_at_end"] is True, summary
     assert (tmp_path / "soak.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_write_the_real_proxy_acknowledged_before_it_switched_is_charged_to_the_master_before() -> None:
+    """The real Codis 2 dashboard lists a promoted master before its proxy routes to it (the promote writes the
+    master's node, then waits for the proxies' confirmation): a write the writer began once the dashboard listed
+    the new master, and acknowledged before the proxy confirmed, was taken by the old one. Nothing else moves."""
+    from bench.soak import Soak
+
+    soak = Soak.__new__(Soak)
+    soak.real = True
+    soak.listed = {1: [(0.0, "a:6379"), (10.0, "b:6379"), (50.0, "a:6379")]}
+    soak.routes = {1: [(10.3, "b:6379")]}  # no confirmation on record for the listing at 50.0
+    soak.dashboard = type("Side", (), {"proxy_exits": []})()
+    assert soak._routed_to(1, 10.1, "b:6379") == "a:6379"  # before the proxy's confirmation
+    assert soak._routed_to(1, 10.4, "b:6379") == "b:6379"  # after it
+    assert soak._routed_to(1, 5.0, "a:6379") == "a:6379"  # the group's first master
+    assert soak._routed_to(1, 50.2, "a:6379") == "a:6379"  # unconfirmed: never guessed
+    soak.dashboard.proxy_exits = [10.05]  # a proxy started again routes by the dashboard's nodes at once
+    assert soak._routed_to(1, 10.1, "b:6379") == "b:6379"
+    soak.real = False
+    soak.dashboard.proxy_exits = []
+    assert soak._routed_to(1, 10.1, "b:6379") == "b:6379"
