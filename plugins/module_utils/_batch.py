@@ -55,21 +55,24 @@ def resp_value(buf: bytes, pos: int) -> Optional[tuple[Any, int]]:
     end = buf.find(b"\r\n", pos)
     if end < 0:
         return None
-    kind, line = buf[pos:pos + 1], buf[pos + 1:end]
+    kind = buf[pos]  # a byte's number: compared without a slice of its own (2,000 servers, 15 values each)
     try:
-        if kind == b"+":
-            return line.decode(), end + 2
-        if kind == b"-":
-            return ErrorReply(line.decode()), end + 2
-        if kind == b":":
-            return int(line), end + 2
-        if kind == b"$":
-            return _bulk(buf, end, int(line))
-        if kind == b"*":
-            return _array(buf, end, int(line))
+        if kind == _BULK:
+            return _bulk(buf, end, int(buf[pos + 1:end]))
+        if kind == _ARRAY:
+            return _array(buf, end, int(buf[pos + 1:end]))
+        if kind == _SIMPLE:
+            return buf[pos + 1:end].decode(), end + 2
+        if kind == _ERROR:
+            return ErrorReply(buf[pos + 1:end].decode()), end + 2
+        if kind == _INTEGER:
+            return int(buf[pos + 1:end]), end + 2
     except ValueError as exc:  # not a number, not UTF-8 (UnicodeDecodeError is a ValueError)
         raise Unexpected(str(exc)) from None
-    raise Unexpected("a reply of type %r" % kind)
+    raise Unexpected("a reply of type %r" % buf[pos:pos + 1])
+
+
+_BULK, _ARRAY, _SIMPLE, _ERROR, _INTEGER = b"$*+-:"
 
 
 def _bulk(buf: bytes, end: int, size: int) -> Optional[tuple[Any, int]]:
@@ -87,7 +90,14 @@ def _array(buf: bytes, end: int, count: int) -> Optional[tuple[Any, int]]:
         return None, end + 2
     items, at = [], end + 2
     for _index in range(count):
-        got = resp_value(buf, at)
+        # A bulk string read here, the commonest item (ROLE's, CONFIG GET's), without a call through resp_value.
+        if buf[at:at + 1] == b"$" and (line := buf.find(b"\r\n", at)) > 0:
+            try:
+                got = _bulk(buf, line, int(buf[at + 1:line]))
+            except ValueError as exc:
+                raise Unexpected(str(exc)) from None
+        else:
+            got = resp_value(buf, at)
         if got is None:
             return None
         items.append(got[0])
@@ -100,7 +110,7 @@ class _Exchange:
     addr: str
     connection: Any
     sock: socket.socket
-    received: bytearray = field(default_factory=bytearray)
+    received: bytes = b""
     replies: Optional[list[Any]] = None
 
 
@@ -201,10 +211,11 @@ class Batch:
             return False
         if not data:
             return False
-        exchange.received += data
-        if not exchange.received.endswith(b"\r\n"):
+        # Almost always one read holds the whole exchange: read from it without a copy.
+        buf = exchange.received = exchange.received + data if exchange.received else data
+        if not buf.endswith(b"\r\n"):
             return None
-        buf, replies, at = bytes(exchange.received), [], 0
+        replies, at = [], 0
         try:
             while len(replies) < self.replies:
                 got = resp_value(buf, at)
@@ -218,7 +229,7 @@ class Batch:
         return at == len(buf)
 
 
-def _may_hold_an_error(received: bytearray) -> bool:
+def _may_hold_an_error(received: bytes) -> bool:
     """An error reply begins a line: without a line that begins with "-" there is none (a quick look; a bulk
     string's text may also begin a line with "-", and `_has_error` then looks properly)."""
     return received.startswith(b"-") or b"\r\n-" in received

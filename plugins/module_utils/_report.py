@@ -137,13 +137,11 @@ def _role_text(seen: ProbeResult) -> str:
 
 
 def _server_report(addr: str, server_type: str, seen: Optional[ProbeResult]) -> dict[str, Any]:
-    out: dict[str, Any] = {"addr": addr, "type": server_type}
     if seen is None:
-        out.update(alive=None, status="not probed")
-        return out
-    out.update(alive=seen.alive, status=str(seen.status), role=seen.role, offset=seen.offset,
-               master=seen.master_addr, link_up=seen.link_up, priority=seen.priority, error=seen.error)
-    return out
+        return {"addr": addr, "type": server_type, "alive": None, "status": "not probed"}
+    return {"addr": addr, "type": server_type, "alive": seen.alive, "status": str(seen.status), "role": seen.role,
+            "offset": seen.offset, "master": seen.master_addr, "link_up": seen.link_up, "priority": seen.priority,
+            "error": seen.error}
 
 
 def _sentence(groups: list[dict[str, Any]], outcome: Outcome) -> str:
