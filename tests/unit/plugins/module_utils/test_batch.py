@@ -55,6 +55,11 @@ def test_an_error_reply_is_read_as_one_for_the_threaded_probe() -> None:
     b":12a\r\n",
     b"$2\r\nabcd\r\n",  # a bulk string longer than it said
     b"hello\r\n",
+    # The same inside an array, where bulk strings are read without a call through resp_value
+    b"*1\r\n$2\r\n\xff\xfe\r\n",
+    b"*2\r\n$1\r\na\r\n$x\r\nab\r\n",
+    b"*1\r\n$2\r\nabcd\r\n",
+    b"*1\r\n%1\r\n+a\r\n+b\r\n",
 ])
 def test_what_the_reader_does_not_take_is_refused(buf: bytes) -> None:
     with pytest.raises(Unexpected):
