@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import ipaddress
+import re
 import socket
 import threading
 import time
@@ -437,11 +438,17 @@ def _answered(addr: str, attempt: int, replies: list[Any], answered_at: Optional
 
 def _merged_info(sections: list[Any]) -> Any:
     """The INFO sections' texts as one; else the first reply that is not a text (an error, a wrong type), which
-    speaks for them all."""
+    speaks for them all. Of persistence only its `loading` line: the rest (31 lines on Redis 7, the most of the
+    three) is never read."""
     for reply in sections:
         if not isinstance(reply, str):  # None included: a null reply speaks too
             return reply
-    return "\r\n".join(sections)
+    replication, persistence, keyspace = sections
+    loading = _LOADING_LINE.search(persistence)
+    return "\r\n".join((replication, loading.group(0) if loading else "", keyspace))
+
+
+_LOADING_LINE = re.compile(r"^loading:[^\r\n]*", re.M)
 
 
 def _disconnect(connection: Any) -> None:

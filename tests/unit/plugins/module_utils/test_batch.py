@@ -68,3 +68,20 @@ def test_what_the_reader_does_not_take_is_refused(buf: bytes) -> None:
 
 def test_pack_writes_bulk_strings_by_their_encoded_length() -> None:
     assert pack(("SET", "k", "é")) == b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\n\xc3\xa9\r\n"
+
+
+@pytest.mark.parametrize("persistence, loading", [
+    ("# Persistence\r\nloading:1\r\nasync_loading:0\r\nrdb_changes_since_last_save:0\r\n", True),
+    ("# Persistence\r\nasync_loading:1\r\nloading:0\r\n", False),
+    ("# Persistence\r\nasync_loading:1\r\n", False),
+])
+def test_of_persistence_only_loading_is_read_and_the_other_sections_whole(persistence: str, loading: bool) -> None:
+    from ansible_collections.codis.ha.plugins.module_utils._probe import _answered
+
+    replication = "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_replid:%s\r\nmaster_repl_offset:42\r\n" % (
+        "a" * 40)
+    keyspace = "# Keyspace\r\ndb0:keys=3,expires=0,avg_ttl=0\r\ndb1:keys=4,expires=0,avg_ttl=0\r\n"
+    seen = _answered("127.0.0.1:6379", 1, [replication, persistence, keyspace, ["master", 42, []],
+                                           ["repl-ping-replica-period", "10", "repl-diskless-sync-delay", "5"]], 1.5)
+    assert (seen.alive, seen.role, seen.offset, seen.keys, seen.loading) == (True, "master", 42, 7, loading)
+    assert (seen.ping_period, seen.sync_delay, seen.answered_at) == (10, 5, 1.5)
