@@ -828,6 +828,18 @@ class Soak:
         listed = [a for since, a in self.listed.get(gid, []) if since <= at]
         return bool(listed) and listed[-1] != addr
 
+    def _blind(self, t: float, gid: int) -> str:
+        """What the watcher could not see at `t`, as a fault made it so: the dashboard (down), the group's master
+        (cut off from the watcher), or "other" (nothing: it saw all a pass needs). The next pass after a fault ends
+        is given 2 s."""
+        for f in self.faults:
+            if f.started <= t <= (f.ended if f.ended is not None else float("inf")) + 2.0:
+                if f.kind == "dashboard_down":
+                    return "dashboard_down"
+                if f.kind in ("cut_busy", "cut_idle") and f.group == gid:
+                    return "watcher_cut_from_master"
+        return "other"
+
     def after_a_pass(self) -> Any:
         """A test of one sample: has a whole pass run since this other master began answering beside the listed one
         (a thawed or restarted old master: no tool can demote it before it answers, and a pass that began before
@@ -891,6 +903,7 @@ class Soak:
             per_group_faults[f.group].append(f)
         step = 0.1
         no_master = two = two_after_pass = 0.0
+        blind_after_pass: dict[str, float] = defaultdict(float)
         after_a_pass = self.after_a_pass()
         for t, gid, writable, others in self.samples:
             owner = next((f for f in reversed(per_group_faults[gid]) if f.started <= t), None)
@@ -904,6 +917,7 @@ class Soak:
                     owner.two_masters += step
                 if any(after_a_pass(t, gid, other) for other in others):
                     two_after_pass += step
+                    blind_after_pass[self._blind(t, gid)] += step
                     if owner is not None:
                         owner.two_masters_after_pass += step
         false = []
@@ -954,6 +968,9 @@ class Soak:
             "lost_beyond_unavoidable": sum(len(v) for v in beyond.values()),
             "unavailable_s": round(no_master, 1), "two_masters_s": round(two, 1),
             "two_masters_after_pass_s": round(two_after_pass, 1) if self.contender == "codis.ha" else None,
+            # Of it: while no pass could read the dashboard, while the watcher could not see the group's master
+            # (each with 2 s after the fault for the next pass), and the rest.
+            "two_masters_after_pass_by_cause": {k: round(v, 1) for k, v in sorted(blind_after_pass.items())},
             "passes": len(self.passes),
             "false_failovers": false, "healthy_at_end": healthy,
             "lost_beyond_sample": self._sample(beyond),

@@ -51,3 +51,14 @@ def test_a_write_the_real_proxy_acknowledged_before_it_switched_is_charged_to_th
     soak.real = False
     soak.dashboard.proxy_exits = []
     assert soak._routed_to(1, 10.1, "b:6379") == "b:6379"
+
+
+def test_two_masters_after_a_pass_are_told_apart_by_what_the_watcher_could_not_see() -> None:
+    from bench.soak import Fault, Soak
+
+    soak = Soak.__new__(Soak)
+    soak.faults = [Fault("dashboard_down", 2, 10.0, 20.0), Fault("cut_idle", 1, 30.0, 45.0),
+                   Fault("freeze", 1, 50.0, 60.0)]
+    assert soak._blind(15.0, 1) == soak._blind(21.5, 3) == "dashboard_down"  # every group, 2 s after it too
+    assert soak._blind(40.0, 1) == "watcher_cut_from_master"
+    assert soak._blind(40.0, 2) == soak._blind(22.5, 1) == soak._blind(55.0, 1) == "other"
