@@ -58,7 +58,7 @@ def resp_value(buf: bytes, pos: int) -> Optional[tuple[Any, int]]:
     kind = buf[pos]  # a byte's number: compared without a slice of its own (2,000 servers, 15 values each)
     try:
         if kind == _BULK:
-            return _bulk(buf, end, int(buf[pos + 1:end]))
+            return _bulk(buf, pos, end)
         if kind == _ARRAY:
             return _array(buf, end, int(buf[pos + 1:end]))
         if kind == _SIMPLE:
@@ -75,14 +75,19 @@ def resp_value(buf: bytes, pos: int) -> Optional[tuple[Any, int]]:
 _BULK, _ARRAY, _SIMPLE, _ERROR, _INTEGER = b"$*+-:"
 
 
-def _bulk(buf: bytes, end: int, size: int) -> Optional[tuple[Any, int]]:
-    if size < 0:
-        return None, end + 2
-    if len(buf) < end + 4 + size:
-        return None
-    if buf[end + 2 + size:end + 4 + size] != b"\r\n":
-        raise Unexpected("a bulk string not ended by CRLF")
-    return buf[end + 2:end + 2 + size].decode(), end + 4 + size
+def _bulk(buf: bytes, pos: int, end: int) -> Optional[tuple[Any, int]]:
+    """The bulk string whose header runs from `pos` to the CRLF at `end`."""
+    try:
+        size = int(buf[pos + 1:end])
+        if size < 0:
+            return None, end + 2
+        if len(buf) < end + 4 + size:
+            return None
+        if buf[end + 2 + size:end + 4 + size] != b"\r\n":
+            raise Unexpected("a bulk string not ended by CRLF")
+        return buf[end + 2:end + 2 + size].decode(), end + 4 + size
+    except ValueError as exc:  # not a number, not UTF-8
+        raise Unexpected(str(exc)) from None
 
 
 def _array(buf: bytes, end: int, count: int) -> Optional[tuple[Any, int]]:
@@ -92,10 +97,7 @@ def _array(buf: bytes, end: int, count: int) -> Optional[tuple[Any, int]]:
     for _index in range(count):
         # A bulk string read here, the commonest item (ROLE's, CONFIG GET's), without a call through resp_value.
         if buf[at:at + 1] == b"$" and (line := buf.find(b"\r\n", at)) > 0:
-            try:
-                got = _bulk(buf, line, int(buf[at + 1:line]))
-            except ValueError as exc:
-                raise Unexpected(str(exc)) from None
+            got = _bulk(buf, at, line)
         else:
             got = resp_value(buf, at)
         if got is None:
